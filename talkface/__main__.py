@@ -1,0 +1,5 @@
+import sys
+
+from talkface.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line groups; each module's `register(subparsers)` adds its subcommands."""

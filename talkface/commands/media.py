@@ -1,0 +1,4 @@
+"""(placeholder replaced by the media work)"""
+
+def register(subparsers):
+    pass

@@ -1,0 +1,1 @@
+"""The 3D morphable face: coefficient layout, model, camera, lighting, synthetic model."""
