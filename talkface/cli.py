@@ -18,6 +18,7 @@ from talkface.errors import TalkfaceError
 # Only groups whose commands work are listed here.
 COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.media",
+    "talkface.commands.audio",
 )
 
 
