@@ -19,6 +19,7 @@ from talkface.errors import TalkfaceError
 COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.media",
     "talkface.commands.audio",
+    "talkface.commands.bfm",
 )
 
 
