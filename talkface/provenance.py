@@ -17,7 +17,7 @@ def provenance(**fields: Any) -> dict[str, Any]:
 
     return {
         "talkface": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is not loadable with weights_only=True
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

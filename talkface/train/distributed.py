@@ -1,0 +1,101 @@
+"""One process or many under `torchrun`: which device, which rank, and the few collectives we need."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from talkface.errors import TalkfaceError
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in the job."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str = "auto") -> DistEnv:
+    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK and join the process group (gloo on CPU, nccl on CUDA).
+
+    A process group that already exists is reused; one created here is destroyed at exit.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    resolved = resolve_device(device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if resolved.type == "cuda":
+            torch.cuda.set_device(resolved)
+        dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
+        atexit.register(_destroy)
+    return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=resolved)
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' -> the device this process trains on."""
+    if device == "cpu":
+        return torch.device("cpu")
+    if device not in ("auto", "cuda"):
+        raise TalkfaceError(f"unknown device {device!r} (valid: auto, cpu, cuda)")
+    if not torch.cuda.is_available():
+        if device == "cuda":
+            raise TalkfaceError("device 'cuda' was requested but no CUDA device is available")
+        return torch.device("cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise TalkfaceError(
+            f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+            "start at most one process per GPU"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def wrap_trainable(model: nn.Module, env: DistEnv) -> nn.Module:
+    """DistributedDataParallel around a model with trainable parameters when running distributed."""
+    if not env.distributed or not any(p.requires_grad for p in model.parameters()):
+        return model
+    device_ids = [env.device.index] if env.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def all_reduce_(tensor: torch.Tensor, env: DistEnv, op: str = "sum") -> torch.Tensor:
+    """In-place all-reduce ('sum' or 'max'); a no-op in a single process."""
+    if env.distributed:
+        dist.all_reduce(tensor, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
+    return tensor
+
+
+def gather_objects(value: Any, env: DistEnv) -> list[Any]:
+    """Every rank's `value`, in rank order (picklable in-memory values only)."""
+    if not env.distributed:
+        return [value]
+    gathered: list[Any] = [None] * env.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
