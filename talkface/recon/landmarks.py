@@ -1,0 +1,233 @@
+"""68 facial landmarks per frame: detector backends and the clean-up every track goes through.
+
+A backend returns a raw track, float32 [T, 68, 2] in pixel coordinates of the frame (x right,
+y down, pixel (i, j) centred at (j + 0.5, i + 0.5)), with a whole frame set to NaN where it found
+no face. `clean_track` then fills short gaps and smooths, or fails naming the frames it cannot
+fill. `detect_landmarks` does both.
+
+Backends:
+  fan   face-alignment 1.5.0 (S3FD detector + 2DFAN-4), weights from local files only
+  file  a .npy [T, 68, 2] written by another tool (NaN frames allowed, as above)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from talkface.errors import MissingWeightsError, TalkfaceError
+
+N_LANDMARKS = 68
+
+# face-alignment 1.5.0 (face_alignment/detection/sfd/sfd_detector.py and api.py `models_urls`,
+# read from the 1.5.0 wheel): the detector file is passed by path, the landmark net is looked up
+# by file name in the torch hub cache, $TORCH_HOME/hub/checkpoints/.
+FAN_VERSION = "1.5.0"
+FAN_URL_BASE = "https://www.adrianbulat.com/downloads/python-fan/"
+S3FD_FILE = "s3fd-619a316812.pth"
+FAN2D_FILE = "2DFAN4-11f355bf06.pth.tar"
+
+
+class LandmarkBackend(Protocol):
+    def detect(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB uint8 frames [H, W, 3] -> raw track float32 [T, 68, 2], NaN frames where no face."""
+
+
+def fan_weight_paths(checkpoints_dir: str | Path) -> tuple[Path, Path]:
+    """(detector file, TORCH_HOME) for the fan backend; MissingWeightsError if a file is absent."""
+    home = Path(checkpoints_dir) / "face_alignment"
+    detector = home / S3FD_FILE
+    landmark_net = home / "hub" / "checkpoints" / FAN2D_FILE
+    for path, what in ((detector, "S3FD face detector"), (landmark_net, "2DFAN-4 landmark")):
+        if not path.is_file():
+            raise MissingWeightsError(
+                path, what, f"download {FAN_URL_BASE}{path.name} on a machine with internet and place it here"
+            )
+    return detector, home
+
+
+@contextlib.contextmanager
+def _torch_home(path: Path) -> Iterator[None]:
+    """Point the torch hub cache at `path` while face-alignment looks its weights up there."""
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = previous
+
+
+def _import_face_alignment():
+    hint = f"pip install face-alignment=={FAN_VERSION}"
+    try:
+        module = importlib.import_module("face_alignment")
+    except ImportError:
+        raise TalkfaceError(f"the 'fan' landmark backend needs the face-alignment package: {hint}") from None
+    version = getattr(module, "__version__", "unknown")
+    if version != FAN_VERSION:
+        # Other versions look up other weight file names (e.g. 1.3's 2DFAN4-cd938726ad.zip).
+        raise TalkfaceError(f"face-alignment {version} is installed, the 'fan' backend needs {FAN_VERSION}: {hint}")
+    return module
+
+
+class FanLandmarks:
+    """face-alignment's S3FD + 2DFAN-4; keeps the largest face of each frame."""
+
+    def __init__(self, checkpoints_dir: str | Path = "checkpoints", device: str = "cpu", flip_input: bool = True):
+        detector, torch_home = fan_weight_paths(checkpoints_dir)
+        face_alignment = _import_face_alignment()
+        with _torch_home(torch_home):
+            self.model = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.TWO_D,
+                device=device,  # its default is 'cuda'
+                flip_input=flip_input,
+                face_detector="sfd",
+                face_detector_kwargs={"path_to_detector": str(detector)},
+                compile=False,  # torch.compile costs minutes on CPU (REFERENCE.md, machine facts)
+            )
+
+    def detect(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        track = np.full((len(frames), N_LANDMARKS, 2), np.nan, np.float32)
+        for index, frame in enumerate(frames):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "No faces were detected": reported per clip instead
+                points, _, boxes = self.model.get_landmarks_from_image(frame, return_bboxes=True)
+            if points:  # continuous frame coordinates, to within FAN's heatmap resolution
+                areas = [(box[2] - box[0]) * (box[3] - box[1]) for box in boxes]
+                track[index] = points[int(np.argmax(areas))][:, :2]
+        return track
+
+
+class FileLandmarks:
+    """Landmarks precomputed by another tool, as a .npy float [T, 68, 2]."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def detect(self, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Load and check the file; `frames`, when given, must have as many frames."""
+        track = self._load()
+        if frames is not None and len(frames) != len(track):
+            raise TalkfaceError(f"has landmarks for {len(track)} frames, the clip has {len(frames)}", self.path)
+        return track
+
+    def _load(self) -> np.ndarray:
+        if not self.path.is_file():
+            raise TalkfaceError("landmark file not found", self.path)
+        try:
+            track = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise TalkfaceError(f"not a readable .npy file ({error})", self.path) from None
+        if track.ndim != 3 or track.shape[1:] != (N_LANDMARKS, 2) or len(track) == 0:
+            raise TalkfaceError(f"expected landmarks of shape [T, 68, 2], got {list(track.shape)}", self.path)
+        if not np.issubdtype(track.dtype, np.number):
+            raise TalkfaceError(f"expected numbers, got dtype {track.dtype}", self.path)
+        track = track.astype(np.float32)
+        missing = np.isnan(track).all(axis=(1, 2))  # a whole NaN frame means "no face"
+        bad = ~np.isfinite(track).all(axis=(1, 2)) & ~missing
+        if bad.any():
+            raise TalkfaceError(
+                f"non-finite values in frames {format_ranges(bad)} (only whole frames may be NaN)", self.path
+            )
+        return track
+
+
+BACKENDS = ("fan", "file")
+
+
+def make_landmark_backend(
+    name: str,
+    *,
+    checkpoints_dir: str | Path = "checkpoints",
+    device: str = "cpu",
+    path: str | Path | None = None,
+) -> LandmarkBackend:
+    """Build the backend `name`: 'fan' uses checkpoints_dir and device, 'file' uses path."""
+    if name == "fan":
+        return FanLandmarks(checkpoints_dir, device)
+    if name == "file":
+        if path is None:
+            raise TalkfaceError("the 'file' landmark backend needs the path of a .npy [T, 68, 2]")
+        return FileLandmarks(path)
+    raise TalkfaceError(f"unknown landmark backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+
+
+def frame_ranges(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index of every run of True in a bool [T]."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(first), int(end) - 1) for first, end in zip(edges[::2], edges[1::2])]
+
+
+def format_ranges(mask: np.ndarray, limit: int = 20) -> str:
+    """'3, 12-40, 77' for the True runs of a bool [T]; long lists are cut after `limit` runs."""
+    runs = frame_ranges(mask)
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:limit]]
+    return ", ".join(text) + (f", ... ({len(runs) - limit} more)" if len(runs) > limit else "")
+
+
+def fill_gaps(track: np.ndarray, max_gap: int = 5) -> np.ndarray:
+    """Fill runs of at most `max_gap` NaN frames of a [T, 68, 2] track; fail listing longer ones.
+
+    Inner gaps are interpolated linearly between the frames around them; a gap at the start or
+    the end of the clip takes the nearest detected frame.
+    """
+    missing = np.isnan(track).any(axis=(1, 2))
+    if missing.all():
+        raise TalkfaceError(f"no face found in any of the {len(track)} frames")
+    if not missing.any():
+        return track.copy()
+    too_long = np.zeros_like(missing)
+    for first, last in frame_ranges(missing):
+        if last - first + 1 > max_gap:
+            too_long[first : last + 1] = True
+    if too_long.any():
+        raise TalkfaceError(
+            f"no face found in {int(missing.sum())} of {len(track)} frames; frames {format_ranges(too_long)} are "
+            f"gaps longer than {max_gap} frames that cannot be interpolated"
+        )
+    found = np.flatnonzero(~missing)
+    flat = track.reshape(len(track), -1)  # [T, 136]
+    filled = np.stack([np.interp(np.arange(len(track)), found, column[found]) for column in flat.T], axis=1)
+    return filled.reshape(track.shape).astype(np.float32)
+
+
+def smooth_track(track: np.ndarray, window: int = 5, order: int = 2) -> np.ndarray:
+    """Savitzky-Golay filter along time of a gap-free [T, 68, 2] track.
+
+    Why this filter: the whole clip is known, so a zero-phase (centred) filter adds no lag, and a
+    local quadratic fit keeps the peaks of fast motion that a moving average flattens. Window 5 /
+    order 2 at 25 fps passes motion up to ~6 Hz at -3 dB (syllable-rate mouth motion is 4-5 Hz)
+    and cuts white jitter's standard deviation to 0.70x; window 7 would start at 4 Hz and soften
+    lip closures. Edges are fitted, not padded, so the first and last frames are not pulled.
+    """
+    window = min(window, len(track) - (len(track) + 1) % 2)  # the longest odd window that fits
+    if window <= order:
+        return track.copy()
+    return savgol_filter(track, window, order, axis=0, mode="interp").astype(np.float32)
+
+
+def clean_track(track: np.ndarray, max_gap: int = 5, smooth_window: int = 5, smooth_order: int = 2) -> np.ndarray:
+    """Raw [T, 68, 2] with NaN frames -> gap-filled, smoothed float32 [T, 68, 2]."""
+    return smooth_track(fill_gaps(track, max_gap), smooth_window, smooth_order)
+
+
+def detect_landmarks(
+    backend: LandmarkBackend,
+    frames: Sequence[np.ndarray],
+    max_gap: int = 5,
+    smooth_window: int = 5,
+    smooth_order: int = 2,
+) -> np.ndarray:
+    """Frames (RGB uint8 [H, W, 3]) -> clean landmarks float32 [T, 68, 2]."""
+    return clean_track(backend.detect(frames), max_gap, smooth_window, smooth_order)
