@@ -262,7 +262,7 @@ class Trainer:
                 "world_size": self.env.world_size,
                 "config": config_to_dict(self.full_config),
                 # through JSON: provenance holds str subclasses (torch.__version__) weights_only rejects
-                "provenance": json.loads(json.dumps(provenance(run_dir=str(self.run_dir)))),
+                "provenance": provenance(run_dir=str(self.run_dir)),
             }
             write_checkpoint(self.run_dir, step, payload, self.config.keep_checkpoints)
         self.last_checkpoint = checkpoint_path(self.run_dir, step)
