@@ -1,0 +1,141 @@
+"""Peak memory and time of streamed audio -> motion inference (paper-size ATC-net, CPU).
+
+    .venv/bin/python benchmarks/bench_motion.py [--minutes 1 10] [--chunk-frames 250]
+
+Each duration runs in a fresh child process on synthetic noise audio (the network's cost does not
+depend on what the audio says). Peak memory is the rise of the process's peak RSS (VmHWM, reset
+just before the call) over its RSS with the model and the audio already loaded, so it counts
+torch's allocations as well as numpy's. A single-chunk forward pass is measured the same way: if
+streaming works, the whole run peaks at about one chunk plus the [T, 70] output.
+Writes benchmarks/results/motion_cpu.json with the machine named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "motion_cpu.json"
+
+
+def rss_kib(field: str) -> int:
+    """VmRSS / VmHWM of this process in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Set VmHWM back to the current RSS (Linux >= 4.0)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def measure(minutes: float, chunk_frames: int, single_chunk: bool) -> dict:
+    """Child process: time and peak-RSS rise of predict_motion (or of one chunk's forward)."""
+    import numpy as np
+    import torch
+
+    from talkface.audio import SAMPLE_RATE, audio_windows, n_video_frames
+    from talkface.motion.inference import predict_motion
+    from talkface.motion.network import AudioToMotion
+
+    torch.manual_seed(0)
+    model = AudioToMotion().eval()
+    samples = int(minutes * 60 * SAMPLE_RATE) if not single_chunk else chunk_frames * 640
+    audio = (0.1 * np.random.default_rng(0).standard_normal(samples)).astype(np.float32)
+    predict_motion(model, audio[: 25 * 640], chunk_frames=chunk_frames)  # warm-up: kernels, caches
+    if single_chunk:
+        windows = torch.from_numpy(audio_windows(audio))[None]  # [1, chunk, 28, 12]
+    baseline = rss_kib("VmRSS")
+    reset_peak_rss()
+    start = time.perf_counter()
+    if single_chunk:
+        with torch.inference_mode():
+            model(windows)
+    else:
+        predict_motion(model, audio, chunk_frames=chunk_frames)
+    seconds = time.perf_counter() - start
+    frames = n_video_frames(samples)
+    return {
+        "audio_seconds": samples / SAMPLE_RATE,
+        "video_frames": frames,
+        "seconds": seconds,
+        "frames_per_second": frames / seconds,
+        "real_time_factor": (samples / SAMPLE_RATE) / seconds,
+        "peak_rss_rise_mib": (rss_kib("VmHWM") - baseline) / 1024,
+        "baseline_rss_mib": baseline / 1024,
+    }
+
+
+def run_child(minutes: float, chunk_frames: int, single_chunk: bool) -> dict:
+    command = [sys.executable, __file__, "--child", str(minutes), "--chunk-frames", str(chunk_frames)]
+    if single_chunk:
+        command.append("--single-chunk")
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import torch
+
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "torch": torch.__version__.split("+")[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--chunk-frames", type=int, default=250)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--single-chunk", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(measure(args.child, args.chunk_frames, args.single_chunk)))
+        return
+
+    from talkface.atomic import atomic_path
+    from talkface.motion.network import AudioToMotion
+
+    runs = {}
+    chunk = run_child(0.0, args.chunk_frames, single_chunk=True)
+    print(f"one chunk of {args.chunk_frames} frames: {chunk['seconds']:.2f} s, "
+          f"peak RSS +{chunk['peak_rss_rise_mib']:.0f} MiB")
+    for minutes in args.minutes:
+        runs[f"{minutes:g} min"] = result = run_child(minutes, args.chunk_frames, single_chunk=False)
+        print(f"{minutes:g} min of audio: {result['seconds']:.1f} s "
+              f"({result['real_time_factor']:.2f}x real time), peak RSS +{result['peak_rss_rise_mib']:.0f} MiB")
+    report = {
+        "benchmark": "predict_motion, paper-size AudioToMotion, synthetic noise audio, CPU float32",
+        "parameters": sum(p.numel() for p in AudioToMotion().parameters()),
+        "chunk_frames": args.chunk_frames,
+        "single_chunk_forward": chunk,
+        "runs": runs,
+        "machine": machine(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Speech -> per-frame expression and head pose, streamed so memory does not grow with the audio.
+
+The original runs the whole utterance as one sequence (REFERENCE.md). Here the MFCC windows are
+computed chunk by chunk and the LSTM state is carried from one chunk to the next, which gives the
+same result for any chunk size while only one chunk of features and activations is alive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, iter_audio_windows, n_video_frames
+from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import N_MOTION
+from talkface.motion.network import EXPRESSION, POSE, AudioToMotion
+
+POSE_SOURCES = ("predicted", "reference", "still")
+
+
+def predict_motion(
+    model: AudioToMotion,
+    audio: np.ndarray,
+    chunk_frames: int = 250,
+    device: torch.device | str | None = None,
+    pose_source: str = "predicted",
+    reference_motion: np.ndarray | None = None,
+    head_motion_scale: float = 1.0,
+    expression_scale: float = 1.0,
+    bf16: bool = True,
+) -> np.ndarray:
+    """16 kHz mono audio [N] -> motion [T, 70] float32 in coefficient units, T = n_video_frames(N).
+
+    `chunk_frames` video frames go through the network at a time. `device` None keeps the model
+    where it is. `bf16` autocasts on CUDA only. The pose controls are those of `apply_controls`.
+    """
+    _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
+    frames = n_video_frames(len(audio))
+    if frames == 0:
+        # n_video_frames rounds to the nearest frame, so half a frame of audio is the minimum.
+        raise TalkfaceError(
+            f"audio of {len(audio)} samples ({len(audio) / SAMPLE_RATE:.3f} s) is too short for one video frame: "
+            f"need at least {SAMPLES_PER_VIDEO_FRAME // 2} samples at {SAMPLE_RATE} Hz"
+        )
+    motion = _stream(model, audio, frames, chunk_frames, device, bf16)
+    return apply_controls(motion, pose_source, reference_motion, head_motion_scale, expression_scale)
+
+
+def _stream(
+    model: AudioToMotion, audio: np.ndarray, frames: int, chunk_frames: int,
+    device: torch.device | str | None, bf16: bool,
+) -> np.ndarray:
+    """Run the network over the audio chunk by chunk, carrying the LSTM state; decoded [T, 70]."""
+    if device is not None:
+        model.to(device)
+    device = next(model.parameters()).device
+    out = np.empty((frames, N_MOTION), np.float32)
+    was_training = model.training
+    model.eval()
+    state = None
+    start = 0
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
+                                                    enabled=bf16 and device.type == "cuda"):
+            for chunk in iter_audio_windows(audio, chunk_frames):  # [<=chunk, 28, 12]
+                windows = torch.tensor(chunk, device=device)[None]  # [1, n, 28, 12]; chunk may be read-only
+                prediction, state = model(windows, state)  # [1, n, 70]
+                decoded = model.decode_prediction(prediction[0].float())
+                out[start:start + len(chunk)] = decoded.cpu().numpy()
+                start += len(chunk)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def apply_controls(
+    motion: np.ndarray,
+    pose_source: str = "predicted",
+    reference_motion: np.ndarray | None = None,
+    head_motion_scale: float = 1.0,
+    expression_scale: float = 1.0,
+) -> np.ndarray:
+    """Choose and scale the head pose and scale the expression of motion [T, 70]; a new array.
+
+    pose_source: "predicted" keeps the network's pose; "reference" replays the reference clip's
+    poses, forth and back when the audio is longer; "still" holds the reference's mean pose
+    (zeros without a reference). The pose is then pulled towards its centre, the reference's mean
+    pose when there is a reference and the predicted mean otherwise:
+    pose = centre + head_motion_scale * (pose - centre). Expression is multiplied by expression_scale.
+    """
+    _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
+    out = np.array(motion, np.float32)  # [T, 70]
+    reference_pose = None if reference_motion is None else np.asarray(reference_motion, np.float32)[:, POSE]
+    if pose_source == "reference":
+        out[:, POSE] = reference_pose[ping_pong_indices(len(reference_pose), len(out))]
+    elif pose_source == "still":
+        out[:, POSE] = 0.0 if reference_pose is None else reference_pose.mean(0)
+    centre = (out[:, POSE] if reference_pose is None else reference_pose).mean(0)  # [6]
+    out[:, POSE] += (head_motion_scale - 1.0) * (out[:, POSE] - centre)  # exact at scale 1
+    out[:, EXPRESSION] *= expression_scale
+    return out
+
+
+def ping_pong_indices(n: int, length: int) -> np.ndarray:
+    """[length] indices 0, 1, .., n-1, n-2, .., 1, 0, 1, ..: a replay of n frames, forth and back."""
+    if n == 1:
+        return np.zeros(length, np.int64)
+    phase = np.arange(length) % (2 * n - 2)
+    return np.where(phase < n, phase, 2 * n - 2 - phase)
+
+
+def _check_controls(
+    pose_source: str, reference_motion: np.ndarray | None, head_motion_scale: float, expression_scale: float,
+) -> None:
+    if pose_source not in POSE_SOURCES:
+        raise TalkfaceError(f"unknown pose source {pose_source!r}; choose one of {', '.join(POSE_SOURCES)}")
+    if pose_source == "reference" and reference_motion is None:
+        raise TalkfaceError("pose source 'reference' needs the reference clip's motion")
+    shape = None if reference_motion is None else np.shape(reference_motion)
+    if shape is not None and (len(shape) != 2 or shape[1] != N_MOTION or shape[0] == 0):
+        raise TalkfaceError(f"reference motion must be [T, {N_MOTION}] with T >= 1, got {shape}")
+    if head_motion_scale < 0 or expression_scale < 0:
+        raise TalkfaceError(
+            f"motion scales must be >= 0, got head {head_motion_scale}, expression {expression_scale}"
+        )

@@ -1,0 +1,146 @@
+"""ATC-net: per-frame MFCC windows -> expression + head pose (REFERENCE.md, "Audio -> expression + pose").
+
+A 2-D CNN encodes each frame's 28x12 MFCC window, two fully connected layers reduce it to 256,
+a 3-layer LSTM runs over the frames and a linear layer gives 70 numbers per frame. The network
+predicts in *target space*; `encode_target` / `decode_prediction` map to and from coefficient
+units with the statistics stored as buffers, so a checkpoint carries them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from talkface.audio import N_COEFFS as N_MFCC_COEFFS
+from talkface.audio import WINDOW_MFCC_FRAMES
+from talkface.face3d.coeffs import N_EXPRESSION, N_MOTION
+
+# The 70-float motion layout (face3d/coeffs.py MOTION): expression, then angles + translation.
+EXPRESSION = slice(0, N_EXPRESSION)  # 64
+POSE = slice(N_EXPRESSION, N_MOTION)  # 3 angles, 3 translation
+TRANSLATION_Z = N_MOTION - 1
+# The original trains on translation z - 0.5 (REFERENCE.md). Here that shift is the default
+# target mean, the one place it lives: target = (motion - mean) / std.
+TRANSLATION_Z_OFFSET = 0.5
+# Floor for per-dimension std, so a dimension constant in the training data does not blow up.
+MIN_STD = 1e-4
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, B, hidden]
+
+
+def default_target_mean(size: int = N_MOTION) -> torch.Tensor:
+    """[size] zeros, except translation z = 0.5: the original's -0.5 shift of the training target."""
+    mean = torch.zeros(size)
+    if size == N_MOTION:
+        mean[TRANSLATION_Z] = TRANSLATION_Z_OFFSET
+    return mean
+
+
+def motion_statistics(motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension (mean, std) over all frames of `motion` [..., D], std floored at MIN_STD."""
+    flat = motion.reshape(-1, motion.shape[-1]).double()  # [N, D]
+    return flat.mean(0).float(), flat.std(0, unbiased=False).clamp_min(MIN_STD).float()
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    # 3x3, stride 1, padding 1 keeps the size; no conv bias in front of BatchNorm (as the original).
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _pooled(size: int, stride: int, kernel: int = 3) -> int:
+    """Output length of an unpadded max pool."""
+    return (size - kernel) // stride + 1
+
+
+class AudioToMotion(nn.Module):
+    """MFCC windows [B, T, 28, 12] -> motion in target space [B, T, out_dim], with LSTM state."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (64, 128, 256, 256, 512),
+        fc_sizes: Sequence[int] = (2048, 256),
+        lstm_hidden: int = 256,
+        lstm_layers: int = 3,
+        out_dim: int = N_MOTION,
+        dropout: float = 0.0,
+        window_shape: Sequence[int] = (WINDOW_MFCC_FRAMES, N_MFCC_COEFFS),
+    ):
+        super().__init__()
+        if len(channels) != 5 or len(fc_sizes) != 2 or len(window_shape) != 2:
+            raise ValueError(
+                f"need 5 conv widths, 2 fc sizes and a 2-D window, got {channels}, {fc_sizes}, {window_shape}"
+            )
+        self._args = dict(
+            channels=list(channels), fc_sizes=list(fc_sizes), lstm_hidden=lstm_hidden, lstm_layers=lstm_layers,
+            out_dim=out_dim, dropout=dropout, window_shape=list(window_shape),
+        )
+        c1, c2, c3, c4, c5 = channels
+        self.window_shape = tuple(window_shape)
+        self.encoder = nn.Sequential(
+            _conv_bn_relu(1, c1),
+            _conv_bn_relu(c1, c2),
+            nn.MaxPool2d(3, stride=(1, 2)),  # time keeps its resolution, coefficients halve
+            _conv_bn_relu(c2, c3),
+            _conv_bn_relu(c3, c4),
+            _conv_bn_relu(c4, c5),
+            nn.MaxPool2d(3, stride=2),
+        )
+        height, width = self.window_shape
+        # 28x12 -> 26x5 -> 12x2, so 512 * 24 = 12288 at the paper's widths (REFERENCE.md).
+        self.flat_features = c5 * _pooled(_pooled(height, 1), 2) * _pooled(_pooled(width, 2), 2)
+        self.fc = nn.Sequential(
+            nn.Linear(self.flat_features, fc_sizes[0]),
+            nn.ReLU(inplace=True),
+            nn.Linear(fc_sizes[0], fc_sizes[1]),
+            nn.ReLU(inplace=True),
+        )
+        self.lstm = nn.LSTM(fc_sizes[1], lstm_hidden, lstm_layers, batch_first=True, dropout=dropout)
+        self.head = nn.Linear(lstm_hidden, out_dim)
+        self.register_buffer("target_mean", default_target_mean(out_dim))  # [out_dim], coefficient units
+        self.register_buffer("target_std", torch.ones(out_dim))  # [out_dim]
+
+    def constructor_args(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this network (plain data, for checkpoints)."""
+        return {key: list(value) if isinstance(value, list) else value for key, value in self._args.items()}
+
+    def forward(self, windows: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """windows [B, T, 28, 12] -> (prediction in target space [B, T, out_dim], new LSTM state).
+
+        Pass the returned state into the next call to continue the same sequence in chunks.
+        """
+        if windows.dim() != 4 or tuple(windows.shape[-2:]) != self.window_shape:
+            raise ValueError(f"expected windows [B, T, {self.window_shape[0]}, {self.window_shape[1]}], "
+                             f"got {tuple(windows.shape)}")
+        batch, frames = windows.shape[:2]
+        features = self.encoder(windows.reshape(batch * frames, 1, *self.window_shape))  # [B*T, C, h, w]
+        features = self.fc(features.flatten(1)).reshape(batch, frames, -1)  # [B, T, 256]
+        # The recurrence runs in float32 even under autocast: its state is carried across chunks
+        # of arbitrarily long audio, and it is a small part of the cost.
+        with torch.autocast(windows.device.type, enabled=False):
+            hidden, new_state = self.lstm(features.float(), state)  # [B, T, hidden]
+            return self.head(hidden), new_state
+
+    def encode_target(self, motion: torch.Tensor) -> torch.Tensor:
+        """Motion in coefficient units [..., out_dim] -> the training target."""
+        return (motion - self.target_mean) / self.target_std
+
+    def decode_prediction(self, prediction: torch.Tensor) -> torch.Tensor:
+        """The network's output [..., out_dim] -> motion in coefficient units."""
+        return prediction * self.target_std + self.target_mean
+
+    def set_target_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Normalise targets per dimension with (mean, std) in coefficient units, e.g. `motion_statistics`.
+
+        The mean replaces the default one, translation z shift included: centring subsumes it.
+        """
+        if mean.shape != self.target_mean.shape or std.shape != self.target_std.shape:
+            raise ValueError(f"statistics must have shape {tuple(self.target_mean.shape)}, "
+                             f"got {tuple(mean.shape)} and {tuple(std.shape)}")
+        self.target_mean.copy_(mean)
+        self.target_std.copy_(std.clamp_min(MIN_STD))

@@ -1,0 +1,329 @@
+"""The audio -> motion network, its loss, training sequences and streamed inference."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from talkface.audio import SAMPLE_RATE, audio_windows, n_video_frames
+from talkface.errors import TalkfaceError
+from talkface.motion.inference import apply_controls, ping_pong_indices, predict_motion
+from talkface.motion.losses import motion_loss
+from talkface.motion.network import (
+    EXPRESSION, POSE, TRANSLATION_Z, AudioToMotion, motion_statistics,
+)
+from talkface.motion.windows import LRWSequences, PersonSequences
+
+TINY = dict(channels=(4, 8, 8, 8, 16), fc_sizes=(32, 16), lstm_hidden=16, lstm_layers=3)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP waits cost 10-30x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0) -> AudioToMotion:
+    torch.manual_seed(seed)
+    return AudioToMotion(**TINY).eval()
+
+
+def noise_audio(seconds: float, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
+
+
+# --- network -----------------------------------------------------------------------------------
+
+def test_paper_size_network_shapes_and_parameter_count():
+    model = AudioToMotion()
+    assert model.flat_features == 12288
+    assert model.lstm.hidden_size == 256 and model.lstm.num_layers == 3
+    windows = torch.randn(2, 5, 28, 12)
+    assert model.encoder(windows.reshape(10, 1, 28, 12)).flatten(1).shape == (10, 12288)
+    motion, (h, c) = model(windows)
+    assert motion.shape == (2, 5, 70) and h.shape == c.shape == (3, 2, 256)
+    count = sum(p.numel() for p in model.parameters())
+    print(f"AudioToMotion paper size: {count:,} parameters")
+    # convs 2,138,688 + BN 2,432 + FCs 25,692,416 + LSTM 1,579,008 + head 17,990
+    assert count == 29_430_534
+
+
+def test_constructor_args_rebuild_the_model_with_its_statistics():
+    model = tiny_model()
+    model.set_target_statistics(torch.linspace(-1, 1, 70), torch.linspace(0.5, 2, 70))
+    rebuilt = AudioToMotion(**model.constructor_args())
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    windows = torch.randn(1, 4, 28, 12)
+    torch.testing.assert_close(rebuilt.decode_prediction(rebuilt(windows)[0]),
+                               model.decode_prediction(model(windows)[0]))
+
+
+def test_target_encoding_shifts_translation_z_and_round_trips():
+    model = tiny_model()
+    motion = torch.randn(3, 70)
+    target = model.encode_target(motion)
+    # REFERENCE.md: the target's translation z is shifted by -0.5, nothing else changes by default.
+    torch.testing.assert_close(target[:, TRANSLATION_Z], motion[:, TRANSLATION_Z] - 0.5)
+    torch.testing.assert_close(target[:, :TRANSLATION_Z], motion[:, :TRANSLATION_Z])
+    torch.testing.assert_close(model.decode_prediction(target), motion)
+    mean, std = motion_statistics(motion)
+    model.set_target_statistics(mean, std)
+    normalised = model.encode_target(motion)
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(70), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.decode_prediction(normalised), motion)
+
+
+def test_recurrence_stays_float32_under_bf16_autocast():
+    model = tiny_model()
+    windows = torch.randn(1, 6, 28, 12)
+    with torch.no_grad():
+        reference, _ = model(windows)
+        with torch.autocast("cpu", torch.bfloat16):
+            first, state = model(windows[:, :3])
+            second, _ = model(windows[:, 3:], state)
+    assert state[0].dtype == state[1].dtype == first.dtype == torch.float32
+    torch.testing.assert_close(torch.cat([first, second], 1), reference, atol=0.05, rtol=0.05)
+
+
+def test_wrong_window_shape_is_rejected():
+    with pytest.raises(ValueError, match="28, 12"):
+        tiny_model()(torch.zeros(1, 2, 12, 28))
+
+
+# --- loss --------------------------------------------------------------------------------------
+
+def test_loss_matches_a_hand_computation():
+    prediction = torch.zeros(1, 3, 70)
+    target = torch.zeros(1, 3, 70)
+    prediction[0, :, 0] = torch.tensor([1.0, 2.0, 4.0])  # expression dim 0
+    prediction[0, :, 64] = torch.tensor([0.0, 3.0, 3.0])  # pose dim 0 (an angle)
+    target[0, :, 64] = 1.0
+    terms = motion_loss(prediction, target)
+    expression_mse = (1 + 4 + 16) / (3 * 64)
+    pose_mse = (1 + 4 + 4) / (3 * 6)
+    pose_smooth = 3.0**2 + 0.0**2  # summed over frames and dims, averaged over the batch of 1
+    expression_smooth = 1.0**2 + 2.0**2
+    assert terms["expression"].item() == pytest.approx(expression_mse)
+    assert terms["pose"].item() == pytest.approx(pose_mse)
+    assert terms["pose_smooth"].item() == pytest.approx(pose_smooth)
+    assert terms["expression_smooth"].item() == pytest.approx(expression_smooth)
+    total = expression_mse + 0.2 * pose_mse + 0.01 * pose_smooth + 1e-4 * expression_smooth
+    assert terms["total"].item() == pytest.approx(total)
+    reweighted = motion_loss(prediction, target, pose_weight=1.0, pose_smooth_weight=0.0,
+                             expression_smooth_weight=0.0)
+    assert reweighted["total"].item() == pytest.approx(expression_mse + pose_mse)
+
+
+def test_smoothness_is_averaged_over_the_batch():
+    prediction = torch.zeros(2, 2, 70)
+    prediction[0, 1, 64] = 2.0  # one step of 2 in the first sequence, none in the second
+    assert motion_loss(prediction, prediction.clone())["pose_smooth"].item() == pytest.approx(4.0 / 2)
+
+
+def test_gradients_reach_every_parameter():
+    model = tiny_model().train()
+    prediction, _ = model(torch.randn(2, 4, 28, 12))
+    motion_loss(prediction, torch.randn(2, 4, 70))["total"].backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_tiny_model_learns_window_energy():
+    """Expression dim 0 = each frame's log loudness: the network must read it from the MFCC windows."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    gains = rng.uniform(0.05, 1.0, (4, 8)).astype(np.float32)  # [B, T] per-frame loudness
+    audio = rng.standard_normal((4, 8 * 640)).astype(np.float32) * np.repeat(gains, 640, axis=1)
+    windows = torch.from_numpy(np.stack([audio_windows(a) for a in audio]))  # [4, 8, 28, 12]
+    windows = (windows - windows.mean()) / windows.std()
+    motion = torch.zeros(4, 8, 70)
+    motion[..., 0] = torch.from_numpy(np.log(gains))
+    motion[..., TRANSLATION_Z] = 0.5
+    model = AudioToMotion(**TINY).train()
+    target = model.encode_target(motion)
+    # What ignoring the audio can reach: the best constant prediction.
+    constant = motion_loss(target.mean((0, 1), keepdim=True).expand_as(target), target)["total"].item()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(200):
+        loss = motion_loss(model(windows)[0], target)["total"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    print(f"loss {first:.4g} -> {last:.4g}; best constant prediction {constant:.4g}")
+    assert last < first / 10
+    assert last < constant / 4
+
+
+# --- training sequences ------------------------------------------------------------------------
+
+def indexed_clip(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clip whose windows and motion both carry their frame number."""
+    windows = np.broadcast_to(np.arange(frames, dtype=np.float32)[:, None, None], (frames, 28, 12)).copy()
+    motion = np.zeros((frames, 70), np.float32)
+    motion[:, 0] = np.arange(frames)
+    return windows, motion
+
+
+def test_lrw_sequences_take_16_frames_after_an_offset_of_3_to_7():
+    clips = [indexed_clip(29)] * 200
+    dataset = LRWSequences(clips, seed=1)
+    offsets = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item["windows"].shape == (16, 28, 12) and item["motion"].shape == (16, 70)
+        first = item["offset"] + 1  # frames r+1 .. r+16, as the original
+        np.testing.assert_array_equal(item["motion"][:, 0], np.arange(first, first + 16))
+        np.testing.assert_array_equal(item["windows"][:, 0, 0], np.arange(first, first + 16))
+        offsets.append(item["offset"])
+    assert set(offsets) == {3, 4, 5, 6, 7}
+
+
+def test_lrw_sequences_are_deterministic_given_a_seed():
+    clips = [indexed_clip(29)] * 50
+
+    def offsets(dataset: LRWSequences) -> list[int]:
+        return [dataset[i]["offset"] for i in range(len(dataset))]
+
+    assert offsets(LRWSequences(clips, seed=7)) == offsets(LRWSequences(clips, seed=7))
+    assert offsets(LRWSequences(clips, seed=7)) != offsets(LRWSequences(clips, seed=8))
+    epoch1 = LRWSequences(clips, seed=7)
+    epoch1.set_epoch(1)
+    assert offsets(epoch1) != offsets(LRWSequences(clips, seed=7))
+    unseeded = LRWSequences(clips)  # the global numpy generator, seeded per item by the trainer
+    np.random.seed(3)
+    first = offsets(unseeded)
+    np.random.seed(3)
+    assert offsets(unseeded) == first
+
+
+def test_lrw_clip_too_short_or_misaligned_is_a_clear_error():
+    with pytest.raises(TalkfaceError, match="LRW clip 0: 20 frames, need at least 24"):
+        LRWSequences([indexed_clip(20)])[0]
+    windows, motion = indexed_clip(29)
+    with pytest.raises(TalkfaceError, match="29 audio windows but 28 motion frames"):
+        LRWSequences([(windows, motion[:-1])])[0]
+
+
+def test_padded_windows_equal_the_originals_unpadded_lrw_windows():
+    # The sequences index frame-aligned padded windows; LRW's original used unpadded ones.
+    audio = noise_audio(29 / 25)
+    unpadded = audio_windows(audio, pad=False)  # frames 3 .. T-4
+    np.testing.assert_array_equal(audio_windows(audio, pad=True)[3:3 + len(unpadded)], unpadded)
+
+
+def test_person_sequences_are_every_overlapping_window():
+    dataset = PersonSequences(*indexed_clip(300))
+    assert len(dataset) == 285
+    for index in (0, 137, 284):
+        np.testing.assert_array_equal(dataset[index]["motion"][:, 0], np.arange(index, index + 16))
+    with pytest.raises(IndexError):
+        dataset[285]
+    assert len(PersonSequences(*indexed_clip(16))) == 1
+    with pytest.raises(TalkfaceError, match="15 frames, need at least 16"):
+        PersonSequences(*indexed_clip(15))
+
+
+# --- inference ---------------------------------------------------------------------------------
+
+def test_chunked_inference_equals_whole_sequence():
+    model = tiny_model()
+    audio = noise_audio(2.5)
+    frames = n_video_frames(len(audio))
+    model.train()
+    whole = predict_motion(model, audio, chunk_frames=frames)  # runs in eval mode, then restores
+    assert model.training
+    model.eval()
+    assert whole.shape == (frames, 70) and whole.dtype == np.float32
+    with torch.no_grad():
+        direct = model.decode_prediction(model(torch.from_numpy(audio_windows(audio))[None])[0])[0].numpy()
+    np.testing.assert_allclose(whole, direct, atol=1e-5, rtol=0)
+    for chunk in (1, 7, 25, frames + 10):
+        np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
+
+
+def test_inference_memory_does_not_grow_with_audio_length():
+    model = tiny_model()
+    longest_chunk = []
+    model.register_forward_hook(lambda module, args, output: longest_chunk.append(args[0].shape[1]))
+
+    def peak_bytes(seconds: float) -> int:
+        audio = noise_audio(seconds)
+        tracemalloc.start()
+        predict_motion(model, audio, chunk_frames=50)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    short, long = peak_bytes(10), peak_bytes(60)
+    print(f"peak traced memory: 10 s {short / 1e6:.2f} MB, 60 s {long / 1e6:.2f} MB")
+    assert long < 1.5 * short
+    assert max(longest_chunk) == 50
+
+
+def test_silent_audio_gives_finite_motion():
+    motion = predict_motion(tiny_model(), np.zeros(SAMPLE_RATE, np.float32))
+    assert motion.shape == (25, 70) and np.isfinite(motion).all()
+
+
+def test_audio_shorter_than_a_frame_is_a_one_line_error():
+    with pytest.raises(TalkfaceError, match="too short for one video frame") as error:
+        predict_motion(tiny_model(), np.zeros(319, np.float32))
+    assert "\n" not in str(error.value)
+    assert predict_motion(tiny_model(), np.zeros(320, np.float32)).shape == (1, 70)
+
+
+def test_pose_sources():
+    model = tiny_model()
+    audio = noise_audio(2.0)  # 50 frames
+    reference = np.random.default_rng(1).standard_normal((20, 70)).astype(np.float32)
+    predicted = predict_motion(model, audio)
+
+    still = predict_motion(model, audio, pose_source="still", reference_motion=reference)
+    np.testing.assert_allclose(still[:, POSE], np.broadcast_to(reference[:, POSE].mean(0), (50, 6)), atol=1e-6)
+    np.testing.assert_array_equal(still[:, EXPRESSION], predicted[:, EXPRESSION])
+    assert (predict_motion(model, audio, pose_source="still")[:, POSE] == 0).all()
+
+    replay = predict_motion(model, audio, pose_source="reference", reference_motion=reference)
+    np.testing.assert_array_equal(replay[:20, POSE], reference[:, POSE])  # forth
+    np.testing.assert_array_equal(replay[20:38, POSE], reference[18:0:-1, POSE])  # back, no repeated ends
+    np.testing.assert_array_equal(replay[38:50, POSE], reference[:12, POSE])  # forth again
+    np.testing.assert_array_equal(ping_pong_indices(1, 3), [0, 0, 0])
+
+
+def test_scales():
+    model = tiny_model()
+    audio = noise_audio(2.0)
+    reference = np.random.default_rng(1).standard_normal((20, 70)).astype(np.float32)
+    predicted = predict_motion(model, audio)
+
+    frozen = predict_motion(model, audio, head_motion_scale=0.0)
+    np.testing.assert_allclose(frozen[:, POSE], np.broadcast_to(predicted[:, POSE].mean(0), (50, 6)), atol=1e-6)
+    frozen_ref = predict_motion(model, audio, pose_source="reference", reference_motion=reference,
+                                head_motion_scale=0.0)
+    reference_mean = np.broadcast_to(reference[:, POSE].mean(0), (50, 6))
+    np.testing.assert_allclose(frozen_ref[:, POSE], reference_mean, atol=1e-6)
+
+    doubled = apply_controls(predicted, head_motion_scale=2.0, expression_scale=0.5)
+    centre = predicted[:, POSE].mean(0)
+    np.testing.assert_allclose(doubled[:, POSE] - centre, 2 * (predicted[:, POSE] - centre), atol=1e-5)
+    np.testing.assert_allclose(doubled[:, EXPRESSION], 0.5 * predicted[:, EXPRESSION])
+
+
+def test_bad_controls_are_clear_errors():
+    motion = np.zeros((5, 70), np.float32)
+    with pytest.raises(TalkfaceError, match="choose one of predicted, reference, still"):
+        apply_controls(motion, pose_source="dance")
+    with pytest.raises(TalkfaceError, match="needs the reference"):
+        apply_controls(motion, pose_source="reference")
+    with pytest.raises(TalkfaceError, match=r"reference motion must be \[T, 70\]"):
+        apply_controls(motion, reference_motion=np.zeros((5, 257)))
