@@ -20,6 +20,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.media",
     "talkface.commands.audio",
     "talkface.commands.bfm",
+    "talkface.commands.synth",
 )
 
 
