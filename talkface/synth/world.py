@@ -1,0 +1,308 @@
+"""Write synthetic data sets with ground truth: person clips and an LRW-layout word corpus.
+
+A person clip (`write_person`) is the input the pipeline's preprocess stage expects: a talking
+head video with its speech muxed in, plus the truth it was made from:
+
+    out_dir/clip.mp4              25 fps, speech audio muxed
+    out_dir/contact_sheet.png     frames with the truth landmarks dotted
+    out_dir/manifest.json         provenance
+    out_dir/truth/coeffs.npy      [T, 257] float32, canonical 224 px camera convention
+    out_dir/truth/landmarks.npy   [T, 68, 2] float32, frame px
+    out_dir/truth/transform.npy   [2, 3] float64, canonical 224 px -> frame px
+    out_dir/truth/audio.wav       the speech, 16 kHz mono
+    out_dir/truth/subject.json    seed, look, head-motion style, speech engine and text
+
+An LRW corpus (`write_lrw`) follows LRW's layout, WORD/{train,val,test}/WORD_00001.mp4, 29
+frames (1.16 s) per clip with the word spoken in the middle and context speech around it; beside
+each clip, WORD_00001.txt (LRW-style metadata) and WORD_00001.npz (truth).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from talkface.atomic import atomic_path
+from talkface.errors import TalkfaceError
+
+FPS = 25
+SAMPLE_RATE = 16000
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+LRW_FRAMES = 29  # 1.16 s, as in LRW
+LRW_SPLITS = ("train", "val", "test")
+PERSON_KIND = "talkface synthetic person"
+BATCH = 16  # frames rendered per rasterizer call
+
+# Common English words, uppercase like LRW's labels (our own list, not LRW's vocabulary).
+VOCABULARY = (
+    "ABOUT", "ABSOLUTELY", "ACTUALLY", "AFTER", "AGAIN", "AGAINST", "ALREADY", "ALWAYS", "AMONG",
+    "ANSWER", "AROUND", "BECAUSE", "BEFORE", "BETTER", "BETWEEN", "BUILDING", "BUSINESS", "CHANGE",
+    "CHILDREN", "COUNTRY", "DECISION", "DIFFERENT", "DURING", "ECONOMY", "EVERYBODY", "EXAMPLE",
+    "FAMILY", "FUTURE", "GENERAL", "GOVERNMENT", "GREAT", "HAPPEN", "HOSPITAL", "IMPORTANT", "ISSUE",
+    "LEVEL", "LITTLE", "MAJORITY", "MEMBERS", "MILLION", "MONEY", "MORNING", "NUMBER", "OTHER",
+    "PARTY", "PEOPLE", "PERHAPS", "POLICE", "POLITICAL", "POWER", "PROBLEM", "PUBLIC", "QUESTION",
+    "REALLY", "RIGHT", "SECOND", "SEVERAL", "SOMETHING", "SPEND", "STILL", "SYSTEM", "THINGS",
+    "THOUSANDS", "TODAY", "TOGETHER", "UNDER", "WATER", "WEATHER", "WESTERN", "WHETHER", "WITHOUT",
+    "WOMEN", "WORLD", "YESTERDAY", "YOUNG",
+)
+
+
+def write_person(
+    out_dir: str | Path,
+    seconds: float | None = None,
+    seed: int = 0,
+    text: str | None = None,
+    audio_path: str | Path | None = None,
+    size: int = 256,
+    engine: str = "auto",
+    progress: bool = True,
+) -> Path:
+    """Write one synthetic person clip with its truth into `out_dir` (replaced as a whole, atomically).
+
+    The speech is `audio_path` (any audio/video file), else `text` spoken in the subject's voice,
+    else random sentences. `seconds` cuts or pads the speech to that length; without it the clip
+    lasts as long as the speech (10 s of random sentences when neither text nor audio is given).
+    """
+    from talkface.synth.appearance import sample_subject
+
+    out_dir = Path(out_dir)
+    _check_person_args(out_dir, seconds, text, audio_path, size)
+    samples, engine_used = _person_speech(seconds, seed, text, audio_path, engine)
+    subject = sample_subject(seed)
+    with atomic_path(out_dir) as staging:
+        (staging / "truth").mkdir(parents=True)
+        coeffs, landmarks, transform = _render_clip(staging / "clip.mp4", subject, samples, size, progress, sheet=True)
+        truth = staging / "truth"
+        np.save(truth / "coeffs.npy", coeffs)
+        np.save(truth / "landmarks.npy", landmarks)
+        np.save(truth / "transform.npy", transform)
+        from talkface.media import write_wav
+
+        write_wav(truth / "audio.wav", samples, SAMPLE_RATE)
+        source = str(audio_path) if audio_path is not None else None
+        info = {**subject.to_json(), "engine": engine_used, "text": text, "audio": source}
+        (truth / "subject.json").write_text(json.dumps(info, indent=2))
+        _write_manifest(staging / "manifest.json", kind=PERSON_KIND, seed=seed, frames=len(coeffs), size=size,
+                        seconds=len(coeffs) / FPS, engine=engine_used, text=text, audio=source)
+    return out_dir
+
+
+def _check_person_args(out_dir: Path, seconds: float | None, text: str | None, audio_path, size: int) -> None:
+    if seconds is not None and not seconds > 0:
+        raise TalkfaceError(f"seconds must be positive, got {seconds}")
+    if text is not None and audio_path is not None:
+        raise TalkfaceError("give either text or an audio file, not both")
+    if text is not None and not text.strip():
+        raise TalkfaceError("text is empty")
+    if size < 64 or size % 2:
+        raise TalkfaceError(f"frame size must be an even number of pixels >= 64, got {size}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TalkfaceError("exists and is not a folder", out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and _manifest_kind(out_dir) != PERSON_KIND:
+        # The folder is replaced as a whole: never delete something we did not write.
+        raise TalkfaceError("folder is not empty and is not a synthetic person clip; choose a new folder", out_dir)
+
+
+def _manifest_kind(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _person_speech(seconds: float | None, seed: int, text: str | None, audio_path, engine: str) -> tuple[np.ndarray, str]:
+    """Speech samples [N] at 16 kHz, a whole number of video frames long, and the engine that made them."""
+    from talkface.synth.speech import have_espeak, speech_for_duration, synthesize_speech
+
+    if engine not in ("auto", "espeak", "builtin"):
+        raise TalkfaceError(f"unknown speech engine {engine!r}; valid: auto, espeak, builtin")
+    resolved = engine if engine != "auto" else ("espeak" if have_espeak() else "builtin")
+    if audio_path is not None:
+        from talkface.media import read_audio
+
+        samples, resolved = read_audio(audio_path, SAMPLE_RATE), "file"
+    elif text is not None:
+        samples = synthesize_speech(text, seed, SAMPLE_RATE, engine)
+    else:
+        samples = speech_for_duration(10.0 if seconds is None else seconds, seed, SAMPLE_RATE, engine)
+    n_frames = int(round(len(samples) / SAMPLES_PER_FRAME)) if seconds is None else int(round(seconds * FPS))
+    if n_frames < 1:
+        raise TalkfaceError(f"speech is too short for one video frame ({len(samples) / SAMPLE_RATE:.3f} s)")
+    return _fit_length(samples, n_frames * SAMPLES_PER_FRAME), resolved
+
+
+def _fit_length(samples: np.ndarray, n: int) -> np.ndarray:
+    """Cut or zero-pad to exactly n samples."""
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(samples))] = samples[:n]
+    return out
+
+
+def _render_clip(
+    path: Path, subject: Any, samples: np.ndarray, size: int, progress: bool, sheet: bool, model: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drive `subject` with `samples`, write the mp4 at `path` (and a contact sheet beside it if `sheet`).
+
+    Returns (coeffs [T, 257] float32, landmarks [T, 68, 2] float32, transform [2, 3]).
+    """
+    from tqdm import tqdm
+
+    from talkface.media import VideoWriter
+    from talkface.synth.appearance import RealFrames
+    from talkface.synth.contact_sheet import sheet_indices, write_contact_sheet
+    from talkface.synth.motion import generate_motion
+
+    n_frames = len(samples) // SAMPLES_PER_FRAME
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, subject.seed, n_frames)
+    coeffs = subject.coeffs(motion.expression, motion.angles, motion.translation)  # [T, 257]
+    renderer = RealFrames(subject, model if model is not None else _synthetic_model(), size)
+    landmarks = np.empty((n_frames, 68, 2), np.float32)
+    chosen = set(sheet_indices(n_frames).tolist()) if sheet else set()
+    kept: dict[int, np.ndarray] = {}
+    with VideoWriter(path, fps=FPS, audio=(samples, SAMPLE_RATE)) as writer, \
+            tqdm(total=n_frames, desc=path.name, unit="frame", disable=not progress, leave=False) as bar:
+        for start in range(0, n_frames, BATCH):
+            frames, landmarks[start : start + BATCH] = renderer.render(coeffs[start : start + BATCH], first_frame=start)
+            for k, frame in enumerate(frames):
+                writer.write(frame)
+                if start + k in chosen:
+                    kept[start + k] = frame
+            bar.update(len(frames))
+    if sheet:
+        order = sorted(kept)
+        write_contact_sheet(path.parent / "contact_sheet.png", np.stack([kept[i] for i in order]),
+                            landmarks[order], [f"frame {i}" for i in order])
+    return coeffs, landmarks, renderer.transform
+
+
+def _synthetic_model() -> Any:
+    from talkface.face3d.model import load_morphable_model
+
+    return load_morphable_model("synthetic")
+
+
+def _write_manifest(path: Path, **fields: Any) -> None:
+    from talkface.provenance import provenance
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(provenance(**fields), indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# LRW layout
+
+
+def lrw_clip_path(root: str | Path, word: str, split: str, index: int) -> Path:
+    """root/WORD/split/WORD_00001.mp4 (index counts from 1, as in LRW)."""
+    return Path(root) / word / split / f"{word}_{index:05d}.mp4"
+
+
+def choose_words(words: int | Sequence[str], seed: int) -> list[str]:
+    """`words` itself (checked), or that many words drawn from VOCABULARY with `seed`."""
+    if isinstance(words, int):
+        if not 1 <= words <= len(VOCABULARY):
+            raise TalkfaceError(f"number of words must be between 1 and {len(VOCABULARY)}, got {words}")
+        rng = np.random.default_rng([seed, 0x7A3D])
+        return sorted(VOCABULARY[i] for i in rng.choice(len(VOCABULARY), words, replace=False))
+    chosen = [w.upper() for w in words]
+    bad = [w for w in chosen if not w.isalpha()]
+    if bad or not chosen:
+        raise TalkfaceError(f"words must be non-empty and letters only, got {bad or 'none'}")
+    return chosen
+
+
+def write_lrw(
+    out_dir: str | Path,
+    words: int | Sequence[str] = 4,
+    clips_per_word: int = 2,
+    seed: int = 0,
+    splits: Sequence[str] = LRW_SPLITS,
+    size: int = 256,
+    engine: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Write `clips_per_word` clips per word and split in LRW's layout; existing complete clips are kept.
+
+    Every clip has its own subject (identity, look, voice, head style), so identities far
+    outnumber words. Returns the paths of all clips (written or kept).
+    """
+    from tqdm import tqdm
+
+    unknown = [s for s in splits if s not in LRW_SPLITS]
+    if unknown or not splits:
+        raise TalkfaceError(f"unknown LRW split(s) {unknown or 'none'}; valid: {', '.join(LRW_SPLITS)}")
+    if clips_per_word < 1:
+        raise TalkfaceError(f"clips per word must be at least 1, got {clips_per_word}")
+    if size < 64 or size % 2:
+        raise TalkfaceError(f"frame size must be an even number of pixels >= 64, got {size}")
+    out_dir = Path(out_dir)
+    vocabulary = choose_words(words, seed)
+    jobs = [(w, s, k) for w in vocabulary for s in splits for k in range(1, clips_per_word + 1)]
+    model = None
+    paths = []
+    for word, split, index in tqdm(jobs, desc="synthetic LRW", unit="clip", disable=not progress):
+        path = lrw_clip_path(out_dir, word, split, index)
+        paths.append(path)
+        if _lrw_clip_complete(path):
+            continue
+        model = model if model is not None else _synthetic_model()
+        _write_lrw_clip(path, word, _clip_seed(seed, word, split, index), size, engine, model)
+    _write_manifest(out_dir / "manifest.json", kind="talkface synthetic LRW", seed=seed, words=vocabulary,
+                    clips_per_word=clips_per_word, splits=list(splits), size=size, frames_per_clip=LRW_FRAMES)
+    return paths
+
+
+def _lrw_clip_complete(path: Path) -> bool:
+    # Each file is written atomically and a clip is deterministic in its seed, so a clip missing
+    # any of its three files is simply made again.
+    return path.is_file() and path.with_suffix(".npz").is_file() and path.with_suffix(".txt").is_file()
+
+
+def _clip_seed(seed: int, word: str, split: str, index: int) -> int:
+    """A subject seed per clip, stable whatever else is generated (so resuming reproduces it)."""
+    entropy = [seed, zlib.crc32(word.encode()), LRW_SPLITS.index(split), index]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _write_lrw_clip(path: Path, word: str, seed: int, size: int, engine: str, model: Any) -> None:
+    from talkface.synth.appearance import sample_subject
+
+    samples, (start, end) = lrw_speech(word, seed, engine)
+    subject = sample_subject(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    coeffs, landmarks, transform = _render_clip(path, subject, samples, size, progress=False, sheet=False, model=model)
+    with atomic_path(path.with_suffix(".npz")) as tmp:
+        np.savez(tmp, coeffs=coeffs, landmarks=landmarks, transform=transform,
+                 word_start=np.float32(start), word_end=np.float32(end), seed=np.int64(seed))
+    with atomic_path(path.with_suffix(".txt")) as tmp:
+        tmp.write_text(f"Text: {word}\nDuration: {end - start:.2f} seconds\nSpan: {start:.2f} {end:.2f}\n")
+
+
+def lrw_speech(word: str, seed: int, engine: str = "auto") -> tuple[np.ndarray, tuple[float, float]]:
+    """1.16 s of speech [18560] with `word` centred and context speech around it, and the word's (start, end) in s."""
+    from talkface.synth.speech import random_sentence, synthesize_speech
+
+    rng = np.random.default_rng([seed, 0x1A3])
+    total = LRW_FRAMES * SAMPLES_PER_FRAME
+    spoken = _trim_silence(synthesize_speech(word.lower(), seed, SAMPLE_RATE, engine))[: total - 2 * SAMPLES_PER_FRAME]
+    before = _trim_silence(synthesize_speech(random_sentence(rng, n_words=4), seed, SAMPLE_RATE, engine))
+    after = _trim_silence(synthesize_speech(random_sentence(rng, n_words=4), seed, SAMPLE_RATE, engine))
+    audio = np.zeros(total, np.float32)
+    start = (total - len(spoken)) // 2
+    end = start + len(spoken)
+    gap_before, gap_after = (int(rng.uniform(0.0, 0.08) * SAMPLE_RATE) for _ in range(2))
+    head = max(0, start - gap_before)
+    audio[:head] = before[len(before) - head :] if head <= len(before) else np.pad(before, (head - len(before), 0))
+    audio[start:end] = spoken
+    tail = max(0, total - end - gap_after)
+    audio[total - tail :] = after[:tail] if tail <= len(after) else np.pad(after, (0, tail - len(after)))
+    return audio, (start / SAMPLE_RATE, end / SAMPLE_RATE)
+
+
+def _trim_silence(samples: np.ndarray, threshold: float = 0.02) -> np.ndarray:
+    loud = np.nonzero(np.abs(samples) > threshold)[0]
+    return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
