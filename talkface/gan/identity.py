@@ -14,7 +14,6 @@ the generator's AdaIN input during training and the memory's values. Two, behind
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from torch import nn
 
 from talkface import tvcompat  # noqa: F401, I001 - must precede torchvision on CPU torch
 import torchvision  # isort: skip
-from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
-from talkface.train.checkpoint import strip_wrapper_prefixes
+from talkface.errors import ConfigError, TalkfaceError
+from talkface.train.checkpoint import load_weight_file, strip_wrapper_prefixes
 
 IDENTITY_DIM = 512
 ENCODERS = ("learned", "arcface")
@@ -49,20 +48,6 @@ RESNET18_URL = f"https://download.pytorch.org/models/{RESNET18_FILE}"
 RESNET18_WEIGHTS = Path("checkpoints") / RESNET18_FILE  # the documented place for KeyEncoder(pretrained=...)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _load_state(path: Path, what: str, where_to_get: str) -> dict[str, torch.Tensor]:
-    """A state dict from torch.load(weights_only=True), with one-line errors naming the file."""
-    if not path.is_file():
-        raise MissingWeightsError(path, what, where_to_get)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise TalkfaceError(f"not a loadable {what} checkpoint ({first_line})", path) from None
-    if not isinstance(state, dict):
-        raise TalkfaceError(f"not a {what} state dict (a {type(state).__name__})", path)
-    return strip_wrapper_prefixes(state)
 
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
@@ -225,7 +210,7 @@ class ArcFaceEncoder(FrozenModule):
     def from_file(cls, path: str | Path) -> ArcFaceEncoder:
         """Load insightface's `backbone.pth` (an IResNet state dict of any depth)."""
         path = Path(path)
-        state = _load_state(path, "ArcFace", ARCFACE_SOURCE.format(path=path))
+        state = strip_wrapper_prefixes(load_weight_file(path, "ArcFace", ARCFACE_SOURCE.format(path=path)))
         blocks = iresnet_blocks(state)
         if not all(blocks):
             raise TalkfaceError(f"not an insightface IResNet state dict (blocks per stage {blocks})", path)
@@ -269,7 +254,9 @@ class KeyEncoder(nn.Module):
         self.frozen = pretrained is not None
         if pretrained is not None:
             path = Path(pretrained)
-            state = _load_state(path, "ImageNet ResNet-18", f"download {RESNET18_URL} and place it at {path}")
+            state = strip_wrapper_prefixes(
+                load_weight_file(path, "ImageNet ResNet-18", f"download {RESNET18_URL} and place it at {path}")
+            )
             _load_strict(self.backbone, {k: v for k, v in state.items() if not k.startswith("fc.")},
                          "torchvision ResNet-18", path)
             self.backbone.requires_grad_(False)

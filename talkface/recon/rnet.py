@@ -10,7 +10,6 @@ checkpoint's 'net_recon' state dict loads with `load_state_dict` and needs no re
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -18,7 +17,8 @@ from torch import nn
 
 from talkface import tvcompat  # noqa: F401, I001 - must precede torchvision on CPU torch
 import torchvision  # isort: skip
-from talkface.errors import MissingWeightsError, TalkfaceError
+from talkface.errors import TalkfaceError
+from talkface.train.checkpoint import FORMAT, load_weight_file, strip_wrapper_prefixes
 
 HEAD_SIZES = (80, 64, 80, 3, 27, 2, 1)  # id, exp, tex, angles, gamma, (tx, ty), tz
 N_FEATURES = 2048  # ResNet-50 pooled features
@@ -32,20 +32,6 @@ RNET_SOURCE = (
     "https://github.com/sicxu/Deep3DFaceRecon_pytorch#inference-with-a-pre-trained-model) "
     "and place it at checkpoints/recon/epoch_20.pth"
 )
-
-
-def _load_state(path: Path, what: str, where_to_get: str) -> dict:
-    """torch.load(weights_only=True) with one-line errors for a missing or foreign file."""
-    if not path.is_file():
-        raise MissingWeightsError(path, what, where_to_get)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise TalkfaceError(f"not a loadable {what} checkpoint ({first_line})", path) from None
-    if not isinstance(state, dict):
-        raise TalkfaceError(f"not a {what} checkpoint (a {type(state).__name__}, expected a dict)", path)
-    return state
 
 
 class ReconNet(nn.Module):
@@ -72,7 +58,7 @@ class ReconNet(nn.Module):
 
     def _load_backbone(self, path: Path) -> None:
         where = f"download {IMAGENET_URL} and place it at {path}"
-        state = _load_state(path, "ImageNet ResNet-50", where)
+        state = load_weight_file(path, "ImageNet ResNet-50", where)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         try:
             self.backbone.load_state_dict(state)
@@ -93,11 +79,10 @@ def load_rnet(path: str | Path, model_name: str | None = None) -> ReconNet:
     A talkface checkpoint may hold several models; `model_name` picks one (default: its only one).
     The returned net is on the CPU in eval mode.
     """
-    from talkface.train.checkpoint import FORMAT, strip_wrapper_prefixes
 
     path = Path(path)
     backbone = "resnet50"  # Deep3DFaceRecon's; a talkface checkpoint records its own
-    checkpoint = _load_state(path, "R-Net", RNET_SOURCE)
+    checkpoint = load_weight_file(path, "R-Net", RNET_SOURCE)
     if "net_recon" in checkpoint:
         state = checkpoint["net_recon"]
     elif checkpoint.get("format") == FORMAT:

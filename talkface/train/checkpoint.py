@@ -81,16 +81,28 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a talkface checkpoint with weights_only=True; a one-line error for anything else."""
+def load_weight_file(path: str | Path, what: str, where_to_get: str) -> dict[str, Any]:
+    """torch.load(weights_only=True) of a dict, with one-line errors naming the file.
+
+    `what` names the weights ("R-Net", "ArcFace", ...) and `where_to_get` tells a user who lacks
+    the file how to obtain it.
+    """
     path = Path(path)
     if not path.is_file():
-        raise MissingWeightsError(path, "checkpoint", "give the path of a run's checkpoints/step_*.pt")
+        raise MissingWeightsError(path, what, where_to_get)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise TalkfaceError(f"not a loadable talkface checkpoint ({_reason(error)})", path) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise TalkfaceError(f"not a loadable {what} checkpoint ({_reason(error)})", path) from None
+    if not isinstance(loaded, dict):
+        raise TalkfaceError(f"not a {what} checkpoint (a {type(loaded).__name__}, expected a dict)", path)
+    return loaded
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a talkface checkpoint with weights_only=True; a one-line error for anything else."""
+    checkpoint = load_weight_file(path, "talkface", "give the path of a run's checkpoints/step_*.pt")
+    if checkpoint.get("format") != FORMAT:
         raise TalkfaceError(f"not a talkface checkpoint (expected format {FORMAT!r})", path)
     return checkpoint
 
