@@ -12,32 +12,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from talkface.atomic import atomic_path
 from talkface.gan.generator import MAPPINGS, MemoryGenerator
+from talkface.benchmarking import machine_info, median_seconds, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 256
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parameter_counts(mapping: str) -> dict[str, int]:
@@ -46,18 +32,6 @@ def parameter_counts(mapping: str) -> dict[str, int]:
     mapping_params = sum(p.numel() for p in net.mapping.parameters())
     total = sum(p.numel() for p in net.parameters())
     return {"total": total, "mapping": mapping_params, "unet_and_heads": total - mapping_params}
-
-
-def median_seconds(run: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    run()  # warm-up: allocator, kernel selection
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def inputs(batch: int, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,20 +113,12 @@ def main() -> None:
     if not cuda:
         result["train_step_frames_per_s"] = "skipped: measured on CUDA only"
         result["cuda"] = "skipped: no CUDA device"
-    result["machine"] = {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
+    result["machine"] = machine_info()
     for mapping, counts in result["parameters"].items():
         print(f"parameters {mapping:9s} total {counts['total'] / 1e6:7.1f}M, mapping {counts['mapping'] / 1e6:7.1f}M")
     print(f"on {result['machine']['cpu']}, {os.cpu_count()} cores, load {result['machine']['load_average_1m']:.1f}")
     out = args.out or RESULTS / ("gan_cuda.json" if cuda else "gan_cpu.json")
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(f"wrote {out}")
 
 

@@ -8,18 +8,13 @@ Prints the medians and writes benchmarks/results/mfcc_cpu.json with the machine 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from talkface.atomic import atomic_path
 from talkface.audio import SAMPLE_RATE, audio_windows, iter_audio_windows, mfcc
+from talkface.benchmarking import machine_info, median_seconds, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mfcc_cpu.json"
 
@@ -32,26 +27,6 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
     voice = sum(np.sin(k * phase) / k for k in range(1, 20))
     syllables = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) ** 2
     return 0.3 * syllables * voice / 3 + 0.01 * rng.standard_normal(t.size)
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up: caches (filterbank, FFT plans), page faults
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -86,20 +61,13 @@ def main() -> None:
         "median_seconds": timings,
         "speedup_vs_python_speech_features": speedup,
         "max_relative_error": float(np.abs(ours - reference).max() / np.abs(reference).max()),
-        "machine": {
-            "cpu": cpu_model(),
-            "logical_cores": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-        },
+        "machine": machine_info(),
     }
     for name, seconds in timings.items():
         print(f"{name:55s} {seconds * 1000:8.1f} ms")
     print(f"speedup vs python_speech_features: {speedup:.2f}x  (max relative error "
           f"{result['max_relative_error']:.1e}) on {result['machine']['cpu']}, {os.cpu_count()} cores")
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -82,24 +80,6 @@ def run_child(minutes: float, chunk_frames: int, single_chunk: bool) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import torch
-
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "torch": torch.__version__.split("+")[0],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0])
@@ -112,7 +92,7 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.chunk_frames, args.single_chunk)))
         return
 
-    from talkface.atomic import atomic_path
+    from talkface.benchmarking import write_result
     from talkface.motion.network import AudioToMotion
 
     runs = {}
@@ -129,11 +109,8 @@ def main() -> None:
         "chunk_frames": args.chunk_frames,
         "single_chunk_forward": chunk,
         "runs": runs,
-        "machine": machine(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report)
     print(f"wrote {args.out}")
 
 

@@ -22,16 +22,14 @@ import argparse
 import ctypes
 import functools
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from talkface.atomic import atomic_path
 from talkface.render.rasterize import interpolate, nvdiffrast_available, rasterize
+from talkface.benchmarking import machine_info, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameter numbers from glibc's malloc.h
@@ -135,21 +133,6 @@ def bench_case(mesh: str, size: int, batch: int, device: str, backend: str, repe
     return row
 
 
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -179,17 +162,15 @@ def main() -> None:
                     print(json.dumps(row))
                     rows.append(row)
         result = {
-            "machine": machine(),
+            "machine": machine_info(),
             "malloc_tuned": tuned,
             "note": args.note,
             "mesh": {"name": args.mesh, "vertices": screen.shape[0], "triangles": len(triangles)},
             "results": rows,
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
         suffix = "" if args.mesh == "hemisphere" else f"_{args.mesh}"
         name = f"rasterizer_cpu{suffix}.json" if device == "cpu" else f"rasterizer_cuda_{backend}{suffix}.json"
-        with atomic_path(RESULTS / name) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(RESULTS / name, result)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from talkface.atomic import atomic_path
 from talkface.train import StepContext, Task, TrainConfig, Trainer
+from talkface.benchmarking import machine_info, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_loop_cpu.json"
 IN_DIM, OUT_DIM = 256, 70  # the audio net's FC 256 features -> 64 expression + 6 pose (REFERENCE.md)
@@ -84,13 +82,6 @@ def trainer_loop(dataset: TensorDataset, hidden: int, steps: int, batch_size: in
         return time.perf_counter() - start
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
@@ -113,8 +104,7 @@ def main() -> None:
         ours_twice = min(ours_twice, trainer_loop(dataset, args.hidden, 2 * args.steps, args.batch_size))
     per_step = (ours_twice - ours) / args.steps
     result = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "note": "shared machine, measured under load from other jobs"},
+        "machine": machine_info(),
         "setup": {"steps": args.steps, "hidden": args.hidden, "batch_size": args.batch_size,
                   "repeats": args.repeats, "best_of_repeats": True},
         "bare_loop_ms_per_step": 1000 * bare / args.steps,
@@ -123,8 +113,7 @@ def main() -> None:
         "trainer_fixed_cost_s": ours - per_step * args.steps,
     }
     print(json.dumps(result, indent=2))
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
