@@ -21,6 +21,8 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.audio",
     "talkface.commands.bfm",
     "talkface.commands.synth",
+    "talkface.commands.recon",
+    "talkface.commands.preprocess",
 )
 
 

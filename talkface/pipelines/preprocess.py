@@ -1,0 +1,226 @@
+"""Preprocess one clip of a person into a workspace (talkface/workspace.py has the layout).
+
+    frames ─┬─ audio ── mfcc
+            └─ landmarks ── align ── coeffs (R-Net + whole-clip refinement)
+
+Each step runs only when its key (version, config, inputs) differs from the manifest's or an
+output is missing; everything downstream of a redone step is redone too (its inputs' keys change).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+
+from talkface.atomic import atomic_path
+from talkface.config import config_to_dict
+from talkface.errors import MissingWeightsError, TalkfaceError
+from talkface.recon.fitting import RefineConfig
+from talkface.workspace import STEPS, Workspace, file_fingerprint, step_key
+
+RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and pass its checkpoint with "
+             "--rnet, or download Deep3DFaceRecon_pytorch's epoch_20.pth "
+             "(https://github.com/sicxu/Deep3DFaceRecon_pytorch) and place it here")
+
+
+@dataclass
+class LandmarkConfig:
+    """Where the 68 landmarks come from and how the track is cleaned (talkface.recon.landmarks)."""
+
+    backend: Literal["fan", "file"] = "fan"
+    file: Optional[str] = None  # .npy [>=T, 68, 2] frame pixels, for the 'file' backend
+    checkpoints_dir: str = "checkpoints"  # the 'fan' backend's weights live under <dir>/face_alignment
+    max_gap: int = 5  # longest run of frames without a face that is interpolated
+    smooth_window: int = 5
+    smooth_order: int = 2
+
+
+@dataclass
+class PreprocessConfig:
+    """configs/preprocess.yaml."""
+
+    frames: int = 300  # the first N frames at 25 fps (the paper fine-tunes on ~300)
+    window_size: int = 256  # side of the fixed per-clip window crops
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+    rnet: str = "checkpoints/recon/epoch_20.pth"  # Deep3DFaceRecon 'net_recon' or a talkface recon run's checkpoint
+    morphable_model: str = "checkpoints/BFM/BFM_model_front.mat"  # or "synthetic"
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    batch_size: int = 32  # R-Net inference batch
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"frames must be at least 1, got {self.frames}")
+        if self.window_size < 16 or self.batch_size < 1:
+            raise ValueError("window_size must be >= 16 and batch_size >= 1")
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    workspace: Path
+    ran: list[str]  # steps computed this time
+    skipped: list[str]  # steps already up to date
+    seconds: dict[str, float]  # time per step that ran
+
+
+def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True) -> PreprocessResult:
+    """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped."""
+    clip = Path(clip)
+    workspace = Workspace(out)
+    workspace.check_target()
+    source = file_fingerprint(clip, workspace.manifest.get("source"))
+    runner = _Runner(workspace, clip, config, progress)
+    keys = runner.keys(source["sha256"])
+    stale = [name for name in STEPS if not workspace.is_current(name, keys[name])]
+    # Before writing anything: the weights the stale steps need must exist.
+    if "landmarks" in stale and config.landmarks.backend == "fan":
+        from talkface.recon.landmarks import fan_weight_paths
+
+        fan_weight_paths(config.landmarks.checkpoints_dir)
+    if "coeffs" in stale:
+        _check_rnet(Path(config.rnet))
+    if stale:
+        workspace.manifest["source"] = source
+        workspace.manifest["config"] = config_to_dict(config)
+        workspace.forget(stale)
+    seconds = {}
+    for name in stale:
+        start = time.perf_counter()
+        fields = getattr(runner, name)()
+        workspace.record(name, keys[name], inputs=runner.inputs[name], config=runner.configs[name], **fields)
+        seconds[name] = time.perf_counter() - start
+    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds)
+
+
+def _check_rnet(path: Path) -> None:
+    if not path.is_file():
+        raise MissingWeightsError(path, "R-Net", RNET_HELP)
+
+
+class _Runner:
+    """Computes each step's key and, when asked, its outputs."""
+
+    def __init__(self, workspace: Workspace, clip: Path, config: PreprocessConfig, progress: bool):
+        self.ws, self.clip, self.config, self.progress = workspace, clip, config, progress
+        self.configs: dict[str, Any] = {}
+        self.inputs: dict[str, Any] = {}
+
+    def keys(self, clip_hash: str) -> dict[str, str]:
+        c = self.config
+        lm = c.landmarks
+        self.configs = {
+            "frames": {"frames": c.frames},
+            "audio": {},
+            "mfcc": {},
+            "landmarks": {"backend": lm.backend, "max_gap": lm.max_gap, "smooth_window": lm.smooth_window,
+                          "smooth_order": lm.smooth_order},
+            "align": {"window_size": c.window_size},
+            "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model},
+        }
+        external: dict[str, dict[str, Any]] = {"frames": {"clip": clip_hash}, "audio": {"clip": clip_hash}}
+        if lm.backend == "file":
+            if lm.file is None:
+                raise TalkfaceError("the 'file' landmark backend needs a landmarks file (--landmarks NPY)")
+            external["landmarks"] = {"file": file_fingerprint(lm.file)["sha256"]}
+        if Path(c.rnet).is_file():
+            previous = (self.ws.step_record("coeffs") or {}).get("rnet_file")
+            self.rnet_record = file_fingerprint(c.rnet, previous)
+            external["coeffs"] = {"rnet": self.rnet_record["sha256"]}
+        keys: dict[str, str] = {}
+        for name, step in STEPS.items():  # dependency order
+            self.inputs[name] = {**external.get(name, {}), **{dep: keys[dep] for dep in step.needs}}
+            keys[name] = step_key(step, self.configs[name], self.inputs[name])
+        return keys
+
+    # ------------------------------------------------------------------------------------------
+    # steps: each writes its outputs and returns extra manifest fields
+
+    def frames(self) -> dict[str, Any]:
+        from talkface.media import read_video
+
+        frames = read_video(self.clip, max_frames=self.config.frames)
+        if len(frames) < self.config.frames:
+            raise TalkfaceError(f"has only {len(frames)} frames at 25 fps, fewer than the {self.config.frames} "
+                                f"asked for; use --frames {len(frames)} (or fewer)", self.clip)
+        self.ws.save_array("frames.npy", frames)
+        return {"frames": len(frames), "height": frames.shape[1], "width": frames.shape[2]}
+
+    def audio(self) -> dict[str, Any]:
+        from talkface.audio import SAMPLES_PER_VIDEO_FRAME
+        from talkface.media import read_audio, write_wav
+
+        count = len(self.ws.load_array("frames.npy", mmap=True))
+        samples = read_audio(self.clip)
+        fitted = np.zeros(count * SAMPLES_PER_VIDEO_FRAME, np.float32)  # exactly T frames: cut or zero-pad
+        fitted[: min(len(samples), len(fitted))] = samples[: len(fitted)]
+        write_wav(self.ws.path("audio.wav"), fitted)
+        return {"seconds": len(fitted) / 16000}
+
+    def mfcc(self) -> dict[str, Any]:
+        from talkface.audio import audio_windows
+        from talkface.media import read_audio
+
+        self.ws.require("audio")
+        windows = audio_windows(read_audio(self.ws.path("audio.wav")))  # [T, 28, 12]
+        self.ws.save_array("mfcc.npy", windows.astype(np.float32))
+        return {}
+
+    def landmarks(self) -> dict[str, Any]:
+        from talkface.recon import landmarks as lmk
+
+        frames = self.ws.load_array("frames.npy", mmap=True)
+        c = self.config.landmarks
+        if c.backend == "file":
+            track = lmk.FileLandmarks(c.file).detect()
+            if len(track) < len(frames):
+                raise TalkfaceError(f"has landmarks for {len(track)} frames, the workspace has {len(frames)}", c.file)
+            track = track[: len(frames)]
+        else:
+            backend = lmk.make_landmark_backend("fan", checkpoints_dir=c.checkpoints_dir, device=self._device())
+            track = backend.detect(frames)
+        clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
+        self.ws.save_array("landmarks.npy", clean)
+        missing = np.isnan(track).all(axis=(1, 2))
+        return {"frames_without_face": lmk.format_ranges(missing) if missing.any() else ""}
+
+    def align(self) -> dict[str, Any]:
+        from talkface.recon.alignment import align_faces, clip_window
+
+        frames = self.ws.load_array("frames.npy", mmap=True)
+        landmarks = self.ws.load_array("landmarks.npy")
+        faces = align_faces(frames, landmarks)
+        window = clip_window(landmarks, frames.shape[1:3], self.config.window_size)
+        self.ws.save_array("transforms.npy", faces.transforms)
+        self.ws.save_array("crops.npy", faces.crops)
+        self.ws.save_array("crop_landmarks.npy", faces.landmarks)
+        self.ws.save_array("window_crops.npy", np.stack([window.crop(frame) for frame in frames]))
+        with atomic_path(self.ws.path("window.json")) as tmp:
+            tmp.write_text(json.dumps({"x0": window.x0, "y0": window.y0, "size": window.size,
+                                       "out_size": window.out_size, "transform": window.transform.tolist()}))
+        return {}
+
+    def coeffs(self) -> dict[str, Any]:
+        from talkface.face3d.model import load_morphable_model
+        from talkface.recon.fitting import fit_clip
+        from talkface.recon.rnet import load_rnet
+
+        rnet = load_rnet(self.config.rnet)
+        model = load_morphable_model(self.config.morphable_model)
+        coeffs = fit_clip(self.ws.load_array("crops.npy"), self.ws.load_array("crop_landmarks.npy"), rnet, model,
+                          self.config.refine, batch_size=self.config.batch_size, device=self._device(),
+                          progress=self.progress)
+        self.ws.save_array("coeffs.npy", coeffs)
+        return {"rnet_file": self.rnet_record}
+
+    def _device(self) -> str:
+        import torch
+
+        if self.config.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.config.device
+

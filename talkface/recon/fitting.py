@@ -1,0 +1,201 @@
+"""Per-clip 3D reconstruction: R-Net per frame, then an optional joint refinement of the whole clip.
+
+The refinement goes beyond the original (which kept each frame's R-Net prediction, so identity
+flickered): one identity and one texture for the clip, per-frame expression, pose and lighting,
+fitted by Adam through the renderer to the clip's landmarks and pixels, with the R-Net's
+regularisers and a temporal smoothness prior on expression and pose. Everything is in the aligned
+224 px crop's camera (talkface.recon.alignment); the crop transforms map results back to frames.
+
+Cost: landmarks, regularisers and smoothness use every frame at every step (the 68 keypoints
+only, no rendering); the photometric term renders a random subset of frames per step at a reduced
+size, an unbiased estimate of its clip mean at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from talkface.face3d import coeffs as layout
+from talkface.face3d.camera import Camera, rotation_matrix
+from talkface.recon.losses import (
+    LossWeights, gamma_loss, landmark_loss, photometric_loss, reflectance_loss, regularization_loss,
+)
+from talkface.render.rasterize import interpolate
+from talkface.render.renderer import render
+
+if TYPE_CHECKING:
+    from talkface.face3d.model import MorphableModel
+    from talkface.recon.rnet import ReconNet
+
+
+@dataclass
+class RefineConfig:
+    """How the whole-clip refinement runs (also the `refine` section of configs/preprocess.yaml)."""
+
+    enabled: bool = True
+    steps: int = 200  # Adam steps over the whole clip
+    lr: float = 0.02  # decays linearly to lr/10 over the steps
+    photometric_frames: int = 4  # frames rendered per step for the photometric term (0 = landmarks only)
+    photometric_size: int = 112  # side of those renders (the 224 px crops are downsampled to it)
+    smooth_expression: float = 1e-3  # weight of mean |exp_t+1 - exp_t|²
+    smooth_pose: float = 1.0  # weight of mean |angles_t+1 - angles_t|² + |translation_t+1 - translation_t|²
+    seed: int = 0  # which frames the photometric term draws
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.photometric_frames < 0 or self.photometric_size < 16 or self.lr <= 0:
+            raise ValueError("refine: steps and photometric_frames must be >= 0, photometric_size >= 16, lr > 0")
+
+
+def crops_to_tensor(crops: np.ndarray | Tensor) -> Tensor:
+    """uint8 [T, H, W, 3] (or already float [T, 3, H, W]) -> float32 [T, 3, H, W] in [0, 1]."""
+    if isinstance(crops, Tensor) and crops.dtype.is_floating_point:
+        return crops.float()
+    array = torch.as_tensor(np.asarray(crops))
+    return array.permute(0, 3, 1, 2).float() / 255.0
+
+
+@torch.no_grad()
+def predict_coeffs(rnet: "ReconNet", crops: np.ndarray | Tensor, batch_size: int = 32,
+                   device: str | torch.device = "cpu") -> Tensor:
+    """R-Net coefficients [T, 257] of aligned crops (uint8 [T, 224, 224, 3] or float [T, 3, 224, 224])."""
+    rnet = rnet.to(device).eval()
+    rows = []
+    for start in range(0, len(crops), batch_size):
+        rows.append(rnet(crops_to_tensor(crops[start:start + batch_size]).to(device)).float().cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, layout.N_COEFFS)
+
+
+def keypoints_2d(model: "MorphableModel", coeffs: Tensor, camera: Camera) -> Tensor:
+    """[B, 257] -> [B, 68, 2]: the model's landmark projection, computed on the 68 keypoints only.
+
+    The same geometry as MorphableModel.forward (shape, R·shape + t, camera), without the other
+    vertices, normals or colours: the refinement evaluates it for every frame at every step.
+    """
+    c = layout.split_coeffs(coeffs)
+    ids = model.keypoints
+    mean = model.mean_shape[ids]  # [68, 3]
+    id_rows = model.id_base.reshape(-1, 3, layout.N_IDENTITY)[ids]  # [68, 3, 80]
+    exp_rows = model.exp_base.reshape(-1, 3, layout.N_EXPRESSION)[ids]  # [68, 3, 64]
+    shape = mean + torch.einsum("kdi,bi->bkd", id_rows, c.identity) + torch.einsum("kde,be->bkd", exp_rows, c.expression)
+    world = shape @ rotation_matrix(c.angles).transpose(1, 2) + c.translation[:, None, :]
+    return camera.project(camera.to_camera(world))
+
+
+class _ClipParameters(torch.nn.Module):
+    """The refined unknowns: shared identity and texture, per-frame expression, angles, light, translation."""
+
+    def __init__(self, coeffs: Tensor):
+        super().__init__()
+        c = layout.split_coeffs(coeffs)
+        self.identity = torch.nn.Parameter(c.identity.mean(dim=0, keepdim=True).clone())  # [1, 80]
+        self.texture = torch.nn.Parameter(c.texture.mean(dim=0, keepdim=True).clone())  # [1, 80]
+        self.expression = torch.nn.Parameter(c.expression.clone())  # [T, 64]
+        self.angles = torch.nn.Parameter(c.angles.clone())  # [T, 3]
+        self.gamma = torch.nn.Parameter(c.gamma.clone())  # [T, 27]
+        self.translation = torch.nn.Parameter(c.translation.clone())  # [T, 3]
+
+    def coeffs(self, frames: Tensor | None = None) -> Tensor:
+        """[T, 257] (or the rows `frames`)."""
+        pick = (lambda x: x) if frames is None else (lambda x: x[frames])
+        count = len(self.expression) if frames is None else len(frames)
+        return layout.join_coeffs(self.identity.expand(count, -1), pick(self.expression),
+                                  self.texture.expand(count, -1), pick(self.angles), pick(self.gamma),
+                                  pick(self.translation))
+
+
+def _smoothness(values: Tensor) -> Tensor:
+    """Mean squared frame-to-frame difference of [T, D] (summed over D)."""
+    if len(values) < 2:
+        return values.new_zeros(())
+    return ((values[1:] - values[:-1]) ** 2).sum(dim=1).mean()
+
+
+def refine_clip(
+    coeffs: Tensor,
+    crops: np.ndarray | Tensor,
+    landmarks: np.ndarray | Tensor,
+    model: "MorphableModel",
+    config: RefineConfig = RefineConfig(),
+    weights: LossWeights = LossWeights(),
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Tensor:
+    """Fit a clip jointly: coeffs [T, 257] (e.g. R-Net's) -> refined [T, 257] with one identity and texture.
+
+    crops: the aligned 224 px crops (uint8 [T, 224, 224, 3] or float [T, 3, 224, 224]);
+    landmarks: [T, 68, 2] in crop pixels.
+    """
+    device = torch.device(device)
+    model = model.to(device)
+    camera = Camera()
+    params = _ClipParameters(coeffs.to(device, torch.float32))
+    targets = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32, device=device)
+    photo = _PhotometricTerm(crops, model, config, weights, device)
+    optimizer = torch.optim.Adam(params.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - 0.9 * s / max(config.steps, 1))
+    for _ in tqdm(range(config.steps), desc="refine", unit="step", disable=not progress, leave=False):
+        all_coeffs = params.coeffs()  # [T, 257]
+        loss = weights.landmark * landmark_loss(keypoints_2d(model, all_coeffs, camera), targets)
+        loss = loss + weights.regularization * regularization_loss(all_coeffs, weights)
+        loss = loss + weights.gamma * gamma_loss(params.gamma)
+        loss = loss + weights.reflectance * reflectance_loss(model.albedo(params.texture), model.skin_mask)
+        loss = loss + config.smooth_expression * _smoothness(params.expression)
+        loss = loss + config.smooth_pose * (_smoothness(params.angles) + _smoothness(params.translation))
+        loss = loss + photo(params)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return params.coeffs().detach().cpu()
+
+
+class _PhotometricTerm:
+    """The photometric loss of a random subset of frames, rendered at a reduced size."""
+
+    def __init__(self, crops: np.ndarray | Tensor, model: "MorphableModel", config: RefineConfig,
+                 weights: LossWeights, device: torch.device):
+        self.model, self.weight = model, weights.photometric
+        self.count = min(config.photometric_frames, len(crops)) if weights.photometric > 0 else 0
+        self.camera = Camera().resized(config.photometric_size)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.targets = None
+        if self.count:
+            size = (config.photometric_size, config.photometric_size)
+            chunks = [F.interpolate(crops_to_tensor(crops[i:i + 64]), size=size, mode="bilinear",
+                                    antialias=True, align_corners=False) for i in range(0, len(crops), 64)]
+            self.targets = torch.cat(chunks).to(device)  # [T, 3, s, s]
+
+    def __call__(self, params: _ClipParameters) -> Tensor:
+        if not self.count:
+            return params.identity.new_zeros(())
+        frames = torch.randperm(len(self.targets), generator=self.generator)[:self.count].to(self.targets.device)
+        coeffs = params.coeffs(frames)
+        rendered = render(coeffs, self.model, self.camera)
+        skin = interpolate(self.model.skin_mask.expand(len(frames), -1)[..., None], rendered.fragments,
+                           self.model.triangles).permute(0, 3, 1, 2)
+        return self.weight * photometric_loss(rendered.image, self.targets[frames], rendered.mask * skin)
+
+
+def fit_clip(
+    crops: np.ndarray | Tensor,
+    landmarks: np.ndarray | Tensor,
+    rnet: "ReconNet",
+    model: "MorphableModel",
+    refine: RefineConfig | None = RefineConfig(),
+    weights: LossWeights = LossWeights(),
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> np.ndarray:
+    """Aligned crops + crop landmarks -> float32 [T, 257] in the 224 crop's camera (R-Net, then refinement)."""
+    coeffs = predict_coeffs(rnet, crops, batch_size, device)
+    if refine is not None and refine.enabled and refine.steps > 0:
+        coeffs = refine_clip(coeffs, crops, landmarks, model, refine, weights, device, progress)
+    return coeffs.numpy().astype(np.float32)

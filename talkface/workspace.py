@@ -1,0 +1,173 @@
+"""The person workspace: everything preprocess derives from one clip, and how each file was made.
+
+Layout (T frames at 25 fps; all arrays .npy):
+
+    manifest.json        kind, the source clip (size, mtime, sha256), and per step: its key,
+                         version, config, inputs, outputs and provenance (talkface.provenance)
+    frames.npy           uint8 [T, H, W, 3]   the clip's first T frames at 25 fps
+    audio.wav            16 kHz mono, exactly T frames long
+    mfcc.npy             float32 [T, 28, 12]  per-frame MFCC windows (talkface.audio)
+    landmarks.npy        float32 [T, 68, 2]   frame pixels, gap-filled and smoothed
+    transforms.npy       float64 [T, 2, 3]    frame pixels -> aligned 224 px crop pixels
+    crops.npy            uint8 [T, 224, 224, 3] the R-Net crops
+    crop_landmarks.npy   float32 [T, 68, 2]   landmarks in crop pixels
+    window.json          the fixed per-clip window {x0, y0, size, out_size} (background, paste-back)
+    window_crops.npy     uint8 [T, S, S, 3]   every frame cut by that window
+    coeffs.npy           float32 [T, 257]     in the aligned crop's camera
+
+A step is up to date when its recorded key (a hash of its version, its config and the keys of
+what it reads) matches the key computed now and its outputs exist. Every file is written
+atomically and a step is recorded only after all its outputs are in place, so an interrupted or
+failed run leaves complete files only, and the next run redoes exactly what is missing or stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from talkface.atomic import atomic_path
+from talkface.errors import TalkfaceError
+
+KIND = "talkface person workspace"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One preprocess step: its outputs and the steps whose outputs it reads."""
+
+    name: str
+    version: int  # bump when the step's code changes what it writes
+    outputs: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+
+
+STEPS = {
+    step.name: step
+    for step in (
+        Step("frames", 1, ("frames.npy",)),
+        Step("audio", 1, ("audio.wav",), ("frames",)),
+        Step("mfcc", 1, ("mfcc.npy",), ("audio",)),
+        Step("landmarks", 1, ("landmarks.npy",), ("frames",)),
+        Step("align", 1, ("transforms.npy", "crops.npy", "crop_landmarks.npy", "window.json", "window_crops.npy"),
+             ("frames", "landmarks")),
+        Step("coeffs", 1, ("coeffs.npy",), ("align",)),
+    )
+}
+
+
+def file_fingerprint(path: str | Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """{path, size, mtime, sha256} of a file; the hash is reused from `previous` if size and mtime match."""
+    path = Path(path)
+    if not path.is_file():
+        raise TalkfaceError("file not found", path)
+    stat = path.stat()
+    record = {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+    if previous and previous.get("size") == stat.st_size and previous.get("mtime") == stat.st_mtime \
+            and previous.get("path") == record["path"]:
+        return {**record, "sha256": previous["sha256"]}
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {**record, "sha256": digest.hexdigest()}
+
+
+def step_key(step: Step, config: Any, inputs: dict[str, Any]) -> str:
+    """A hash of what determines a step's outputs: its version, its config and its inputs' identities."""
+    text = json.dumps({"step": step.name, "version": step.version, "config": config, "inputs": inputs},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Workspace:
+    """A person workspace folder and its manifest."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.manifest = self._read_manifest()
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return {"kind": KIND, "steps": {}}
+        try:
+            manifest = json.loads(path.read_text())
+        except ValueError:
+            raise TalkfaceError("is not valid JSON; delete the workspace and preprocess again", path) from None
+        if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+            raise TalkfaceError(f"is not a {KIND} manifest", path)
+        return manifest
+
+    def check_target(self) -> None:
+        """Refuse a non-empty folder that is not a workspace (preprocess never writes into foreign folders)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise TalkfaceError("exists and is not a folder", self.root)
+        if self.root.is_dir() and any(self.root.iterdir()) and not (self.root / MANIFEST).is_file():
+            raise TalkfaceError("folder is not empty and is not a person workspace; choose a new folder", self.root)
+
+    def step_record(self, name: str) -> dict[str, Any] | None:
+        return self.manifest["steps"].get(name)
+
+    def is_current(self, name: str, key: str) -> bool:
+        """True when step `name` was recorded with `key` and all its outputs exist."""
+        record = self.step_record(name)
+        return record is not None and record.get("key") == key \
+            and all(self.path(out).is_file() for out in STEPS[name].outputs)
+
+    def record(self, name: str, key: str, **fields: Any) -> None:
+        """Mark step `name` complete with `key` (call only after its outputs are in place)."""
+        from talkface.provenance import provenance
+
+        step = STEPS[name]
+        self.manifest["steps"][name] = {"key": key, "version": step.version, "outputs": list(step.outputs),
+                                        **fields, "made": provenance()}
+        self.write_manifest()
+
+    def forget(self, names: Sequence[str]) -> None:
+        """Drop steps from the manifest before redoing them (their old outputs are then stale)."""
+        for name in names:
+            self.manifest["steps"].pop(name, None)
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        with atomic_path(self.root / MANIFEST) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=2, default=str) + "\n")
+
+    def save_array(self, name: str, array: np.ndarray) -> None:
+        with atomic_path(self.path(name)) as tmp:
+            with tmp.open("wb") as handle:
+                np.save(handle, array)
+
+    def load_array(self, name: str, mmap: bool = False) -> np.ndarray:
+        """An output array of a completed step; a one-line error naming the step to run if absent."""
+        self.require(_producer(name))
+        return np.load(self.path(name), mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    def require(self, step: str) -> None:
+        """Fail with the command to run when `step`'s outputs are missing from this workspace."""
+        record = self.step_record(step)
+        missing = [out for out in STEPS[step].outputs if not self.path(out).is_file()]
+        if record is None or missing:
+            what = missing[0] if missing else f"the '{step}' step"
+            raise TalkfaceError(
+                f"workspace has no {what} (preprocess step '{step}'); run "
+                f"`talkface preprocess CLIP --out {self.root}` first", self.root,
+            )
+
+
+def _producer(output: str) -> str:
+    for step in STEPS.values():
+        if output in step.outputs:
+            return step.name
+    raise ValueError(f"{output!r} is not a workspace output; outputs: "
+                     f"{', '.join(o for s in STEPS.values() for o in s.outputs)}")
