@@ -23,6 +23,8 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.synth",
     "talkface.commands.recon",
     "talkface.commands.preprocess",
+    "talkface.commands.lrw",
+    "talkface.commands.motion",
 )
 
 

@@ -1,0 +1,233 @@
+"""Personalised audio -> motion on the synthetic world: pretrain on a synthetic LRW, fine-tune on a held-out person.
+
+    .venv/bin/python benchmarks/bench_motion_personal.py [--words 30 --clips 8 --pretrain-steps 600 ...]
+
+1. A synthetic LRW corpus (truth-only: the speech, subjects and speech-driven motion of
+   `talkface synth lrw`, blank frames, since `lrw preprocess --coeffs truth` reads only the audio
+   and the ground truth), preprocessed with talkface.pipelines.lrw.
+2. Pretraining (MotionTask through the shared Trainer) on its train split.
+3. A held-out person (a subject seed not in the corpus) speaking for PERSON_SECONDS; the first
+   part is their ~10 s workspace clip (first 300 frames trained, last 10 % validation), the rest
+   is held-out speech that no stage sees.
+4. On the held-out speech: LMD of the mouth landmarks (synthetic morphable model, the person's
+   identity) for fine-tuned, pretrained-only and mean-expression predictions; and the pose
+   statistics (per-angle std and dominant frequency) of the fine-tuned prediction against this
+   person's truth and against other synthetic persons speaking the same length.
+Writes benchmarks/results/motion_personal_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkface.benchmarking import machine_info, write_result
+from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
+from talkface.face3d.model import load_morphable_model
+from talkface.media import write_video, write_wav
+from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
+from talkface.motion.inference import predict_motion
+from talkface.motion.network import EXPRESSION
+from talkface.motion.train import (
+    FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, motion_landmarks, pretrain,
+)
+from talkface.motion.records import read_record, split_records
+from talkface.pipelines.lrw import preprocess_lrw
+from talkface.synth.appearance import sample_subject
+from talkface.synth.motion import generate_motion
+from talkface.synth.speech import speech_for_duration
+from talkface.synth.world import LRW_FRAMES, SAMPLE_RATE, VOCABULARY, lrw_clip_path, lrw_speech
+from talkface.train import TrainConfig
+from talkface.workspace import Workspace
+
+RESULT = Path(__file__).parent / "results" / "motion_personal_cpu.json"
+PERSON_SEED = 987_654  # not a corpus clip's seed (those are crc32-derived, see lrw_seed)
+CLIP_SECONDS = 14.0  # the person's workspace clip: 350 frames = 300 trained + the last 35 validated
+ANGLES = slice(64, 67)
+
+
+def lrw_seed(word: str, split: str, index: int) -> int:
+    return zlib.crc32(f"{word}/{split}/{index}".encode()) & 0x7FFFFFFF
+
+
+def write_truth_lrw(root: Path, words: list[str], clips: int, engine: str) -> None:
+    for word in words:
+        for split, count in (("train", clips), ("val", max(1, clips // 4))):
+            for index in range(1, count + 1):
+                seed = lrw_seed(word, split, index)
+                samples, _ = lrw_speech(word, seed, engine)
+                subject = sample_subject(seed)
+                motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
+                path = lrw_clip_path(root, word, split, index)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
+                np.savez(path.with_suffix(".npz"),
+                         coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+
+
+def speaking_person(seed: int, seconds: float, engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """(speech [N], coefficients [T, 257]) of subject `seed` talking for `seconds`."""
+    samples = speech_for_duration(seconds, seed, SAMPLE_RATE, engine)
+    subject = sample_subject(seed)
+    frames = int(round(seconds * 25))
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames)
+    return samples, subject.coeffs(motion.expression, motion.angles, motion.translation)
+
+
+def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> None:
+    """What `talkface preprocess` would write (audio, MFCC windows, coefficients), from the truth."""
+    ws = Workspace(folder)
+    folder.mkdir(parents=True)
+    write_wav(ws.path("audio.wav"), samples)
+    ws.save_array("mfcc.npy", audio_windows(samples))
+    ws.save_array("coeffs.npy", coeffs)
+    for step in ("mfcc", "coeffs"):
+        ws.record(step, "synthetic-truth")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=30)
+    parser.add_argument("--clips", type=int, default=8, help="train clips per word (val: a quarter)")
+    parser.add_argument("--pretrain-steps", type=int, default=600)
+    parser.add_argument("--finetune-epochs", type=int, default=100, help="the paper's 100")
+    parser.add_argument("--person-seconds", type=float, default=44.0, help="workspace clip + held-out speech")
+    parser.add_argument("--others", type=int, default=12, help="other synthetic persons for the pose comparison")
+    parser.add_argument("--channels", default="8,16,32,32,32")
+    parser.add_argument("--fc", default="128,64")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--normalize-targets", action="store_true", help="per-dimension target statistics")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--engine", default="builtin", choices=["builtin", "espeak", "auto"])
+    parser.add_argument("--result", default=str(RESULT))
+    parser.add_argument("--workdir", default=None, help="keep intermediate files here (default: a temp dir)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_motion_personal_"))
+    timings: dict[str, float] = {}
+
+    def timed(name: str, start: float) -> None:
+        timings[name] = round(time.perf_counter() - start, 1)
+        print(f"{name}: {timings[name]} s", flush=True)
+
+    start = time.perf_counter()
+    words = list(VOCABULARY[:args.words])
+    write_truth_lrw(work / "lrw", words, args.clips, args.engine)
+    samples, coeffs = speaking_person(PERSON_SEED, args.person_seconds, args.engine)
+    clip_frames = int(CLIP_SECONDS * 25)
+    write_workspace(work / "person", samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME], coeffs[:clip_frames])
+    timed("synthetic_world_s", start)
+
+    start = time.perf_counter()
+    result = preprocess_lrw(work / "lrw", work / "cache", coeffs="truth", progress=False)
+    timed("lrw_preprocess_s", start)
+
+    network = NetworkConfig(channels=tuple(int(c) for c in args.channels.split(",")),
+                            fc_sizes=tuple(int(c) for c in args.fc.split(",")), lstm_hidden=args.hidden)
+    pre_config = PretrainConfig(
+        cache=str(work / "cache"), run_dir=str(work / "pretrain"), epochs=None, network=network,
+        morphable_model="synthetic", val_clips=256, normalize_targets=args.normalize_targets,
+        train=TrainConfig(steps=args.pretrain_steps, batch_size=16, num_workers=0, log_every=100,
+                          eval_every=max(args.pretrain_steps // 3, 1), checkpoint_every=args.pretrain_steps,
+                          device="cpu"),
+    )
+    start = time.perf_counter()
+    pretrained = pretrain(pre_config)
+    timed("pretrain_s", start)
+
+    ft_config = FinetuneConfig(
+        pretrained=str(pretrained), run_dir=str(work / "finetune"), epochs=args.finetune_epochs,
+        morphable_model="synthetic",
+        train=TrainConfig(steps=1, batch_size=16, num_workers=0, log_every=100, eval_every=500,
+                          checkpoint_every=10**6, device="cpu"),
+    )
+    start = time.perf_counter()
+    finetuned, _ = finetune(work / "person", ft_config)
+    timed("finetune_s", start)
+
+    # ---- measurement on the held-out speech (never seen by any stage)
+    held_audio = samples[clip_frames * SAMPLES_PER_VIDEO_FRAME:]
+    held_truth = coeffs[clip_frames:]  # [T, 257]
+    truth_motion = np.concatenate([held_truth[:, 80:144], held_truth[:, 224:227], held_truth[:, 254:257]], 1)
+    face = load_morphable_model("synthetic")
+    identity = held_truth[0, :80]
+    true_marks = motion_landmarks(face, truth_motion, identity)
+    predictions = {
+        "finetuned": predict_motion(load_motion_model(finetuned), held_audio, bf16=False),
+        "pretrained_only": predict_motion(load_motion_model(pretrained), held_audio, bf16=False),
+    }
+    person_train = coeffs[:300]
+    baseline = truth_motion.copy()
+    baseline[:, EXPRESSION] = person_train[:, 80:144].mean(0)  # the person's mean expression, truth pose
+    predictions["mean_expression"] = baseline
+    corpus = np.concatenate([read_record(p).motion[:, EXPRESSION] for p in split_records(work / "cache", "train")])
+    lrw_baseline = truth_motion.copy()
+    lrw_baseline[:, EXPRESSION] = corpus.mean(0)  # the pretraining corpus's mean expression
+    predictions["lrw_mean_expression"] = lrw_baseline
+    lmds = {name: lmd(motion_landmarks(face, m, identity), true_marks) for name, m in predictions.items()}
+    print("LMD (224 px crop):", {k: round(v, 4) for k, v in lmds.items()}, flush=True)
+
+    held_seconds = len(held_audio) / SAMPLE_RATE
+    truth_stats = pose_statistics(held_truth[:, 224:227])
+    others = {}
+    for k in range(args.others):
+        seed = 5000 + k
+        _, other = speaking_person(seed, held_seconds, args.engine)
+        others[seed] = pose_statistics(other[:, 224:227])
+    pose = {}
+    for name in ("finetuned", "pretrained_only"):
+        stats = pose_statistics(predictions[name][:, ANGLES])
+        own = pose_statistics_distance(stats, truth_stats)
+        other_distances = {seed: pose_statistics_distance(stats, s) for seed, s in others.items()}
+        pose[name] = {
+            "std": stats["std"].round(4).tolist(), "frequency_hz": stats["frequency"].round(3).tolist(),
+            "distance_to_own_truth": round(own, 4),
+            "nearest_other_distance": round(min(other_distances.values()), 4),
+            "closer_than_every_other_person": bool(own < min(other_distances.values())),
+            "rank_of_own_among_persons": 1 + sum(d < own for d in other_distances.values()),
+        }
+    print("pose:", json.dumps(pose, indent=1), flush=True)
+
+    report = {
+        "benchmark": "bench_motion_personal",
+        "machine": machine_info(),
+        "note": "CPU shared with other jobs while measured (timings under load); synthetic LRW is truth-only "
+                "(blank frames, --coeffs truth)",
+        "setup": {
+            "words": args.words, "train_clips_per_word": args.clips, "lrw_records": result.written + result.skipped,
+            "pretrain_steps": args.pretrain_steps, "batch_size": 16, "finetune_epochs": args.finetune_epochs,
+            "network": dataclasses.asdict(network), "person_seed": PERSON_SEED, "person_clip_s": CLIP_SECONDS,
+            "normalize_targets": args.normalize_targets, "held_out_speech_s": round(held_seconds, 2), "other_persons": args.others, "engine": args.engine,
+            "loss": dataclasses.asdict(LossConfig()),
+        },
+        "lmd_px_224": {k: round(v, 4) for k, v in lmds.items()},
+        "lmd_baselines": "mean_expression: the person's mean over their 300 training frames; lrw_mean_expression: "
+                         "the pretraining corpus's mean; both with the true pose",
+        "lmd_order_holds": bool(lmds["finetuned"] < lmds["pretrained_only"] < lmds["mean_expression"]),
+        "pose_truth": {"std": truth_stats["std"].round(4).tolist(),
+                       "frequency_hz": truth_stats["frequency"].round(3).tolist()},
+        "pose": pose,
+        "timings_s": timings,
+        "command": " ".join(sys.argv),
+    }
+    out = Path(args.result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_result(out, report)
+    print(f"wrote {out}")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

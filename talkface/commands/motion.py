@@ -1,0 +1,96 @@
+"""`talkface motion ...`: pretrain on LRW, fine-tune on a person, predict expression + head pose from audio."""
+
+from __future__ import annotations
+
+import argparse
+
+from talkface.commands.common import add_config_arguments
+
+PRETRAIN_CONFIG = "configs/motion_lrw.yaml"
+FINETUNE_CONFIG = "configs/motion_finetune.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("motion", help="the audio -> expression + head pose network")
+    commands = group.add_subparsers(dest="motion_command", metavar="COMMAND", required=True)
+
+    pre = commands.add_parser("pretrain", help="pretrain on an LRW cache (talkface lrw preprocess); torchrun for DDP")
+    add_config_arguments(pre, PRETRAIN_CONFIG)
+    pre.add_argument("--resume", action="store_true", help="continue the run in run_dir from its latest checkpoint")
+    pre.set_defaults(handler=_pretrain)
+
+    fine = commands.add_parser("finetune", help="fine-tune on one person's workspace (talkface preprocess)")
+    fine.add_argument("workspace", metavar="WORKSPACE")
+    fine.add_argument("--pretrained", default=None, metavar="CKPT", help="pretrained checkpoint (overrides the config)")
+    add_config_arguments(fine, FINETUNE_CONFIG)
+    fine.add_argument("--resume", action="store_true")
+    fine.set_defaults(handler=_finetune)
+
+    predict = commands.add_parser("predict", help="audio -> motion.npy [T, 70] (64 expression, 3 angles, 3 translation)")
+    predict.add_argument("--checkpoint", required=True, metavar="CKPT")
+    predict.add_argument("--audio", required=True, metavar="AUDIO", help="any audio or video file")
+    predict.add_argument("--out", required=True, metavar="NPY")
+    predict.add_argument("--pose-source", default="predicted", choices=["predicted", "reference", "still"])
+    predict.add_argument("--reference", default=None, metavar="WORKSPACE",
+                         help="person workspace whose poses 'reference' replays and 'still' holds")
+    predict.add_argument("--head-motion-scale", type=float, default=1.0)
+    predict.add_argument("--expression-scale", type=float, default=1.0)
+    predict.add_argument("--chunk-frames", type=int, default=250, help="frames per network call (memory bound)")
+    predict.set_defaults(handler=_predict)
+
+
+def _load(cls: type, args: argparse.Namespace, default: str):
+    from pathlib import Path
+
+    from talkface.config import load_config
+
+    # A missing *default* file means built-in defaults; a missing named file is an error.
+    path = None if args.config == default and not Path(default).is_file() else args.config
+    return load_config(cls, path, args.overrides)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from talkface.motion.train import PretrainConfig, pretrain
+
+    config = _load(PretrainConfig, args, PRETRAIN_CONFIG)
+    checkpoint = pretrain(config, resume=args.resume)
+    print(f"pretrained: {checkpoint}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from talkface.motion.train import FinetuneConfig, finetune
+
+    config = _load(FinetuneConfig, args, FINETUNE_CONFIG)
+    if args.pretrained is not None:
+        config = dataclasses.replace(config, pretrained=args.pretrained)
+    checkpoint, report = finetune(args.workspace, config, resume=args.resume)
+    if report is not None:
+        print(f"pretrained weights: {len(report.missing)} missing, {len(report.unexpected)} unexpected, "
+              f"{len(report.mismatched)} mismatched keys" + "".join(
+                  f"\n  {kind}: {', '.join(keys)}" for kind, keys in vars(report).items() if keys))
+    print(f"fine-tuned: {checkpoint}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from talkface.atomic import atomic_path
+    from talkface.media import read_audio
+    from talkface.motion.inference import predict_motion
+    from talkface.motion.train import load_motion_model, load_person
+
+    model = load_motion_model(args.checkpoint)
+    reference = load_person(args.reference).motion if args.reference is not None else None
+    audio = read_audio(args.audio)
+    motion = predict_motion(model, audio, chunk_frames=args.chunk_frames, pose_source=args.pose_source,
+                            reference_motion=reference, head_motion_scale=args.head_motion_scale,
+                            expression_scale=args.expression_scale)
+    with atomic_path(args.out) as tmp:
+        with tmp.open("wb") as handle:
+            np.save(handle, motion)
+    print(f"wrote {args.out}: {motion.shape[0]} frames x {motion.shape[1]}")
+    return 0

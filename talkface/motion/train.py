@@ -1,0 +1,376 @@
+"""Training the audio -> motion network: LRW pretraining and per-person fine-tuning (REFERENCE.md, ATC-net).
+
+Both stages are one `MotionTask` run by the shared `talkface.train.Trainer` (resume, DDP,
+tensorboard); they differ in data and defaults:
+
+    pretrain   LRW records (talkface lrw preprocess): one 16-frame sequence per clip at a random
+               offset 3..7; Adam(2e-4, betas 0.5/0.999), batch 16, 10 epochs; validation on the
+               val split at a fixed offset.
+    finetune   one person workspace (talkface preprocess): every 16-frame sequence of the first 300
+               frames (285); Adam(1e-4), batch 16, 100 epochs; validation on the clip's last 10 %,
+               never trained on.
+
+Validation reports the loss and, when a morphable model is configured, LMD of the mouth
+landmarks projected from predicted vs true coefficients (identity from the clip); without one,
+the expression MSE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import IDENTITY, N_COEFFS, motion_from_coeffs, with_motion
+from talkface.motion.losses import motion_loss
+from talkface.motion.network import EXPRESSION, AudioToMotion, motion_statistics
+from talkface.motion.records import read_record, split_records
+from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
+from talkface.train import (
+    StepContext, Task, TrainConfig, Trainer, WeightsReport, latest_checkpoint, load_weights, read_checkpoint,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL = "motion"  # the model's name in checkpoints
+# Validation takes every LRW clip at the middle of the training offsets, so it is deterministic.
+VAL_OFFSET = (LRW_OFFSETS[0] + LRW_OFFSETS[1]) // 2
+
+
+# ------------------------------------------------------------------------------------------------
+# configs
+
+
+@dataclass
+class NetworkConfig:
+    """AudioToMotion sizes (defaults: the paper's, REFERENCE.md)."""
+
+    channels: tuple[int, int, int, int, int] = (64, 128, 256, 256, 512)
+    fc_sizes: tuple[int, int] = (2048, 256)
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    dropout: float = 0.0
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"channels": list(self.channels), "fc_sizes": list(self.fc_sizes), "lstm_hidden": self.lstm_hidden,
+                "lstm_layers": self.lstm_layers, "dropout": self.dropout}
+
+
+@dataclass
+class LossConfig:
+    """Loss weights relative to the expression MSE (REFERENCE.md)."""
+
+    pose_weight: float = 0.2
+    pose_smooth_weight: float = 0.01
+    expression_smooth_weight: float = 1e-4
+
+
+def _pretrain_defaults() -> TrainConfig:
+    return TrainConfig(batch_size=16, eval_every=1000, checkpoint_every=1000, log_every=50)
+
+
+def _finetune_defaults() -> TrainConfig:
+    return TrainConfig(batch_size=16, num_workers=0, eval_every=200, checkpoint_every=1000, log_every=20)
+
+
+@dataclass
+class PretrainConfig:
+    """configs/motion_lrw.yaml."""
+
+    cache: str = "data/lrw_cache"  # `talkface lrw preprocess --out` folder
+    run_dir: str = "runs/motion_lrw"
+    epochs: Optional[int] = 10  # train.steps = epochs x batches per epoch; null: use train.steps as given
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    # False: the paper's targets (coefficients, translation z shifted by -0.5). True: per-dimension
+    # mean/std of the training motion, stored in the checkpoint, so small pose angles weigh as much
+    # as the expression.
+    normalize_targets: bool = False
+    statistics_clips: int = 2000  # training records read for the normalisation statistics
+    val_clips: Optional[int] = 512  # validation records evaluated (null: all)
+    morphable_model: Optional[str] = None  # BFM path or "synthetic": adds LMD to validation
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=_pretrain_defaults)
+
+
+@dataclass
+class FinetuneConfig:
+    """configs/motion_finetune.yaml."""
+
+    # The LRW checkpoint to start from, or a pretraining run folder (its latest checkpoint);
+    # null: from scratch, with a warning.
+    pretrained: Optional[str] = None
+    run_dir: Optional[str] = None  # null: WORKSPACE/motion_finetune
+    train_frames: int = 300  # the paper fine-tunes on the first 300 frames (285 sequences)
+    val_fraction: float = 0.1  # the clip's last frames held out for validation
+    epochs: Optional[int] = 100
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    morphable_model: Optional[str] = None
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # only without a pretrained checkpoint
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=_finetune_defaults)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.train_frames < SEQUENCE_FRAMES:
+            raise ValueError(f"train_frames must be at least {SEQUENCE_FRAMES}, got {self.train_frames}")
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+
+
+class RecordClips:
+    """The (windows, motion) pairs of LRW records, read lazily (so workers share nothing big)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Clip:
+        record = read_record(self.paths[index])
+        return record.windows, record.motion
+
+
+@dataclass(frozen=True)
+class PersonClip:
+    windows: np.ndarray  # float32 [T, 28, 12]
+    motion: np.ndarray  # float32 [T, 70]
+    identity: np.ndarray  # float32 [80]
+
+
+def load_person(workspace: str | Path) -> PersonClip:
+    """The workspace's MFCC windows and motion; a one-line error naming the preprocess step when absent."""
+    from talkface.workspace import Workspace
+
+    ws = Workspace(workspace)
+    coeffs = np.asarray(ws.load_array("coeffs.npy"), np.float32)  # [T, 257]
+    windows = np.asarray(ws.load_array("mfcc.npy"), np.float32)  # [T, 28, 12]
+    if coeffs.ndim != 2 or coeffs.shape[1] != N_COEFFS or len(coeffs) != len(windows):
+        raise TalkfaceError(f"coeffs.npy {coeffs.shape} and mfcc.npy {windows.shape} do not align; "
+                            "rerun `talkface preprocess`", Path(workspace))
+    return PersonClip(windows, motion_from_coeffs(coeffs).astype(np.float32), coeffs[:, IDENTITY].mean(0))
+
+
+def person_split(frames: int, train_frames: int, val_fraction: float) -> tuple[slice, slice]:
+    """(training frames, held-out frames): the first `train_frames` not in the held-out last fraction."""
+    held_out = max(SEQUENCE_FRAMES, math.ceil(frames * val_fraction))
+    train_end = min(train_frames, frames - held_out)
+    if train_end < SEQUENCE_FRAMES:
+        raise TalkfaceError(f"the clip has {frames} frames: too few for {SEQUENCE_FRAMES}-frame training sequences "
+                            f"plus {held_out} held-out frames")
+    return slice(0, train_end), slice(frames - held_out, frames)
+
+
+# ------------------------------------------------------------------------------------------------
+# validation
+
+
+@dataclass
+class Validation:
+    """Held-out sequences and how to score them: windows [N, L, 28, 12], motion [N, L, 70], identity [N, 80]."""
+
+    windows: torch.Tensor
+    motion: torch.Tensor
+    identity: torch.Tensor
+    loss: LossConfig
+    face_model: Optional[nn.Module] = None
+    batch_size: int = 64
+
+    @torch.no_grad()
+    def __call__(self, net: AudioToMotion) -> dict[str, float]:
+        device = next(net.parameters()).device
+        predictions = []
+        for start in range(0, len(self.windows), self.batch_size):
+            out, _ = net(self.windows[start:start + self.batch_size].to(device))
+            predictions.append(out.float().cpu())
+        prediction = torch.cat(predictions)  # [N, L, 70] target space
+        target = net.encode_target(self.motion.to(device)).cpu()
+        terms = motion_loss(prediction, target, **vars(self.loss))
+        decoded = net.decode_prediction(prediction.to(device)).cpu()  # [N, L, 70] coefficient units
+        result = {"loss": float(terms["total"]), "expression_mse": float(
+            (decoded[..., EXPRESSION] - self.motion[..., EXPRESSION]).square().mean())}
+        if self.face_model is not None:
+            from talkface.metrics import lmd
+
+            result["lmd"] = lmd(self.landmarks(decoded), self.landmarks(self.motion))
+        return result
+
+    def landmarks(self, motion: torch.Tensor) -> np.ndarray:
+        """Motion [N, L, 70] -> projected landmarks [N*L, 68, 2] with each sequence's identity."""
+        n, length = motion.shape[:2]
+        identity = self.identity[:, None].expand(n, length, -1).reshape(n * length, -1)
+        return motion_landmarks(self.face_model, motion.reshape(n * length, -1), identity)
+
+
+def motion_landmarks(face_model: nn.Module, motion: torch.Tensor | np.ndarray,
+                     identity: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Landmarks [T, 68, 2] of motion [T, 70] on a face of identity [80] or [T, 80] (mean texture, no light)."""
+    motion = torch.as_tensor(np.asarray(motion, np.float32))
+    coeffs = torch.zeros(len(motion), N_COEFFS)
+    coeffs[:, IDENTITY] = torch.as_tensor(np.asarray(identity, np.float32))
+    with torch.no_grad():
+        return face_model(with_motion(coeffs, motion)).landmarks.numpy()
+
+
+def _face_model(source: str | None) -> nn.Module | None:
+    if source is None:
+        return None
+    from talkface.face3d.model import load_morphable_model
+
+    return load_morphable_model(source)
+
+
+def lrw_validation(cache: str | Path, loss: LossConfig, max_clips: int | None,
+                   face_model: nn.Module | None) -> Validation:
+    """The val split's records, each at the fixed offset VAL_OFFSET (frames VAL_OFFSET+1 .. +16)."""
+    paths = split_records(cache, "val")[:max_clips]
+    records = [read_record(p) for p in paths]
+    span = slice(VAL_OFFSET + 1, VAL_OFFSET + 1 + SEQUENCE_FRAMES)
+    return Validation(
+        windows=torch.as_tensor(np.stack([r.windows[span] for r in records])),
+        motion=torch.as_tensor(np.stack([r.motion[span] for r in records])),
+        identity=torch.as_tensor(np.stack([r.identity for r in records])),
+        loss=loss, face_model=face_model,
+    )
+
+
+def person_validation(person: PersonClip, held_out: slice, loss: LossConfig,
+                      face_model: nn.Module | None) -> Validation:
+    """The held-out frames as one sequence (the LSTM starts from zero state at its first frame)."""
+    return Validation(
+        windows=torch.as_tensor(person.windows[held_out])[None], motion=torch.as_tensor(person.motion[held_out])[None],
+        identity=torch.as_tensor(person.identity)[None], loss=loss, face_model=face_model,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# the task
+
+
+class MotionTask(Task):
+    """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
+
+    def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
+                 validation: Validation | None = None):
+        self.net = net
+        self.loss = loss
+        self.validation = validation
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+
+    def models(self) -> dict[str, nn.Module]:
+        return {MODEL: self.net}
+
+    def model_args(self) -> dict[str, dict[str, Any]]:
+        return {MODEL: self.net.constructor_args()}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {MODEL: self.optimizer}
+
+    def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
+        prediction, _ = ctx.models[MODEL](batch["windows"])  # [B, 16, 70]
+        terms = motion_loss(prediction, self.net.encode_target(batch["motion"]), **vars(self.loss))
+        ctx.optimize(terms["total"], MODEL)
+        return {name: value.detach() for name, value in terms.items()}
+
+    def evaluate(self) -> dict[str, float]:
+        return self.validation(self.net) if self.validation is not None else {}
+
+
+def steps_for_epochs(epochs: int, items: int, batch_size: int) -> int:
+    """Optimisation steps for `epochs` passes over `items` at this run's global batch."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = items // (batch_size * world_size)
+    if per_epoch == 0:
+        raise TalkfaceError(f"{items} training sequences are fewer than one global batch "
+                            f"({batch_size} x {world_size} processes); lower train.batch_size")
+    return epochs * per_epoch
+
+
+def _with_steps(train: TrainConfig, epochs: int | None, items: int) -> TrainConfig:
+    if epochs is None:
+        return train
+    return dataclasses.replace(train, steps=steps_for_epochs(epochs, items, train.batch_size))
+
+
+def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
+    """Pretrain on the LRW cache's train split; return the final checkpoint."""
+    paths = split_records(config.cache, "train")
+    seed_everything(config.train.seed)  # the initial weights are a function of the seed
+    net = AudioToMotion(**config.network.kwargs())
+    if config.normalize_targets:
+        motion = np.stack([read_record(p).motion for p in paths[:config.statistics_clips]])
+        net.set_target_statistics(*motion_statistics(torch.as_tensor(motion)))
+    # Only rank 0 evaluates (Task.evaluate), so only it loads the validation set.
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    validation = lrw_validation(config.cache, config.loss, config.val_clips,
+                                _face_model(config.morphable_model)) if is_main else None
+    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    train = _with_steps(config.train, config.epochs, len(paths))
+    full = dataclasses.replace(config, train=train)
+    return Trainer(task, LRWSequences(RecordClips(paths)), train, config.run_dir, full_config=full).fit(resume)
+
+
+def finetune(workspace: str | Path, config: FinetuneConfig,
+             resume: bool = False) -> tuple[Path, WeightsReport | None]:
+    """Fine-tune on a person workspace's first frames; return (final checkpoint, pretrained-weights report)."""
+    person = load_person(workspace)
+    train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
+    net, report = _initial_network(config)
+    validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
+    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
+    train = _with_steps(config.train, config.epochs, len(dataset))
+    run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
+    full = dataclasses.replace(config, train=train)
+    return Trainer(task, dataset, train, run_dir, full_config=full).fit(resume), report
+
+
+def _initial_network(config: FinetuneConfig) -> tuple[AudioToMotion, WeightsReport | None]:
+    if config.pretrained is None:
+        log.warning("no pretrained checkpoint given: fine-tuning starts from random weights")
+        seed_everything(config.train.seed)
+        return AudioToMotion(**config.network.kwargs()), None
+    path = pretrained_checkpoint(config.pretrained)
+    args = read_checkpoint(path)["model_args"].get(MODEL)
+    if args is None:
+        raise TalkfaceError(f"has no '{MODEL}' model arguments; is it an audio -> motion checkpoint?", path)
+    net = AudioToMotion(**args)
+    return net, load_weights(path, net, MODEL)
+
+
+def pretrained_checkpoint(source: str | Path) -> Path:
+    """A checkpoint file as given, or the latest checkpoint of a run folder."""
+    source = Path(source)
+    if not source.is_dir():
+        return source
+    latest = latest_checkpoint(source)
+    if latest is None:
+        raise TalkfaceError("run folder has no checkpoints; pretrain first (talkface motion pretrain)", source)
+    return latest
+
+
+def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
+    """Rebuild the network a checkpoint was trained with (its constructor args) and load its weights."""
+    saved = read_checkpoint(checkpoint)
+    args = saved["model_args"].get(MODEL)
+    if args is None or MODEL not in saved["models"]:
+        raise TalkfaceError(f"holds no '{MODEL}' model (models: {sorted(saved['models'])})", checkpoint)
+    net = AudioToMotion(**args)
+    load_weights(checkpoint, net, MODEL, strict=True)
+    return net.eval()

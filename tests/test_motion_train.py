@@ -1,0 +1,332 @@
+"""LRW preprocessing, pretraining, fine-tuning and prediction of the audio -> motion network, end to end.
+
+The synthetic world here is the truth-only part of `talkface synth`: the same speech, subjects and
+speech-driven motion (synth.world / synth.motion), without rendering faces, which preprocessing
+with --coeffs truth never looks at. That keeps the whole file well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkface.audio import audio_windows
+from talkface.cli import main
+from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
+from talkface.media import write_video, write_wav
+from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
+from talkface.motion.records import read_record
+from talkface.motion.train import load_motion_model, load_person, person_split
+from talkface.pipelines.lrw import default_shard, find_clips
+from talkface.synth.appearance import sample_subject
+from talkface.synth.motion import generate_motion
+from talkface.synth.speech import speech_for_duration
+from talkface.synth.world import LRW_FRAMES, SAMPLE_RATE, lrw_clip_path, lrw_speech
+from talkface.workspace import Workspace
+
+WORDS = ("ABOUT", "HOUSE", "WATER")
+SPLIT_CLIPS = {"train": 8, "val": 2}
+BROKEN = "WATER/train/WATER_00099.mp4"
+TINY_NET = ["--set", "network.channels=[4,4,8,8,8]", "--set", "network.fc_sizes=[32,16]",
+            "--set", "network.lstm_hidden=16"]
+PRETRAIN_STEPS = 200
+PERSON_SEED = 1234
+PERSON_SECONDS = 14.0  # 350 frames: the first 300 train, the last 35 are held out
+
+
+def write_truth_lrw(root: Path) -> list[str]:
+    """LRW layout (29-frame mp4 with the word's speech + WORD_xxxxx.npz ground truth); blank frames."""
+    sources = []
+    for word in WORDS:
+        for split, count in SPLIT_CLIPS.items():
+            for index in range(1, count + 1):
+                seed = zlib.crc32(f"{word}/{split}/{index}".encode()) & 0x7FFFFFFF
+                samples, _ = lrw_speech(word, seed, "builtin")
+                subject = sample_subject(seed)
+                motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
+                path = lrw_clip_path(root, word, split, index)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
+                np.savez(path.with_suffix(".npz"),
+                         coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+                sources.append(str(path.relative_to(root)))
+    (root / BROKEN).write_bytes(b"not a video")  # a corrupt download
+    return sorted(sources)
+
+
+def write_truth_person(folder: Path, seed: int, seconds: float) -> Workspace:
+    """A person workspace holding what preprocess would write for write_person(seed)'s clip: its truth."""
+    samples = speech_for_duration(seconds, seed, SAMPLE_RATE, "builtin")
+    subject = sample_subject(seed)
+    frames = int(round(seconds * 25))
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames)
+    ws = Workspace(folder)
+    ws.root.mkdir(parents=True)
+    write_wav(ws.path("audio.wav"), samples)
+    ws.save_array("mfcc.npy", audio_windows(samples))
+    ws.save_array("coeffs.npy", subject.coeffs(motion.expression, motion.angles, motion.translation))
+    for step in ("mfcc", "coeffs"):
+        ws.record(step, "synthetic-truth")
+    return ws
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two threads on a loaded 2-core machine stall each other; these tiny networks need one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("motion_world")
+    root = base / "lrw"
+    sources = write_truth_lrw(root)
+    person = write_truth_person(base / "person", PERSON_SEED, PERSON_SECONDS).root
+    return {"base": base, "root": root, "sources": sources, "person": person}
+
+
+@pytest.fixture(scope="module")
+def cache(world: dict) -> Path:
+    out = world["base"] / "cache"
+    assert cli("lrw", "preprocess", "--root", world["root"], "--out", out, "--coeffs", "truth", "--quiet") == 0
+    return out
+
+
+def pretrain_args(cache: Path, run_dir: Path, steps: int) -> list:
+    return ["motion", "pretrain", "--set", f"cache={cache}", "--set", f"run_dir={run_dir}", "--set", "epochs=null",
+            "--set", f"train.steps={steps}", "--set", "train.batch_size=4", "--set", "train.num_workers=0",
+            "--set", "train.eval_every=20", "--set", "train.checkpoint_every=100", "--set", "train.log_every=10",
+            "--set", "lr=2e-3", "--set", "train.device=cpu", *TINY_NET]
+
+
+@pytest.fixture(scope="module")
+def pretrained(world: dict, cache: Path) -> Path:
+    run = world["base"] / "pretrain"
+    assert cli(*pretrain_args(cache, run, 20)) == 0
+    assert cli(*pretrain_args(cache, run, PRETRAIN_STEPS), "--resume") == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def finetuned(world: dict, pretrained: Path) -> Path:
+    run = world["base"] / "finetune"
+    code = cli("motion", "finetune", world["person"], "--pretrained", pretrained, "--set", f"run_dir={run}",
+               "--set", "epochs=null", "--set", "train.steps=150", "--set", "lr=2e-3", "--set", "train.eval_every=50",
+               "--set", "train.device=cpu")
+    assert code == 0
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# LRW preprocessing
+
+
+def test_preprocess_writes_a_record_per_clip_and_a_manifest(world: dict, cache: Path) -> None:
+    manifest = json.loads((cache / "manifest.json").read_text())
+    listed = sorted(c["source"] for split in manifest["clips"].values() for c in split)
+    assert listed == world["sources"]
+    assert manifest["counts"] == {"train": 24, "val": 6} and manifest["coeffs"] == "truth"
+    assert "SYNTHETIC GROUND TRUTH" in manifest["coeffs_label"]
+    record = read_record(cache / manifest["clips"]["train"][0]["record"])
+    assert record.windows.shape == (29, 28, 12) and record.motion.shape == (29, 70)
+    assert record.identity.shape == (80,) and record.word == "ABOUT" and record.split == "train"
+    truth = np.load((world["root"] / record.source).with_suffix(".npz"))["coeffs"]
+    np.testing.assert_array_equal(record.motion[:, :64], truth[:, 80:144])
+
+
+def test_broken_clip_is_logged_and_skipped(cache: Path) -> None:
+    lines = (cache / "bad_clips.txt").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(BROKEN + "\t")
+    assert BROKEN in json.loads((cache / "manifest.json").read_text())["bad_clips"]
+
+
+def test_rerun_skips_existing_records_and_fills_in_missing_ones(world: dict, cache: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    first = sorted((cache / "records").rglob("*.npz"))
+    mtimes = {p: p.stat().st_mtime_ns for p in first}
+    first[0].unlink()  # as if the run had been killed before this clip
+    capsys.readouterr()
+    assert cli("lrw", "preprocess", "--root", world["root"], "--out", cache, "--coeffs", "truth", "--quiet") == 0
+    assert "1 written, 29 already done, 1 bad" in capsys.readouterr().out
+    assert all(p.stat().st_mtime_ns == mtimes[p] for p in first[1:])
+
+
+def test_shards_partition_the_clips(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    got = []
+    for index in range(2):
+        out = world["base"] / f"shard{index}"
+        assert cli("lrw", "preprocess", "--root", world["root"], "--out", out, "--coeffs", "truth",
+                   "--shard", f"{index}/2", "--quiet") == 0
+        got.append({str(p.relative_to(out / "records").with_suffix(".mp4")) for p in (out / "records").rglob("*.npz")})
+    assert not got[0] & got[1] and sorted(got[0] | got[1]) == world["sources"]
+    assert abs(len(got[0]) - len(got[1])) <= 1
+    assert sorted(find_clips(world["root"])[0::2] + find_clips(world["root"])[1::2]) == find_clips(world["root"])
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert str(default_shard()) == "1/3"  # under torchrun each process takes its own shard
+
+
+def test_bad_preprocess_arguments_are_one_line_errors(world: dict, capsys: pytest.CaptureFixture) -> None:
+    assert cli("lrw", "preprocess", "--root", world["base"] / "nowhere", "--out", world["base"] / "x",
+               "--coeffs", "truth") == 1
+    assert cli("lrw", "preprocess", "--root", world["root"], "--out", world["base"] / "x", "--shard", "2/2") == 1
+    config = world["base"] / "recon.yaml"
+    config.write_text(f"rnet: {world['base'] / 'missing_rnet.pth'}\n")
+    assert cli("lrw", "preprocess", "--root", world["root"], "--out", world["base"] / "recon_cache",
+               "--preprocess-config", config) == 1  # once, up front: not one bad clip per clip
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("talkface: error:") for e in errors)
+    assert "missing R-Net weights" in errors[2] and not (world["base"] / "recon_cache").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# training
+
+
+def test_pretrain_runs_resumes_and_validates(pretrained: Path) -> None:
+    checkpoints = sorted(p.name for p in (pretrained / "checkpoints").glob("step_*.pt"))
+    assert checkpoints == ["step_0000020.pt", "step_0000100.pt", "step_0000200.pt"]  # 20, then resumed
+    stats = [json.loads(line) for line in (pretrained / "stats.jsonl").read_text().splitlines()]
+    evals = [s for s in stats if "eval/loss" in s]
+    assert [s["step"] for s in evals] == list(range(20, 201, 20))
+    assert all("eval/expression_mse" in s for s in evals)
+    checkpoint = torch.load(pretrained / "checkpoints" / f"step_{PRETRAIN_STEPS:07d}.pt", weights_only=True)
+    assert checkpoint["model_args"]["motion"]["lstm_hidden"] == 16
+    assert checkpoint["config"]["train"]["steps"] == PRETRAIN_STEPS
+
+
+def test_finetune_beats_the_pretrained_model_on_held_out_frames(world: dict, pretrained: Path,
+                                                                 finetuned: Path) -> None:
+    stats = [json.loads(line) for line in (finetuned / "stats.jsonl").read_text().splitlines()]
+    tuned = [s["eval/loss"] for s in stats if "eval/loss" in s][-1]
+    person = load_person(world["person"])
+    train, held_out = person_split(len(person.motion), 300, 0.1)
+    assert (train.stop, held_out.start, held_out.stop) == (300, 315, 350)
+    from talkface.motion.train import LossConfig, person_validation
+
+    before = person_validation(person, held_out, LossConfig(), None)(
+        load_motion_model(pretrained / "checkpoints" / f"step_{PRETRAIN_STEPS:07d}.pt"))["loss"]
+    assert tuned < 0.9 * before
+
+
+def test_finetuned_mouth_is_closer_than_pretrained_and_mean_expression(world: dict, cache: Path, pretrained: Path,
+                                                                       finetuned: Path) -> None:
+    from talkface.face3d.model import load_morphable_model
+    from talkface.motion.records import split_records
+    from talkface.motion.train import LossConfig, motion_landmarks, person_validation
+
+    person = load_person(world["person"])
+    train, held_out = person_split(len(person.motion), 300, 0.1)
+    validation = person_validation(person, held_out, LossConfig(), load_morphable_model("synthetic"))
+    tuned = validation(load_motion_model(finetuned / "checkpoints" / "step_0000150.pt"))["lmd"]
+    pre = validation(load_motion_model(pretrained / "checkpoints" / f"step_{PRETRAIN_STEPS:07d}.pt"))["lmd"]
+    true_marks = motion_landmarks(validation.face_model, person.motion[held_out], person.identity)
+
+    def mean_expression_lmd(expression: np.ndarray) -> float:
+        motion = person.motion[held_out].copy()
+        motion[:, :64] = expression
+        return lmd(motion_landmarks(validation.face_model, motion, person.identity), true_marks)
+
+    corpus = np.concatenate([read_record(p).motion[:, :64] for p in split_records(cache, "train")]).mean(0)
+    corpus_mean, person_mean = mean_expression_lmd(corpus), mean_expression_lmd(person.motion[train, :64].mean(0))
+    print(f"held-out LMD: fine-tuned {tuned:.3f}, pretrained {pre:.3f}, "
+          f"LRW mean expression {corpus_mean:.3f}, the person's mean expression {person_mean:.3f}")
+    # The full order pretrained < mean expression needs a real pretraining corpus: see
+    # benchmarks/bench_motion_personal.py; a 24-clip corpus only shows what fine-tuning adds.
+    assert tuned < pre and tuned < corpus_mean and tuned < person_mean
+
+
+def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tmp_path: Path) -> None:
+    checkpoint = finetuned / "checkpoints" / "step_0000150.pt"
+    out = tmp_path / "motion.npy"
+    audio = world["person"] / "audio.wav"
+    assert cli("motion", "predict", "--checkpoint", checkpoint, "--audio", audio, "--out", out) == 0
+    motion = np.load(out)
+    assert motion.shape == (350, 70) and motion.dtype == np.float32 and np.isfinite(motion).all()
+    assert cli("motion", "predict", "--checkpoint", checkpoint, "--audio", audio, "--out", out,
+               "--pose-source", "reference", "--reference", world["person"]) == 0
+    np.testing.assert_allclose(np.load(out)[:, 64:], load_person(world["person"]).motion[:, 64:], atol=1e-6)
+
+
+def test_silent_audio_gives_a_closed_still_mouth(world: dict, finetuned: Path, tmp_path: Path) -> None:
+    silence = tmp_path / "silence.wav"
+    write_wav(silence, np.zeros(2 * SAMPLE_RATE, np.float32))
+    out = tmp_path / "silent.npy"
+    assert cli("motion", "predict", "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
+               "--audio", silence, "--out", out) == 0
+    motion = np.load(out)[5:]  # after the recurrence settles on the constant input
+    truth = load_person(world["person"]).motion
+    jaw = EXPRESSION_DIRECTIONS["jaw_open"]
+    speaking = truth[:, jaw] > np.percentile(truth[:, jaw], 50)
+    assert motion[:, jaw].mean() < 0.5 * truth[speaking, jaw].mean()
+    assert (motion.std(0) <= 0.1 * truth.std(0) + 1e-6).all()
+
+
+def test_too_short_audio_and_missing_coefficients_are_one_line_errors(world: dict, finetuned: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    short = tmp_path / "short.wav"
+    write_wav(short, np.full(200, 0.1, np.float32))
+    capsys.readouterr()
+    assert cli("motion", "predict", "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
+               "--audio", short, "--out", tmp_path / "m.npy") == 1
+    empty = tmp_path / "workspace"
+    empty.mkdir()
+    assert cli("motion", "finetune", empty, "--pretrained", finetuned) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "one video frame" in errors[0]
+    assert "coeffs" in errors[1] and "talkface preprocess" in errors[1]
+    assert not (tmp_path / "m.npy").exists()
+
+
+def test_two_process_gloo_pretraining(cache: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "ddp"
+    args = [str(a) for a in pretrain_args(cache, run, 6)] + ["--set", "train.batch_size=2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "talkface", *args],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(run / "checkpoints" / "step_0000006.pt", weights_only=True)
+    assert checkpoint["world_size"] == 2 and len(checkpoint["rng"]) == 2
+    assert not any(k.startswith("module.") for k in checkpoint["models"]["motion"])
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics
+
+
+def test_lmd_ignores_mouth_position_and_measures_shape() -> None:
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(5, 68, 2)).astype(np.float32)
+    shifted = target + np.array([3.0, -2.0], np.float32)  # the whole face moved: same mouth shape
+    assert lmd(shifted, target) == pytest.approx(0.0, abs=1e-6)
+    opened = target.copy()
+    opened[:, 48:68, 1] *= 2.0
+    assert lmd(opened, target) > 0.1
+
+
+def test_pose_statistics_find_the_rhythm_and_amplitude() -> None:
+    t = np.arange(500) / 25.0
+    angles = np.stack([0.05 * np.sin(2 * np.pi * 0.4 * t), 0.1 * np.sin(2 * np.pi * 0.2 * t),
+                       0.02 * np.sin(2 * np.pi * 1.0 * t)], 1)
+    stats = pose_statistics(angles)
+    np.testing.assert_allclose(stats["frequency"], [0.4, 0.2, 1.0], atol=0.05)
+    np.testing.assert_allclose(stats["std"], [0.05, 0.1, 0.02] / np.sqrt(2), rtol=0.02)
+    assert pose_statistics_distance(stats, stats) == 0.0
+    assert pose_statistics_distance(stats, pose_statistics(2 * angles)) == pytest.approx(np.log(2) / 2)
