@@ -1,6 +1,17 @@
-"""Backgrounds for the rendered face: keyframe matching, compositing, paste-back (REFERENCE.md).
+"""Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (REFERENCE.md).
 
-keyframes.py  keyframes of the predicted pose, the real frame behind each output frame, pose modes
-composite.py  hole-filled alpha compositing over that frame; the GAN's 3-frame input windows
-paste.py      the refined face back into the full-resolution frame (feathered or Poisson)
+keyframes.py     keyframes of the predicted pose, the real frame behind each output frame, pose modes
+animation.py     the person's coefficients with the predicted motion, rendered where each matched
+                 frame's face is (256 px clip window), composited, windowed for the GAN, in chunks
+single_image.py  one photo as the target: its crop behind every frame, the pose kept near the photo's
+                 (and what degrades without a clip)
+composite.py     hole-filled alpha compositing over that frame; the GAN's 3-frame input windows
+paste.py         the refined face back into the full-resolution frame (feathered or Poisson)
+
+Typical use, from a person workspace and predicted motion [T, 70]:
+
+    target = load_target(workspace)
+    plan = plan_animation(target, motion, mode="reassign")   # or plan_single_image(target.frame(0), motion)
+    for chunk in animate(target, plan, model):               # chunk.gan_input [B, 9, 256, 256]
+        ...
 """
