@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run the per-stage benchmarks on this machine and record their JSON under benchmarks/results/.
+#   bash scripts/benchmarks.sh            # the quick ones (a few minutes on 2 CPU cores)
+#   bash scripts/benchmarks.sh --all      # also reconstruction accuracy and long-audio motion (~30 min on CPU)
+# Each result names the machine it ran on (talkface/benchmarking.py). Run on a quiet machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+export PYTHONUNBUFFERED=1
+
+"$python" benchmarks/bench_mfcc.py
+"$python" benchmarks/bench_rasterizer.py --threads 1 2
+"$python" benchmarks/bench_rasterizer.py --threads 1 2 --mesh synthetic
+"$python" benchmarks/bench_train_loop.py
+"$python" benchmarks/bench_gan.py
+"$python" benchmarks/bench_background.py
+if [[ "${1:-}" == "--all" ]]; then
+    "$python" benchmarks/bench_motion.py
+    "$python" benchmarks/bench_recon.py
+fi
