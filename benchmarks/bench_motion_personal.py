@@ -12,7 +12,11 @@
 4. On the held-out speech: LMD of the mouth landmarks (synthetic morphable model, the person's
    identity) for fine-tuned, pretrained-only and mean-expression predictions; and the pose
    statistics (per-angle std and dominant frequency) of the fine-tuned prediction against this
-   person's truth and against other synthetic persons speaking the same length.
+   person's truth and against other synthetic persons speaking the same length. "finetuned" carries
+   the per-person pose calibration that fine-tuning fits (FinetuneConfig.calibrate_pose, beyond the
+   paper); "finetuned_uncalibrated" is the same network with the identity calibration, and
+   "finetuned_calibrated_on_training_audio" fits the gains on the (partly memorised) training
+   audio instead of its time reversal, for comparison.
 Writes benchmarks/results/motion_personal_cpu.json.
 """
 
@@ -37,9 +41,10 @@ from talkface.face3d.model import load_morphable_model
 from talkface.media import write_video, write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.inference import predict_motion
-from talkface.motion.network import EXPRESSION
+from talkface.motion.network import EXPRESSION, POSE, fit_pose_calibration
 from talkface.motion.train import (
-    FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, motion_landmarks, pretrain,
+    FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, load_person,
+    motion_landmarks, person_split, pretrain,
 )
 from talkface.motion.records import read_record, split_records
 from talkface.pipelines.lrw import preprocess_lrw
@@ -93,6 +98,19 @@ def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> No
     ws.save_array("coeffs.npy", coeffs)
     for step in ("mfcc", "coeffs"):
         ws.record(step, "synthetic-truth")
+
+
+def calibrated_on_training_audio(net, workspace: Path, uncalibrated: np.ndarray) -> np.ndarray:
+    """The uncalibrated prediction mapped by gains fitted on the forward (trained-on) training audio."""
+    person = load_person(workspace)
+    train, _ = person_split(len(person.motion), 300, 0.1)
+    with torch.no_grad():
+        out, _ = net.eval()(torch.as_tensor(person.windows[train])[None])
+        pose = net.decode_prediction(out[0])[:, POSE]
+    scale, shift = fit_pose_calibration(pose, torch.as_tensor(person.motion[train][:, POSE]))
+    motion = uncalibrated.copy()
+    motion[:, POSE] = motion[:, POSE] * scale.numpy() + shift.numpy()
+    return motion
 
 
 def main() -> int:
@@ -162,10 +180,15 @@ def main() -> int:
     face = load_morphable_model("synthetic")
     identity = held_truth[0, :80]
     true_marks = motion_landmarks(face, truth_motion, identity)
-    predictions = {
-        "finetuned": predict_motion(load_motion_model(finetuned), held_audio, bf16=False),
-        "pretrained_only": predict_motion(load_motion_model(pretrained), held_audio, bf16=False),
-    }
+    tuned = load_motion_model(finetuned)
+    calibration = {"gain": tuned.pose_scale.double().numpy().round(3).tolist(),
+                   "shift": tuned.pose_shift.double().numpy().round(4).tolist()}
+    predictions = {"finetuned": predict_motion(tuned, held_audio, bf16=False)}
+    tuned.reset_pose_calibration()
+    predictions["finetuned_uncalibrated"] = predict_motion(tuned, held_audio, bf16=False)
+    predictions["finetuned_calibrated_on_training_audio"] = calibrated_on_training_audio(
+        tuned, work / "person", predictions["finetuned_uncalibrated"])
+    predictions["pretrained_only"] = predict_motion(load_motion_model(pretrained), held_audio, bf16=False)
     person_train = coeffs[:300]
     baseline = truth_motion.copy()
     baseline[:, EXPRESSION] = person_train[:, 80:144].mean(0)  # the person's mean expression, truth pose
@@ -185,7 +208,7 @@ def main() -> int:
         _, other = speaking_person(seed, held_seconds, args.engine)
         others[seed] = pose_statistics(other[:, 224:227])
     pose = {}
-    for name in ("finetuned", "pretrained_only"):
+    for name in ("finetuned", "finetuned_uncalibrated", "finetuned_calibrated_on_training_audio", "pretrained_only"):
         stats = pose_statistics(predictions[name][:, ANGLES])
         own = pose_statistics_distance(stats, truth_stats)
         other_distances = {seed: pose_statistics_distance(stats, s) for seed, s in others.items()}
@@ -195,6 +218,7 @@ def main() -> int:
             "nearest_other_distance": round(min(other_distances.values()), 4),
             "closer_than_every_other_person": bool(own < min(other_distances.values())),
             "rank_of_own_among_persons": 1 + sum(d < own for d in other_distances.values()),
+            "distance_to_each_other_person": {str(seed): round(d, 4) for seed, d in other_distances.items()},
         }
     print("pose:", json.dumps(pose, indent=1), flush=True)
 
@@ -214,6 +238,9 @@ def main() -> int:
         "lmd_baselines": "mean_expression: the person's mean over their 300 training frames; lrw_mean_expression: "
                          "the pretraining corpus's mean; both with the true pose",
         "lmd_order_holds": bool(lmds["finetuned"] < lmds["pretrained_only"] < lmds["mean_expression"]),
+        "pose_calibration": {**calibration, "note": "fitted by finetune (calibrate_pose: true): per pose dim "
+                             "gain = true std on the 300 training frames / the net's std on the reversed "
+                             "training audio, clamped to [0.5, 4]; applied before the head-motion-scale control"},
         "pose_truth": {"std": truth_stats["std"].round(4).tolist(),
                        "frequency_hz": truth_stats["frequency"].round(3).tolist()},
         "pose": pose,

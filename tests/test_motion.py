@@ -13,8 +13,12 @@ from talkface.errors import TalkfaceError
 from talkface.motion.inference import apply_controls, ping_pong_indices, predict_motion
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import (
-    EXPRESSION, POSE, TRANSLATION_Z, AudioToMotion, motion_statistics,
+    EXPRESSION, POSE, POSE_GAIN_RANGE, TRANSLATION_Z, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
+from talkface.motion.train import (
+    CALIBRATION_KEYS, MODEL, load_motion_model, person_pose_calibration, reversed_speech_windows,
+)
+from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.windows import LRWSequences, PersonSequences
 
 TINY = dict(channels=(4, 8, 8, 8, 16), fc_sizes=(32, 16), lstm_hidden=16, lstm_layers=3)
@@ -90,6 +94,90 @@ def test_recurrence_stays_float32_under_bf16_autocast():
             second, _ = model(windows[:, 3:], state)
     assert state[0].dtype == state[1].dtype == first.dtype == torch.float32
     torch.testing.assert_close(torch.cat([first, second], 1), reference, atol=0.05, rtol=0.05)
+
+
+# --- pose calibration --------------------------------------------------------------------------
+
+def calibrated_model(seed: int = 0) -> AudioToMotion:
+    model = tiny_model(seed)
+    model.set_pose_calibration(torch.linspace(0.5, 3.0, 6), torch.linspace(-0.2, 0.3, 6))
+    return model
+
+
+def test_calibration_restores_a_shrunken_pose_exactly():
+    rng = np.random.default_rng(0)
+    true = torch.as_tensor(rng.normal(0.1, 0.05, (300, 6)), dtype=torch.float32)  # [N, 6]
+    shrink = torch.tensor([0.4, 0.5, 0.3, 0.6, 0.45, 0.55])
+    motion = torch.as_tensor(rng.standard_normal((300, 70)), dtype=torch.float32)
+    motion[:, POSE] = 0.02 + shrink * (true - true.mean(0))  # the MSE net's swing, off-centre
+    model = tiny_model()
+    model.set_pose_calibration(*fit_pose_calibration(motion[:, POSE], true))
+    torch.testing.assert_close(model.pose_scale, 1 / shrink)
+    calibrated = model.calibrate_pose(motion)
+    torch.testing.assert_close(calibrated[:, POSE], true, atol=1e-5, rtol=0)
+    torch.testing.assert_close(calibrated[:, EXPRESSION], motion[:, EXPRESSION], atol=0, rtol=0)
+
+
+def test_calibration_gain_is_clamped():
+    true = torch.randn(100, 6)
+    scale, _ = fit_pose_calibration(torch.cat([1e-3 * true[:, :3], 10 * true[:, 3:]], 1), true)
+    torch.testing.assert_close(scale, torch.tensor([POSE_GAIN_RANGE[1]] * 3 + [POSE_GAIN_RANGE[0]] * 3))
+
+
+def test_identity_calibration_by_default_leaves_motion_unchanged():
+    model = tiny_model()
+    motion = torch.randn(7, 70)
+    torch.testing.assert_close(model.calibrate_pose(motion), motion, atol=0, rtol=0)
+    changed = calibrated_model()
+    assert not torch.allclose(changed.calibrate_pose(motion), motion)
+    changed.reset_pose_calibration()
+    torch.testing.assert_close(changed.calibrate_pose(motion), motion, atol=0, rtol=0)
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        changed.set_pose_calibration(torch.ones(70), torch.zeros(70))
+
+
+def write_model_checkpoint(run_dir, model: AudioToMotion, drop: tuple[str, ...] = ()):
+    state = {k: v for k, v in model.state_dict().items() if k not in drop}
+    return write_checkpoint(run_dir, 1, {"models": {MODEL: state}, "model_args": {MODEL: model.constructor_args()}},
+                            keep=1)
+
+
+def test_calibration_survives_a_checkpoint_round_trip(tmp_path):
+    model = calibrated_model()
+    loaded = load_motion_model(write_model_checkpoint(tmp_path / "run", model))
+    torch.testing.assert_close(loaded.pose_scale, model.pose_scale)
+    torch.testing.assert_close(loaded.pose_shift, model.pose_shift)
+    audio = noise_audio(1.0)
+    np.testing.assert_array_equal(predict_motion(loaded, audio), predict_motion(model, audio))
+
+
+def test_checkpoint_without_calibration_loads_as_identity(tmp_path):
+    loaded = load_motion_model(write_model_checkpoint(tmp_path / "old", calibrated_model(), drop=CALIBRATION_KEYS))
+    assert (loaded.pose_scale == 1).all() and (loaded.pose_shift == 0).all()
+    with pytest.raises(TalkfaceError, match="missing .'head.bias'"):
+        load_motion_model(write_model_checkpoint(tmp_path / "broken", calibrated_model(), drop=("head.bias",)))
+
+
+def test_reversed_speech_windows_reverse_frames_and_window_time():
+    windows = np.random.default_rng(0).standard_normal((5, 28, 12)).astype(np.float32)
+    reversed_windows = reversed_speech_windows(windows)
+    np.testing.assert_array_equal(reversed_windows[0, 0], windows[4, 27])
+    np.testing.assert_array_equal(reversed_windows[1, 3], windows[3, 24])
+    np.testing.assert_array_equal(reversed_speech_windows(reversed_windows), windows)
+
+
+def test_person_calibration_maps_the_pose_on_reversed_speech_onto_the_truth():
+    model = tiny_model()
+    windows = audio_windows(noise_audio(2.0))  # [50, 28, 12]
+    with torch.no_grad():
+        reversed_pose = model.decode_prediction(
+            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, POSE]  # [50, 6]
+    gain = torch.tensor([2.0, 1.5, 3.0, 0.8, 1.0, 2.5])
+    motion = np.zeros((50, 70), np.float32)
+    motion[:, POSE] = (0.1 + gain * reversed_pose).numpy()  # statistics ignore the frame order
+    scale, shift = person_pose_calibration(model, windows, motion)
+    torch.testing.assert_close(scale, gain, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(shift, torch.full((6,), 0.1), atol=1e-5, rtol=0)
 
 
 def test_wrong_window_shape_is_rejected():
@@ -235,8 +323,9 @@ def test_person_sequences_are_every_overlapping_window():
 
 # --- inference ---------------------------------------------------------------------------------
 
-def test_chunked_inference_equals_whole_sequence():
-    model = tiny_model()
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_chunked_inference_equals_whole_sequence(calibrated: bool):
+    model = calibrated_model() if calibrated else tiny_model()
     audio = noise_audio(2.5)
     frames = n_video_frames(len(audio))
     model.train()
@@ -245,7 +334,8 @@ def test_chunked_inference_equals_whole_sequence():
     model.eval()
     assert whole.shape == (frames, 70) and whole.dtype == np.float32
     with torch.no_grad():
-        direct = model.decode_prediction(model(torch.from_numpy(audio_windows(audio))[None])[0])[0].numpy()
+        decoded = model.decode_prediction(model(torch.from_numpy(audio_windows(audio))[None])[0])[0]
+        direct = model.calibrate_pose(decoded).numpy()
     np.testing.assert_allclose(whole, direct, atol=1e-5, rtol=0)
     for chunk in (1, 7, 25, frames + 10):
         np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
@@ -298,6 +388,18 @@ def test_pose_sources():
     np.testing.assert_array_equal(replay[20:38, POSE], reference[18:0:-1, POSE])  # back, no repeated ends
     np.testing.assert_array_equal(replay[38:50, POSE], reference[:12, POSE])  # forth again
     np.testing.assert_array_equal(ping_pong_indices(1, 3), [0, 0, 0])
+
+
+def test_calibration_is_applied_before_the_head_motion_scale():
+    model = calibrated_model()
+    audio = noise_audio(2.0)
+    predicted = predict_motion(model, audio)
+    with torch.no_grad():
+        raw = model.decode_prediction(model(torch.from_numpy(audio_windows(audio))[None])[0][0])
+    np.testing.assert_allclose(predicted, model.calibrate_pose(raw).numpy(), atol=1e-5, rtol=0)
+    doubled = predict_motion(model, audio, head_motion_scale=2.0)
+    centre = predicted[:, POSE].mean(0)
+    np.testing.assert_allclose(doubled[:, POSE] - centre, 2 * (predicted[:, POSE] - centre), atol=1e-5)
 
 
 def test_scales():

@@ -24,7 +24,10 @@ from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.media import write_video, write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record
-from talkface.motion.train import load_motion_model, load_person, person_split
+from talkface.motion.network import POSE
+from talkface.motion.train import (
+    load_motion_model, load_person, person_pose_calibration, person_split, reversed_speech_windows,
+)
 from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
@@ -249,6 +252,27 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_mean_expression(world: di
     # The full order pretrained < mean expression needs a real pretraining corpus: see
     # benchmarks/bench_motion_personal.py; a 24-clip corpus only shows what fine-tuning adds.
     assert tuned < pre and tuned < corpus_mean and tuned < person_mean
+
+
+def test_finetune_writes_the_persons_pose_calibration_into_the_checkpoint(world: dict, finetuned: Path) -> None:
+    calibrated = load_motion_model(finetuned / "checkpoints" / "step_0000150.pt")
+    person = load_person(world["person"])
+    train, _ = person_split(len(person.motion), 300, 0.1)
+    raw = load_motion_model(finetuned / "checkpoints" / "step_0000150.pt")
+    raw.reset_pose_calibration()
+    scale, shift = person_pose_calibration(raw, person.windows[train], person.motion[train])
+    assert not torch.allclose(scale, torch.ones(6))
+    torch.testing.assert_close(calibrated.pose_scale, scale)
+    torch.testing.assert_close(calibrated.pose_shift, shift)
+    # On the reversed training speech the calibrated pose has the person's mean and (unclamped) std.
+    with torch.no_grad():
+        out, _ = calibrated(torch.as_tensor(reversed_speech_windows(person.windows[train]))[None])
+        pose = calibrated.calibrate_pose(calibrated.decode_prediction(out[0]))[:, POSE].numpy()
+    truth = person.motion[train][:, POSE]
+    free = ((scale > 0.5) & (scale < 4.0)).numpy()
+    assert free.any()
+    np.testing.assert_allclose(pose.mean(0), truth.mean(0), atol=1e-4)
+    np.testing.assert_allclose(pose.std(0)[free], truth.std(0)[free], rtol=1e-3)
 
 
 def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ def predict_motion(
     """16 kHz mono audio [N] -> motion [T, 70] float32 in coefficient units, T = n_video_frames(N).
 
     `chunk_frames` video frames go through the network at a time. `device` None keeps the model
-    where it is. `bf16` autocasts on CUDA only. The pose controls are those of `apply_controls`.
+    where it is. `bf16` autocasts on CUDA only. The model's per-person pose calibration (identity
+    unless fine-tuning fitted one) is applied first, then the pose controls of `apply_controls`.
     """
     _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
     frames = n_video_frames(len(audio))
@@ -50,7 +51,7 @@ def _stream(
     model: AudioToMotion, audio: np.ndarray, frames: int, chunk_frames: int,
     device: torch.device | str | None, bf16: bool,
 ) -> np.ndarray:
-    """Run the network over the audio chunk by chunk, carrying the LSTM state; decoded [T, 70]."""
+    """Run the network over the audio chunk by chunk, carrying the LSTM state; decoded, calibrated [T, 70]."""
     if device is not None:
         model.to(device)
     device = next(model.parameters()).device
@@ -65,7 +66,7 @@ def _stream(
             for chunk in iter_audio_windows(audio, chunk_frames):  # [<=chunk, 28, 12]
                 windows = torch.tensor(chunk, device=device)[None]  # [1, n, 28, 12]; chunk may be read-only
                 prediction, state = model(windows, state)  # [1, n, 70]
-                decoded = model.decode_prediction(prediction[0].float())
+                decoded = model.calibrate_pose(model.decode_prediction(prediction[0].float()))  # [n, 70]
                 out[start:start + len(chunk)] = decoded.cpu().numpy()
                 start += len(chunk)
     finally:

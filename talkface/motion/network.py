@@ -4,6 +4,13 @@ A 2-D CNN encodes each frame's 28x12 MFCC window, two fully connected layers red
 a 3-layer LSTM runs over the frames and a linear layer gives 70 numbers per frame. The network
 predicts in *target space*; `encode_target` / `decode_prediction` map to and from coefficient
 units with the statistics stored as buffers, so a checkpoint carries them.
+
+Beyond the paper, which relies on fine-tuning alone, the network also carries a per-person pose
+calibration (`calibrate_pose`): an affine map per pose dimension, identity unless fine-tuning fits
+one (train.py, `calibrate_pose` in configs/motion_finetune.yaml). An MSE-trained recurrence cannot
+know the phase of a person's head rhythm from the audio, so on new speech it predicts the conditional
+mean and its swing shrinks (to 40-55 % of the person's std on the synthetic benchmark); the map
+restores the person's pose mean and std.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ TRANSLATION_Z = N_MOTION - 1
 TRANSLATION_Z_OFFSET = 0.5
 # Floor for per-dimension std, so a dimension constant in the training data does not blow up.
 MIN_STD = 1e-4
+N_POSE = N_MOTION - N_EXPRESSION  # 6
+# Pose calibration gains are clamped to this range: a prediction that barely moves (a gain of 10+)
+# would otherwise be blown up into noise, and one that over-swings is never silenced. The
+# synthetic benchmark fits 1.25-2.8 (benchmarks/bench_motion_personal.py).
+POSE_GAIN_RANGE = (0.5, 4.0)
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, B, hidden]
 
@@ -42,6 +54,20 @@ def motion_statistics(motion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     """Per-dimension (mean, std) over all frames of `motion` [..., D], std floored at MIN_STD."""
     flat = motion.reshape(-1, motion.shape[-1]).double()  # [N, D]
     return flat.mean(0).float(), flat.std(0, unbiased=False).clamp_min(MIN_STD).float()
+
+
+def fit_pose_calibration(
+    predicted: torch.Tensor, true: torch.Tensor, gain_range: tuple[float, float] = POSE_GAIN_RANGE,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale [6], shift [6]) with pose' = scale * pose + shift mapping predicted pose [N, 6] onto true pose [M, 6].
+
+    Per dimension pose' = true_mean + gain * (pose - predicted_mean), gain = true_std / predicted_std
+    clamped to `gain_range`: the calibrated prediction has the true mean and (unless clamped) std.
+    """
+    predicted_mean, predicted_std = motion_statistics(predicted)
+    true_mean, true_std = motion_statistics(true)
+    gain = (true_std / predicted_std).clamp(*gain_range)
+    return gain, true_mean - gain * predicted_mean
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -104,6 +130,9 @@ class AudioToMotion(nn.Module):
         self.head = nn.Linear(lstm_hidden, out_dim)
         self.register_buffer("target_mean", default_target_mean(out_dim))  # [out_dim], coefficient units
         self.register_buffer("target_std", torch.ones(out_dim))  # [out_dim]
+        # Per-person pose calibration, identity until fine-tuning fits one (`set_pose_calibration`).
+        self.register_buffer("pose_scale", torch.ones(N_POSE))  # [6]
+        self.register_buffer("pose_shift", torch.zeros(N_POSE))  # [6], coefficient units
 
     def constructor_args(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this network (plain data, for checkpoints)."""
@@ -144,3 +173,24 @@ class AudioToMotion(nn.Module):
                              f"got {tuple(mean.shape)} and {tuple(std.shape)}")
         self.target_mean.copy_(mean)
         self.target_std.copy_(std.clamp_min(MIN_STD))
+
+    def calibrate_pose(self, motion: torch.Tensor) -> torch.Tensor:
+        """Motion in coefficient units [..., 70] -> the same with the pose mapped by the person's calibration.
+
+        Frame by frame and with stored constants only, so streaming in chunks is unaffected.
+        """
+        pose = motion[..., POSE] * self.pose_scale + self.pose_shift  # [..., 6]
+        return torch.cat([motion[..., EXPRESSION], pose], -1)
+
+    def set_pose_calibration(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """pose' = scale * pose + shift per pose dimension, e.g. from `fit_pose_calibration`."""
+        if scale.shape != self.pose_scale.shape or shift.shape != self.pose_shift.shape:
+            raise ValueError(f"pose calibration must have shape ({N_POSE},), got {tuple(scale.shape)} and "
+                             f"{tuple(shift.shape)}")
+        self.pose_scale.copy_(scale)
+        self.pose_shift.copy_(shift)
+
+    def reset_pose_calibration(self) -> None:
+        """Back to the identity: the network's own pose."""
+        self.pose_scale.fill_(1.0)
+        self.pose_shift.zero_()
