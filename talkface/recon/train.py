@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from talkface.errors import TalkfaceError
 from talkface.recon.losses import LossWeights, reconstruction_losses
 from talkface.recon.rnet import ReconNet
-from talkface.train import StepContext, Task, TrainConfig, Trainer
+from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything
 from talkface.workspace import KIND as WORKSPACE_KIND
 
 
@@ -207,6 +207,7 @@ def train_rnet(config: ReconConfig, resume: bool = False) -> Path:
     from talkface.face3d.model import load_morphable_model
 
     dataset = AlignedFrames.from_folders(config.data.clips, config.data.landmarks, config.data.max_frames)
+    seed_everything(config.train.seed)  # the initial weights are a function of the seed
     encoder = None
     if config.arcface is not None and config.loss.identity > 0:
         from talkface.gan.identity import make_identity_encoder

@@ -10,6 +10,9 @@ resume); a stage only says what to compute. A GAN runs its phases inside one `tr
         g_loss = g_loss_fn(self.D(fake), fake, batch["real"])  # raw D: this loss trains only G
         ctx.optimize(g_loss, "G")
         return {"d": d_loss, "g": g_loss}
+
+The trainer seeds only once it runs, so a stage calls `seed_everything(config.seed)` before it
+builds the task's models: otherwise their initial weights differ from run to run.
 """
 
 from __future__ import annotations
