@@ -57,7 +57,7 @@ STEPS = {
         Step("landmarks", 1, ("landmarks.npy",), ("frames",)),
         Step("align", 1, ("transforms.npy", "crops.npy", "crop_landmarks.npy", "window.json", "window_crops.npy"),
              ("frames", "landmarks")),
-        Step("coeffs", 1, ("coeffs.npy",), ("align",)),
+        Step("coeffs", 2, ("coeffs.npy",), ("align",)),
     )
 }
 

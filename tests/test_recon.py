@@ -16,8 +16,8 @@ from talkface.face3d.camera import Camera
 from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.recon import losses
-from talkface.recon.alignment import apply_transform
-from talkface.recon.fitting import RefineConfig, fit_clip, keypoints_2d
+from talkface.recon.alignment import alignment_transform, apply_transform
+from talkface.recon.fitting import RefineConfig, common_crop_translation, fit_clip, keypoints_2d, refine_clip
 from talkface.recon.rnet import ReconNet, load_rnet
 from talkface.recon.train import AlignedFrames, ReconConfig, draw_points
 from talkface.workspace import Workspace
@@ -232,6 +232,39 @@ def test_rerun_skips_and_changed_config_redoes_what_depends_on_it(person, rnet_c
     assert preprocess(person / "clip.mp4", workspace, "--landmarks", str(moved), "--frames", "5", *args[4:], steps=4) == 0
     out = capsys.readouterr().out
     assert "ran landmarks" in out and "align" in out and "up to date: frames, audio, mfcc\n" in out
+
+
+def test_common_crop_translation_puts_the_head_where_the_mean_crop_sees_it():
+    camera = Camera()
+    generator = torch.Generator().manual_seed(0)
+    translation = torch.randn(5, 3, generator=generator, dtype=torch.float64) * 0.2
+    transforms = torch.zeros(5, 2, 3, dtype=torch.float64)
+    transforms[:, 0, 0] = transforms[:, 1, 1] = 0.9 + 0.05 * torch.rand(5, generator=generator, dtype=torch.float64)
+    transforms[:, :, 2] = 10 * torch.randn(5, 2, generator=generator, dtype=torch.float64)
+    common = common_crop_translation(translation, transforms, camera)
+    # independently: frame t's crop -> mean crop is crop t -> frame -> mean crop, q' = Z (q - b_t) / z_t + B
+    zoom, offset = transforms[:, 0, 0], transforms[:, :, 2]
+    seen = camera.project(camera.to_camera(translation))  # [5, 2] the head centre in each crop
+    expected = zoom.mean() * (seen - offset) / zoom[:, None] + offset.mean(dim=0)
+    torch.testing.assert_close(camera.project(camera.to_camera(common)), expected)
+    depth = camera.distance - translation[:, 2]  # nearer by the zoom ratio: the same apparent size
+    torch.testing.assert_close(camera.distance - common[:, 2], depth * zoom / zoom.mean())
+    same = transforms[:1].expand(5, 2, 3)
+    torch.testing.assert_close(common_crop_translation(translation, same, camera), translation)
+
+
+def test_refinement_recovers_the_mouth_through_per_frame_crops(person, model):
+    """Landmark-only refinement of the truth seen through per-frame 5-point crops, whose zoom follows the mouth."""
+    truth = np.load(person / "truth" / "coeffs.npy")
+    canonical = keypoints_2d(model, torch.from_numpy(truth), Camera()).double().numpy()
+    transforms = alignment_transform(canonical)
+    no_images = np.zeros((len(truth), 1, 1, 3), np.uint8)  # photometric_frames=0 renders nothing
+    coeffs = refine_clip(torch.zeros(len(truth), 257), no_images, apply_transform(transforms, canonical), model,
+                         RefineConfig(steps=400, photometric_frames=0), progress=False, transforms=transforms).numpy()
+    for name in ("jaw_open", "lip_spread", "lip_round"):  # lip_round: 0.56 when the crop zoom was smoothed too
+        column = 80 + EXPRESSION_DIRECTIONS[name]
+        r = np.corrcoef(coeffs[:, column], truth[:, column])[0, 1]
+        assert r >= 0.9, (name, r)
 
 
 def test_fit_clip_without_refinement_is_the_rnet_prediction(workspace):

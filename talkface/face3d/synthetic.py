@@ -6,7 +6,8 @@ a mouth whose upper and lower lips are separate rows of vertices (a slit that ca
 mouth cavity behind it) and a chin. The 68 keypoints sit at their iBUG places. Identity and texture
 bases are orthogonal smooth fields with decaying, PCA-like scales, so coefficients ~ N(0, 1) give
 plausible faces. Six expression directions have fixed meanings (EXPRESSION_DIRECTIONS, 1.0 = a full
-natural motion); the other 58 are small smooth deformations orthogonal to them.
+natural motion); the other 58 are small smooth deformations orthogonal to them that leave the lips
+still, so that the mouth directions stay identifiable from landmarks.
 
 Mesh indices follow the file format of talkface.face3d.bfm: 1-based, point_buf padded with F + 1,
 tri_mask2 indexing the whole mesh.
@@ -81,7 +82,7 @@ def build_synthetic_model_arrays(n_vertices: int = 4000, seed: int = 0) -> dict[
     return {
         "meanshape": v.reshape(1, -1).astype(np.float32),
         "idBase": _orthogonal_fields(basis, rng, 80, ID_SCALE, decay=2.0).astype(np.float32),
-        "exBase": _expression_base(basis, rng, exp_semantic).astype(np.float32),
+        "exBase": _expression_base(grid, basis, rng, exp_semantic).astype(np.float32),
         "meantex": _mean_texture(grid).reshape(1, -1).astype(np.float32),
         "texBase": _texture_base(basis, rng).astype(np.float32),
         "tri": (grid.triangles + 1).astype(np.int32),
@@ -407,10 +408,16 @@ def _smooth_basis(vertices: np.ndarray, order: int = 6) -> np.ndarray:
 def _orthogonal_fields(basis: np.ndarray, rng: np.random.Generator, count: int, scale: float,
                        decay: float, against: np.ndarray | None = None) -> np.ndarray:
     """[3N, count] orthogonal random smooth xyz fields; column k has per-entry RMS scale/(1+k/decay)."""
-    fields = _fields(basis, rng.standard_normal((basis.shape[1], 3, count)))
-    if against is not None:  # remove the components along the columns of `against`
-        a = torch.from_numpy(against)
-        fields -= a @ torch.linalg.solve(a.T @ a, a.T @ fields)
+    p = basis.shape[1]
+    weights = rng.standard_normal((p, 3, count))
+    if against is not None:
+        # Fields are linear in the weights, so orthogonality to `against` is a linear constraint on
+        # them: project the weights onto its null space. (Subtracting the projection from the fields
+        # instead would mix the `against` columns into every field, wherever they move.)
+        constraint = torch.from_numpy(against).T @ _fields(basis, np.eye(3 * p).reshape(p, 3, 3 * p))
+        null = torch.linalg.svd(constraint).Vh[against.shape[1]:].T  # [3P, 3P - A]
+        weights = (null @ (null.T @ torch.from_numpy(weights.reshape(3 * p, count)))).numpy()
+    fields = _fields(basis, weights.reshape(p, 3, count))
     rms = scale / (1.0 + np.arange(count) / decay)
     return (_orthonormal_columns(fields) * torch.from_numpy(rms * np.sqrt(len(fields)))).numpy()
 
@@ -432,11 +439,23 @@ def _orthonormal_columns(fields: torch.Tensor) -> torch.Tensor:
     return fields
 
 
-def _expression_base(basis: np.ndarray, rng: np.random.Generator, semantic: np.ndarray) -> np.ndarray:
-    """[3N, 64]: the six named motions, then 58 small smooth fields orthogonal to them."""
+def _expression_base(grid: _Grid, basis: np.ndarray, rng: np.random.Generator, semantic: np.ndarray) -> np.ndarray:
+    """[3N, 64]: the six named motions, then 58 small smooth fields orthogonal to them, still on the mouth.
+
+    The extras vanish on the lips: otherwise, smooth and free of scale in a fit, they span most of
+    the mouth's landmark motion and can stand in for the named mouth directions (lip_round was 99 %
+    reproducible from the other 63 directions before this taper).
+    """
     named = semantic.reshape(-1, semantic.shape[-1])
-    extra = _orthogonal_fields(basis, rng, 64 - named.shape[1], EXP_EXTRA_SCALE, decay=8.0, against=named)
+    tapered = basis * _mouth_taper(grid.vertices[:, 0], grid.vertices[:, 1])[:, None]
+    extra = _orthogonal_fields(tapered, rng, 64 - named.shape[1], EXP_EXTRA_SCALE, decay=8.0, against=named)
     return np.concatenate([named, extra], axis=1)
+
+
+def _mouth_taper(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[N] 0 on the lips and just around them (an ellipse ~5 mm past the corners), 1 from ~2.5 cm beyond them."""
+    r = np.hypot(x / 0.4, (y - Y_MOUTH) / 0.2)
+    return _smoothstep(0.75, 1.3, r)
 
 
 def _texture_base(basis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -492,12 +511,24 @@ def _lip_spread(grid: _Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _lip_round(grid: _Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Lips protrude (~7 mm), narrow a little and part at the centre (a round "oo" aperture)."""
+    """Lips purse into an "oo": corners come in (~4 mm each), the inner lips part in the middle (an
+    ~8 mm aperture) and the lips protrude (~7 mm).
+
+    Its 2D signature must differ from -lip_spread (corners in, lips thicker, aperture shut) and from
+    jaw_open (the lower lip and chin drop, the upper lip hardly moves): here both inner lips move
+    apart symmetrically with the chin still, and the inward pull is concentrated at the corners.
+    """
     m = _mouth_weight(x, y) * ~grid.cavity
-    near_slit = np.clip(1.0 - (x / MOUTH_CORNER) ** 2, 0.0, 1.0) * np.exp(-(((y - Y_MOUTH) / 0.06) ** 2))
-    part = np.where(grid.lower, -0.02, 0.02) * near_slit * ~grid.cavity
+    inward = -0.045 * np.sign(x) * np.clip(np.abs(x) / MOUTH_CORNER, 0.0, 1.0) ** 3 * m
+    # Each lip moves away from the slit most at its inner edge and little at its outer edge: the
+    # protruding lips look fuller in depth, not in outline (an outline moving out like the inner
+    # edge would copy -lip_spread and jaw_open: lip_round 28 % unexplained instead of 46 %, see
+    # tests/test_face3d.py).
+    arch = np.clip(1.0 - (x / MOUTH_CORNER) ** 2, 0.0, 1.0)
+    body = np.interp(np.abs(y - Y_MOUTH), [0.0, 0.09, 0.14], [1.0, 0.1, 0.0])
+    part = np.where(grid.lower, -0.04, 0.04) * arch * body * ~grid.cavity
     pout = np.exp(-((x / 0.3) ** 4) - ((y - Y_MOUTH) / 0.12) ** 2) * ~grid.cavity
-    return np.stack([-0.08 * x * m, part, 0.07 * pout], 1)
+    return np.stack([inward, part, 0.07 * pout], 1)
 
 
 def _smile(grid: _Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:

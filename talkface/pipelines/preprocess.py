@@ -213,7 +213,7 @@ class _Runner:
         model = load_morphable_model(self.config.morphable_model)
         coeffs = fit_clip(self.ws.load_array("crops.npy"), self.ws.load_array("crop_landmarks.npy"), rnet, model,
                           self.config.refine, batch_size=self.config.batch_size, device=self._device(),
-                          progress=self.progress)
+                          progress=self.progress, transforms=self.ws.load_array("transforms.npy"))
         self.ws.save_array("coeffs.npy", coeffs)
         return {"rnet_file": self.rnet_record}
 

@@ -40,7 +40,7 @@ class RefineConfig:
     """How the whole-clip refinement runs (also the `refine` section of configs/preprocess.yaml)."""
 
     enabled: bool = True
-    steps: int = 200  # Adam steps over the whole clip
+    steps: int = 800  # Adam steps over the whole clip (subtle mouth shapes need ~800: bench_recon.py)
     lr: float = 0.02  # decays linearly to lr/10 over the steps
     photometric_frames: int = 4  # frames rendered per step for the photometric term (0 = landmarks only)
     photometric_size: int = 112  # side of those renders (the 224 px crops are downsampled to it)
@@ -110,6 +110,25 @@ class _ClipParameters(torch.nn.Module):
                                   pick(self.translation))
 
 
+def common_crop_translation(translation: Tensor, transforms: Tensor, camera: Camera) -> Tensor:
+    """[T, 3] translations in each frame's crop camera -> the same head positions in the clip's mean crop.
+
+    transforms [T, 2, 3]: frame -> crop maps q = zoom·p + offset (alignment.crop_transform). Under weak
+    perspective a crop zoomed by rho relative to the mean shows the head rho times nearer, and its
+    offset shifts the head sideways. The 5-point crop's zoom follows the mouth corners (on a synthetic
+    speech clip: 1.3 % std, -0.95 correlated with lip_spread), so smoothing the crop-camera
+    translation would make the mouth coefficients absorb that zoom (lip_round r 0.56 instead of 0.95).
+    """
+    zoom, offset = transforms[:, 0, 0], transforms[:, :, 2]  # [T], [T, 2]
+    rho = zoom.mean() / zoom  # crop t -> mean crop zoom
+    shift = offset.mean(dim=0) - rho[:, None] * offset  # [T, 2] mean-crop px = rho·(crop px) + shift
+    depth = camera.distance - translation[:, 2]
+    per_px = depth / (rho * camera.focal)  # model units per mean-crop pixel at the head's depth
+    x = translation[:, 0] + (camera.center * (rho - 1) + shift[:, 0]) * per_px
+    y = translation[:, 1] + (camera.center * (1 - rho) - shift[:, 1]) * per_px  # image y points down
+    return torch.stack([x, y, camera.distance - depth / rho], dim=1)
+
+
 def _smoothness(values: Tensor) -> Tensor:
     """Mean squared frame-to-frame difference of [T, D] (summed over D)."""
     if len(values) < 2:
@@ -126,17 +145,21 @@ def refine_clip(
     weights: LossWeights = LossWeights(),
     device: str | torch.device = "cpu",
     progress: bool = True,
+    transforms: np.ndarray | Tensor | None = None,
 ) -> Tensor:
     """Fit a clip jointly: coeffs [T, 257] (e.g. R-Net's) -> refined [T, 257] with one identity and texture.
 
     crops: the aligned 224 px crops (uint8 [T, 224, 224, 3] or float [T, 3, 224, 224]);
-    landmarks: [T, 68, 2] in crop pixels.
+    landmarks: [T, 68, 2] in crop pixels; transforms: the crops' frame -> crop maps [T, 2, 3], so
+    that the pose smoothness compares head positions in one crop (None: the crops are one crop).
     """
     device = torch.device(device)
     model = model.to(device)
     camera = Camera()
     params = _ClipParameters(coeffs.to(device, torch.float32))
     targets = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32, device=device)
+    if transforms is not None:
+        transforms = torch.as_tensor(np.asarray(transforms), dtype=torch.float32, device=device)
     photo = _PhotometricTerm(crops, model, config, weights, device)
     optimizer = torch.optim.Adam(params.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - 0.9 * s / max(config.steps, 1))
@@ -147,7 +170,9 @@ def refine_clip(
         loss = loss + weights.gamma * gamma_loss(params.gamma)
         loss = loss + weights.reflectance * reflectance_loss(model.albedo(params.texture), model.skin_mask)
         loss = loss + config.smooth_expression * _smoothness(params.expression)
-        loss = loss + config.smooth_pose * (_smoothness(params.angles) + _smoothness(params.translation))
+        translation = params.translation if transforms is None else \
+            common_crop_translation(params.translation, transforms, camera)
+        loss = loss + config.smooth_pose * (_smoothness(params.angles) + _smoothness(translation))
         loss = loss + photo(params)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,9 +218,11 @@ def fit_clip(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    transforms: np.ndarray | Tensor | None = None,
 ) -> np.ndarray:
-    """Aligned crops + crop landmarks -> float32 [T, 257] in the 224 crop's camera (R-Net, then refinement)."""
+    """Aligned crops + crop landmarks (+ the crop transforms [T, 2, 3]) -> float32 [T, 257] in the 224
+    crop's camera (R-Net, then refinement)."""
     coeffs = predict_coeffs(rnet, crops, batch_size, device)
     if refine is not None and refine.enabled and refine.steps > 0:
-        coeffs = refine_clip(coeffs, crops, landmarks, model, refine, weights, device, progress)
+        coeffs = refine_clip(coeffs, crops, landmarks, model, refine, weights, device, progress, transforms)
     return coeffs.numpy().astype(np.float32)
