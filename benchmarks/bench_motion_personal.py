@@ -38,7 +38,7 @@ import torch
 from talkface.benchmarking import machine_info, write_result
 from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
 from talkface.face3d.model import load_morphable_model
-from talkface.media import write_video, write_wav
+from talkface.media import write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.inference import predict_motion
 from talkface.motion.network import EXPRESSION, POSE, fit_pose_calibration
@@ -51,7 +51,7 @@ from talkface.pipelines.lrw import preprocess_lrw
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import speech_for_duration
-from talkface.synth.world import LRW_FRAMES, SAMPLE_RATE, VOCABULARY, lrw_clip_path, lrw_speech
+from talkface.synth.world import SAMPLE_RATE, VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
 
@@ -69,15 +69,8 @@ def write_truth_lrw(root: Path, words: list[str], clips: int, engine: str) -> No
     for word in words:
         for split, count in (("train", clips), ("val", max(1, clips // 4))):
             for index in range(1, count + 1):
-                seed = lrw_seed(word, split, index)
-                samples, _ = lrw_speech(word, seed, engine)
-                subject = sample_subject(seed)
-                motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
-                path = lrw_clip_path(root, word, split, index)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
-                np.savez(path.with_suffix(".npz"),
-                         coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+                write_lrw_clip_without_frames(lrw_clip_path(root, word, split, index), word,
+                                              lrw_seed(word, split, index), engine)
 
 
 def speaking_person(seed: int, seconds: float, engine: str) -> tuple[np.ndarray, np.ndarray]:

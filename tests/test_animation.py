@@ -35,13 +35,7 @@ SECONDS = 2.0  # 50 frames: enough to match against (MIN_TRAIN_FRAMES = 25)
 SIZE = 256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two threads on a loaded 2-core machine stall each other; the rasterizer runs faster on one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from talkface.motion.windows import LRWSequences, PersonSequences
 TINY = dict(channels=(4, 8, 8, 8, 16), fc_sizes=(32, 16), lstm_hidden=16, lstm_layers=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine OpenMP waits cost 10-30x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(seed: int = 0) -> AudioToMotion:

@@ -21,7 +21,7 @@ import torch
 from talkface.audio import audio_windows
 from talkface.cli import main
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
-from talkface.media import write_video, write_wav
+from talkface.media import write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record
 from talkface.motion.network import POSE
@@ -32,7 +32,7 @@ from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import speech_for_duration
-from talkface.synth.world import LRW_FRAMES, SAMPLE_RATE, lrw_clip_path, lrw_speech
+from talkface.synth.world import SAMPLE_RATE, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.workspace import Workspace
 
 WORDS = ("ABOUT", "HOUSE", "WATER")
@@ -52,14 +52,8 @@ def write_truth_lrw(root: Path) -> list[str]:
         for split, count in SPLIT_CLIPS.items():
             for index in range(1, count + 1):
                 seed = zlib.crc32(f"{word}/{split}/{index}".encode()) & 0x7FFFFFFF
-                samples, _ = lrw_speech(word, seed, "builtin")
-                subject = sample_subject(seed)
-                motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
                 path = lrw_clip_path(root, word, split, index)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
-                np.savez(path.with_suffix(".npz"),
-                         coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+                write_lrw_clip_without_frames(path, word, seed, "builtin")
                 sources.append(str(path.relative_to(root)))
     (root / BROKEN).write_bytes(b"not a video")  # a corrupt download
     return sorted(sources)
@@ -81,13 +75,7 @@ def write_truth_person(folder: Path, seed: int, seconds: float) -> Workspace:
     return ws
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two threads on a loaded 2-core machine stall each other; these tiny networks need one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cli(*args: str) -> int:

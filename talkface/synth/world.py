@@ -201,6 +201,26 @@ def lrw_clip_path(root: str | Path, word: str, split: str, index: int) -> Path:
     return Path(root) / word / split / f"{word}_{index:05d}.mp4"
 
 
+def write_lrw_clip_without_frames(path: str | Path, word: str, seed: int, engine: str = "auto") -> None:
+    """One LRW-layout clip with blank frames: the word's speech and the true coefficients (.npz).
+
+    For the audio -> motion stage with `--coeffs truth`, which reads only the audio and the truth:
+    a corpus of hundreds of clips takes seconds instead of rendering every frame.
+    """
+    from talkface.media import write_video
+    from talkface.synth.appearance import sample_subject
+    from talkface.synth.motion import generate_motion
+
+    path = Path(path)
+    samples, _ = lrw_speech(word, seed, engine)
+    subject = sample_subject(seed)
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
+    with atomic_path(path.with_suffix(".npz")) as tmp:
+        np.savez(tmp, coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+
+
 def choose_words(words: int | Sequence[str], seed: int) -> list[str]:
     """`words` itself (checked), or that many words drawn from VOCABULARY with `seed`."""
     if isinstance(words, int):
