@@ -57,3 +57,31 @@ def test_atomic_path_replaces_a_directory(tmp_path):
         tmp.mkdir()
         (tmp / "new").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
+
+
+SHIPPED = {
+    "recon.yaml": "talkface.recon.train:ReconConfig",
+    "preprocess.yaml": "talkface.pipelines.preprocess:PreprocessConfig",
+    "motion_lrw.yaml": "talkface.motion.train:PretrainConfig",
+    "motion_finetune.yaml": "talkface.motion.train:FinetuneConfig",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_configs_load_into_their_dataclasses(name):
+    import importlib
+
+    from talkface.commands.common import shipped_config
+    from talkface.config import load_config
+
+    module, cls = SHIPPED[name].split(":")
+    assert load_config(getattr(importlib.import_module(module), cls), shipped_config(name)) is not None
+
+
+def test_commands_find_their_shipped_config_from_any_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["recon", "train", "--set", "data.clipz=[]"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("talkface: error: --set data.clipz=[]: unknown key 'data.clipz'")  # the file loaded
+    assert main(["preprocess", "clip.mp4", "--out", "ws", "--config", "missing.yaml"]) == 1
+    assert capsys.readouterr().err.strip() == "talkface: error: missing.yaml: config file not found"

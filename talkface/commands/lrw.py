@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import shipped_config
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("lrw", help="prepare the LRW corpus for pretraining")
@@ -21,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument("--coeffs", default="recon", choices=["recon", "truth"],
                      help="recon: 3D reconstruction of each clip (default); truth: the synthetic corpus's "
                           "ground-truth coefficients (talkface synth lrw only)")
-    pre.add_argument("--preprocess-config", default="configs/preprocess.yaml", metavar="YAML",
+    pre.add_argument("--preprocess-config", default=None, metavar="YAML",
                      help="reconstruction settings for --coeffs recon (default: configs/preprocess.yaml)")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(handler=_preprocess)
@@ -38,8 +40,7 @@ def _preprocess(args: argparse.Namespace) -> int:
         from talkface.config import load_config
         from talkface.pipelines.preprocess import PreprocessConfig
 
-        path = Path(args.preprocess_config)
-        recon_config = load_config(PreprocessConfig, path if path.is_file() else None)
+        recon_config = load_config(PreprocessConfig, args.preprocess_config or shipped_config("preprocess.yaml"))
     result = preprocess_lrw(args.root, args.out, args.coeffs, shard, recon_config, progress=not args.quiet)
     print(f"shard {result.shard}: {result.written} written, {result.skipped} already done, "
           f"{result.bad} bad (see {Path(args.out) / 'bad_clips.txt'}); manifest {result.manifest}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments
+from talkface.commands.common import add_config_arguments, load_command_config
 
-PRETRAIN_CONFIG = "configs/motion_lrw.yaml"
-FINETUNE_CONFIG = "configs/motion_finetune.yaml"
+PRETRAIN_CONFIG = "motion_lrw.yaml"
+FINETUNE_CONFIG = "motion_finetune.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,20 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(handler=_predict)
 
 
-def _load(cls: type, args: argparse.Namespace, default: str):
-    from pathlib import Path
-
-    from talkface.config import load_config
-
-    # A missing *default* file means built-in defaults; a missing named file is an error.
-    path = None if args.config == default and not Path(default).is_file() else args.config
-    return load_config(cls, path, args.overrides)
-
-
 def _pretrain(args: argparse.Namespace) -> int:
     from talkface.motion.train import PretrainConfig, pretrain
 
-    config = _load(PretrainConfig, args, PRETRAIN_CONFIG)
+    config = load_command_config(PretrainConfig, args)
     checkpoint = pretrain(config, resume=args.resume)
     print(f"pretrained: {checkpoint}")
     return 0
@@ -63,7 +53,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     from talkface.motion.train import FinetuneConfig, finetune
 
-    config = _load(FinetuneConfig, args, FINETUNE_CONFIG)
+    config = load_command_config(FinetuneConfig, args)
     if args.pretrained is not None:
         config = dataclasses.replace(config, pretrained=args.pretrained)
     checkpoint, report = finetune(args.workspace, config, resume=args.resume)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments
+from talkface.commands.common import add_config_arguments, load_command_config
 
-DEFAULT_CONFIG = "configs/preprocess.yaml"
+DEFAULT_CONFIG = "preprocess.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _preprocess(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from talkface.config import load_config
     from talkface.errors import ConfigError
     from talkface.pipelines.preprocess import PreprocessConfig, preprocess
 
-    config = load_config(PreprocessConfig, args.config, args.overrides)
+    config = load_command_config(PreprocessConfig, args)
     # Paths go in as they are, not through --set's YAML parsing (a file named "1e5" stays a name).
     if args.landmarks is not None:
         config.landmarks = dataclasses.replace(config.landmarks, backend="file", file=args.landmarks)

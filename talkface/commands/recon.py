@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments
+from talkface.commands.common import add_config_arguments, load_command_config
 
-DEFAULT_CONFIG = "configs/recon.yaml"
+DEFAULT_CONFIG = "recon.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from talkface.config import load_config
     from talkface.recon.train import ReconConfig, train_rnet
 
-    config = load_config(ReconConfig, args.config, args.overrides)
+    config = load_command_config(ReconConfig, args)
     checkpoint = train_rnet(config, resume=args.resume)
     print(f"R-Net checkpoint: {checkpoint}")
     return 0
