@@ -277,12 +277,10 @@ def draw_mouth_interior(image: np.ndarray, landmarks: np.ndarray, light: float) 
     opening = float(np.linalg.norm(inner[6] - inner[2]))
     if opening < 0.3 or mouth_width < 1:
         return
-    x0, y0 = np.floor(inner.min(0) - 4).astype(int)
-    x1, y1 = np.ceil(inner.max(0) + 4).astype(int)
-    x0, y0 = max(x0, 0), max(y0, 0)
-    x1, y1 = min(x1, image.shape[1]), min(y1, image.shape[0])
-    if x1 <= x0 or y1 <= y0:
+    box = _clipped_box(inner, 4, image.shape)
+    if box is None:
         return
+    x0, y0, x1, y1 = box
     offset = np.array([x0, y0], np.float64)
     shape = (y1 - y0, x1 - x0)
     cavity = polygon_mask(shape, inner - offset)
@@ -310,6 +308,16 @@ def draw_mouth_interior(image: np.ndarray, landmarks: np.ndarray, light: float) 
     region[:] = region * (1 - cavity[..., None]) + patch * cavity[..., None]
 
 
+def _clipped_box(points: np.ndarray, margin: float, image_shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """Integer box (x0, y0, x1, y1) around points [K, 2] plus `margin`, clipped to the image; None if empty."""
+    x0, y0 = np.maximum(np.floor(points.min(0) - margin).astype(int), 0)
+    x1, y1 = np.ceil(points.max(0) + margin).astype(int)
+    x1, y1 = min(x1, image_shape[1]), min(y1, image_shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return int(x0), int(y0), int(x1), int(y1)
+
+
 def draw_eyes(image: np.ndarray, landmarks: np.ndarray, iris_colour: np.ndarray, light: float, gaze: np.ndarray) -> None:
     """Paint sclera, iris, pupil, catch-light and lid lines into both eye outlines (36-41, 42-47), in place.
 
@@ -320,12 +328,10 @@ def draw_eyes(image: np.ndarray, landmarks: np.ndarray, iris_colour: np.ndarray,
         width = float(np.linalg.norm(outline[3] - outline[0]))
         if width < 2:
             continue
-        x0, y0 = np.floor(outline.min(0) - 3).astype(int)
-        x1, y1 = np.ceil(outline.max(0) + 3).astype(int)
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, image.shape[1]), min(y1, image.shape[0])
-        if x1 <= x0 or y1 <= y0:
+        box = _clipped_box(outline, 3, image.shape)
+        if box is None:
             continue
+        x0, y0, x1, y1 = box
         offset = np.array([x0, y0], np.float64)
         shape = (y1 - y0, x1 - x0)
         region = image[y0:y1, x0:x1]
