@@ -16,7 +16,10 @@
    the per-person pose calibration that fine-tuning fits (FinetuneConfig.calibrate_pose, beyond the
    paper); "finetuned_uncalibrated" is the same network with the identity calibration, and
    "finetuned_calibrated_on_training_audio" fits the gains on the (partly memorised) training
-   audio instead of its time reversal, for comparison.
+   audio instead of its time reversal, for comparison. "finetuned" also carries the person's sampled
+   pose rhythm (FinetuneConfig.pose_rhythm, beyond the paper; seed 0); "finetuned_no_rhythm" is the
+   same network with the rhythm off and the plain calibration (person_pose_calibration), and
+   "rhythm_seeds_1_to_7" repeats the pose comparison with other rhythm seeds.
 Writes benchmarks/results/motion_personal_cpu.json.
 """
 
@@ -44,7 +47,7 @@ from talkface.motion.inference import predict_motion
 from talkface.motion.network import EXPRESSION, POSE, fit_pose_calibration
 from talkface.motion.train import (
     FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, load_person,
-    motion_landmarks, person_split, pretrain,
+    motion_landmarks, person_pose_calibration, person_split, pretrain,
 )
 from talkface.motion.records import read_record, split_records
 from talkface.pipelines.lrw import preprocess_lrw
@@ -158,7 +161,7 @@ def main() -> int:
 
     ft_config = FinetuneConfig(
         pretrained=str(pretrained), run_dir=str(work / "finetune"), epochs=args.finetune_epochs,
-        morphable_model="synthetic",
+        morphable_model="synthetic", pose_rhythm=True,  # measured on and off below (off is the default)
         train=TrainConfig(steps=1, batch_size=16, num_workers=0, log_every=100, eval_every=500,
                           checkpoint_every=10**6, device="cpu"),
     )
@@ -175,8 +178,17 @@ def main() -> int:
     true_marks = motion_landmarks(face, truth_motion, identity)
     tuned = load_motion_model(finetuned)
     calibration = {"gain": tuned.pose_scale.double().numpy().round(3).tolist(),
-                   "shift": tuned.pose_shift.double().numpy().round(4).tolist()}
+                   "shift": tuned.pose_shift.double().numpy().round(4).tolist(),
+                   "rhythm_ar2": tuned.pose_rhythm_ar.double().numpy().round(4).tolist(),
+                   "rhythm_innovation_std": tuned.pose_rhythm_std.double().numpy().round(5).tolist()}
     predictions = {"finetuned": predict_motion(tuned, held_audio, bf16=False)}
+    seed_predictions = [predict_motion(tuned, held_audio, bf16=False, seed=s)[:, ANGLES] for s in range(1, 8)]
+    person = load_person(work / "person")
+    train_frames, _ = person_split(len(person.motion), 300, 0.1)
+    tuned.reset_pose_rhythm()
+    tuned.set_pose_calibration(*person_pose_calibration(tuned, person.windows[train_frames],
+                                                        person.motion[train_frames]))
+    predictions["finetuned_no_rhythm"] = predict_motion(tuned, held_audio, bf16=False)
     tuned.reset_pose_calibration()
     predictions["finetuned_uncalibrated"] = predict_motion(tuned, held_audio, bf16=False)
     predictions["finetuned_calibrated_on_training_audio"] = calibrated_on_training_audio(
@@ -201,7 +213,8 @@ def main() -> int:
         _, other = speaking_person(seed, held_seconds, args.engine)
         others[seed] = pose_statistics(other[:, 224:227])
     pose = {}
-    for name in ("finetuned", "finetuned_uncalibrated", "finetuned_calibrated_on_training_audio", "pretrained_only"):
+    for name in ("finetuned", "finetuned_no_rhythm", "finetuned_uncalibrated",
+                 "finetuned_calibrated_on_training_audio", "pretrained_only"):
         stats = pose_statistics(predictions[name][:, ANGLES])
         own = pose_statistics_distance(stats, truth_stats)
         other_distances = {seed: pose_statistics_distance(stats, s) for seed, s in others.items()}
@@ -213,6 +226,17 @@ def main() -> int:
             "rank_of_own_among_persons": 1 + sum(d < own for d in other_distances.values()),
             "distance_to_each_other_person": {str(seed): round(d, 4) for seed, d in other_distances.items()},
         }
+    seeds = []
+    for angles in seed_predictions:
+        stats = pose_statistics(angles)
+        own = pose_statistics_distance(stats, truth_stats)
+        nearest = min(pose_statistics_distance(stats, s) for s in others.values())
+        seeds.append({"frequency_hz": stats["frequency"].round(3).tolist(), "distance_to_own_truth": round(own, 4),
+                      "nearest_other_distance": round(nearest, 4), "closer_than_every_other_person": bool(own < nearest)})
+    pose["rhythm_seeds_1_to_7"] = {
+        "runs": seeds, "mean_distance_to_own_truth": round(float(np.mean([s["distance_to_own_truth"] for s in seeds])), 4),
+        "closer_than_every_other_person": sum(s["closer_than_every_other_person"] for s in seeds),
+    }
     print("pose:", json.dumps(pose, indent=1), flush=True)
 
     report = {
@@ -231,9 +255,15 @@ def main() -> int:
         "lmd_baselines": "mean_expression: the person's mean over their 300 training frames; lrw_mean_expression: "
                          "the pretraining corpus's mean; both with the true pose",
         "lmd_order_holds": bool(lmds["finetuned"] < lmds["pretrained_only"] < lmds["mean_expression"]),
+        "lmd_order_holds_without_rhythm": bool(
+            lmds["finetuned_no_rhythm"] < lmds["pretrained_only"] < lmds["mean_expression"]),
         "pose_calibration": {**calibration, "note": "fitted by finetune (calibrate_pose: true): per pose dim "
                              "gain = true std on the 300 training frames / the net's std on the reversed "
-                             "training audio, clamped to [0.5, 4]; applied before the head-motion-scale control"},
+                             "training audio, capped at 1 with the rhythm on (the rhythm carries the rest of "
+                             "the variance), clamped to [0.5, 4]; rhythm: AR(2) resonator per pose dim (pole radius "
+                             "0.98) at the dominant frequency of the true training pose, innovation std giving the "
+                             "leftover variance; both applied before "
+                             "the head-motion-scale control"},
         "pose_truth": {"std": truth_stats["std"].round(4).tolist(),
                        "frequency_hz": truth_stats["frequency"].round(3).tolist()},
         "pose": pose,

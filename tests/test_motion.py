@@ -10,13 +10,15 @@ import torch
 
 from talkface.audio import SAMPLE_RATE, audio_windows, n_video_frames
 from talkface.errors import TalkfaceError
-from talkface.motion.inference import apply_controls, ping_pong_indices, predict_motion
+from talkface.motion.inference import PoseRhythm, apply_controls, ping_pong_indices, predict_motion
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import (
-    EXPRESSION, POSE, POSE_GAIN_RANGE, TRANSLATION_Z, AudioToMotion, fit_pose_calibration, motion_statistics,
+    EXPRESSION, POSE, POSE_GAIN_RANGE, TRANSLATION_Z, AudioToMotion, ar2_innovation_std, dominant_frequency,
+    fit_pose_calibration, motion_statistics, resonator,
 )
 from talkface.motion.train import (
-    CALIBRATION_KEYS, MODEL, load_motion_model, person_pose_calibration, reversed_speech_windows,
+    CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model, person_pose_calibration, person_pose_rhythm,
+    reversed_speech_windows,
 )
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.windows import LRWSequences, PersonSequences
@@ -145,9 +147,19 @@ def test_calibration_survives_a_checkpoint_round_trip(tmp_path):
     np.testing.assert_array_equal(predict_motion(loaded, audio), predict_motion(model, audio))
 
 
+def test_rhythm_survives_a_checkpoint_round_trip(tmp_path):
+    model = rhythm_model()
+    loaded = load_motion_model(write_model_checkpoint(tmp_path / "run", model))
+    torch.testing.assert_close(loaded.pose_rhythm_ar, model.pose_rhythm_ar, atol=0, rtol=0)
+    torch.testing.assert_close(loaded.pose_rhythm_std, model.pose_rhythm_std, atol=0, rtol=0)
+    audio = noise_audio(1.0)
+    np.testing.assert_array_equal(predict_motion(loaded, audio, seed=4), predict_motion(model, audio, seed=4))
+
+
 def test_checkpoint_without_calibration_loads_as_identity(tmp_path):
-    loaded = load_motion_model(write_model_checkpoint(tmp_path / "old", calibrated_model(), drop=CALIBRATION_KEYS))
-    assert (loaded.pose_scale == 1).all() and (loaded.pose_shift == 0).all()
+    old = write_model_checkpoint(tmp_path / "old", rhythm_model(), drop=CALIBRATION_KEYS + RHYTHM_KEYS)
+    loaded = load_motion_model(old)
+    assert (loaded.pose_scale == 1).all() and (loaded.pose_shift == 0).all() and not loaded.has_pose_rhythm
     with pytest.raises(TalkfaceError, match="missing .'head.bias'"):
         load_motion_model(write_model_checkpoint(tmp_path / "broken", calibrated_model(), drop=("head.bias",)))
 
@@ -172,6 +184,95 @@ def test_person_calibration_maps_the_pose_on_reversed_speech_onto_the_truth():
     scale, shift = person_pose_calibration(model, windows, motion)
     torch.testing.assert_close(scale, gain, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(shift, torch.full((6,), 0.1), atol=1e-5, rtol=0)
+
+
+# --- pose rhythm -------------------------------------------------------------------------------
+
+def oscillator(frequency_hz: float, radius: float = 0.97) -> torch.Tensor:
+    """AR(2) coefficients [6, 2] whose poles sit at `frequency_hz` (25 fps) with this radius."""
+    return resonator(torch.full((6,), frequency_hz), radius)
+
+
+def ar2_peak_hz(coefficients: torch.Tensor) -> np.ndarray:
+    """Frequency [D] (Hz at 25 fps) of the AR(2) spectral peak: cos w = -a1 (1 - a2) / (4 a2)."""
+    a1, a2 = coefficients.double().unbind(-1)
+    return (np.arccos((-a1 * (1 - a2) / (4 * a2)).numpy()) * 25 / (2 * np.pi))
+
+
+def rhythm_model(seed: int = 0) -> AudioToMotion:
+    model = calibrated_model(seed)
+    model.set_pose_rhythm(oscillator(0.3), ar2_innovation_std(oscillator(0.3), torch.full((6,), 0.01)))
+    return model
+
+
+def test_resonator_poles_and_dominant_frequency():
+    coefficients = resonator(torch.tensor([0.4]), 0.97)  # [1, 2]
+    poles = np.roots([1.0, -coefficients[0, 0].item(), -coefficients[0, 1].item()])
+    np.testing.assert_allclose(np.abs(poles), 0.97, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.angle(poles)) * 25 / (2 * np.pi), 0.4, rtol=1e-5)
+    t = torch.arange(300) / 25.0
+    series = torch.stack([torch.sin(2 * torch.pi * f * t + 1.0) for f in (0.2, 0.45, 1.3)], 1)  # 12 s, [300, 3]
+    torch.testing.assert_close(dominant_frequency(series), torch.tensor([0.2, 0.45, 1.3]), atol=0.01, rtol=0)
+
+
+def test_sampled_rhythm_has_the_fitted_dominant_frequency_and_variance():
+    from scipy.signal import welch
+
+    coefficients = oscillator(0.4, 0.99)
+    rhythm = PoseRhythm(coefficients.numpy(), ar2_innovation_std(coefficients, torch.full((6,), 4.0)).numpy(), 1)
+    series = rhythm.sample(60_000)  # [T, 6]
+    np.testing.assert_allclose(series.std(0), 2.0, rtol=0.1)
+    frequencies, power = welch(series, fs=25, nperseg=1024, axis=0)  # 0.024 Hz bins
+    # The six dimensions share the coefficients: their mean spectrum is a smoother estimate.
+    assert abs(frequencies[power.mean(1).argmax()] - ar2_peak_hz(coefficients)[0]) <= 25 / 1024
+    assert abs(ar2_peak_hz(coefficients)[0] - 0.4) < 0.01
+    # A 30 s draw, as the benchmark's held-out speech, mostly peaks there too.
+    draws = [dominant_frequency(torch.as_tensor(PoseRhythm(coefficients.numpy(), np.ones(6), s).sample(750)))
+             for s in range(4)]
+    assert (torch.stack(draws) - 0.4).abs().median() < 0.05
+
+
+def test_rhythm_is_off_by_default_and_seeded_when_on():
+    audio = noise_audio(2.0)
+    model = calibrated_model()
+    assert not model.has_pose_rhythm
+    plain = predict_motion(model, audio)
+    np.testing.assert_array_equal(predict_motion(model, audio, seed=5), plain)  # off: the seed changes nothing
+    on = rhythm_model()
+    first = predict_motion(on, audio, seed=1)
+    np.testing.assert_array_equal(predict_motion(on, audio, seed=1), first)
+    assert not np.allclose(predict_motion(on, audio, seed=2)[:, POSE], first[:, POSE])
+    np.testing.assert_array_equal(first[:, EXPRESSION], plain[:, EXPRESSION])  # only the pose moves
+    assert np.abs(first[:, POSE] - plain[:, POSE]).std() > 0.005
+    on.reset_pose_rhythm()
+    np.testing.assert_array_equal(predict_motion(on, audio, seed=1), plain)
+    with pytest.raises(ValueError, match=r"\(6, 2\)"):
+        on.set_pose_rhythm(torch.zeros(6), torch.zeros(6))
+
+
+def test_person_rhythm_takes_the_variance_the_prediction_lacks():
+    model = tiny_model()
+    windows = audio_windows(noise_audio(12.0))  # [300, 28, 12]
+    with torch.no_grad():
+        forward = model.decode_prediction(model(torch.from_numpy(windows)[None])[0][0])[:, POSE]  # [300, 6]
+        reversed_pose = model.decode_prediction(
+            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, POSE]
+    coefficients = oscillator(0.5, 0.99)
+    residual = PoseRhythm(coefficients.numpy(), np.full(6, 0.1), seed=0).sample(len(windows))  # [300, 6]
+    residual = torch.as_tensor(residual, dtype=torch.float32) * torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    motion = np.zeros((len(windows), 70), np.float32)
+    motion[:, POSE] = (0.1 + forward + residual).numpy()
+    scale, shift, fitted, innovation_std = person_pose_rhythm(model, windows, motion)
+    assert (scale <= 1).all()
+    # A resonator at the true pose's dominant frequency.
+    torch.testing.assert_close(fitted, resonator(dominant_frequency(torch.as_tensor(motion[:, POSE]))))
+    assert ((dominant_frequency(torch.as_tensor(motion[:, POSE]))[:3] - 0.5).abs() < 0.15).all()  # 12 s of one draw
+    # Prediction variance (on reversed speech) plus the rhythm's stationary variance = the true variance.
+    stationary = PoseRhythm.stationary_statistics(fitted.numpy(), innovation_std.numpy())[0]  # [6]
+    total = (scale * reversed_pose.std(0, unbiased=False)).square().numpy() + stationary
+    np.testing.assert_allclose(total, motion[:, POSE].var(0), rtol=1e-3, atol=1e-9)
+    torch.testing.assert_close(shift + scale * reversed_pose.mean(0), torch.as_tensor(motion[:, POSE].mean(0)),
+                               atol=1e-5, rtol=0)
 
 
 def test_wrong_window_shape_is_rejected():
@@ -333,6 +434,21 @@ def test_chunked_inference_equals_whole_sequence(calibrated: bool):
     np.testing.assert_allclose(whole, direct, atol=1e-5, rtol=0)
     for chunk in (1, 7, 25, frames + 10):
         np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
+
+
+def test_chunked_inference_with_rhythm_equals_whole_sequence():
+    model = rhythm_model()
+    audio = noise_audio(2.5)
+    frames = n_video_frames(len(audio))
+    whole = predict_motion(model, audio, chunk_frames=frames, seed=3)
+    model.reset_pose_rhythm()
+    plain = predict_motion(model, audio, chunk_frames=frames)
+    model.set_pose_rhythm(oscillator(0.3), ar2_innovation_std(oscillator(0.3), torch.full((6,), 0.01)))
+    # The rhythm is the same sampled series whatever the chunking (one stream, carried filter state).
+    expected_rhythm = PoseRhythm(model.pose_rhythm_ar.numpy(), model.pose_rhythm_std.numpy(), 3).sample(frames)
+    np.testing.assert_allclose(whole[:, POSE] - plain[:, POSE], expected_rhythm, atol=1e-5, rtol=0)
+    for chunk in (1, 7, 25, frames + 10):
+        np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk, seed=3), whole, atol=1e-5, rtol=0)
 
 
 def test_inference_memory_does_not_grow_with_audio_length():

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="person workspace whose poses 'reference' replays and 'still' holds")
     predict.add_argument("--head-motion-scale", type=float, default=1.0)
     predict.add_argument("--expression-scale", type=float, default=1.0)
+    predict.add_argument("--seed", type=int, default=0,
+                         help="seed of the sampled head rhythm (when the checkpoint has one); same seed, same motion")
     predict.add_argument("--chunk-frames", type=int, default=250, help="frames per network call (memory bound)")
     predict.set_defaults(handler=_predict)
 
@@ -78,7 +80,7 @@ def _predict(args: argparse.Namespace) -> int:
     audio = read_audio(args.audio)
     motion = predict_motion(model, audio, chunk_frames=args.chunk_frames, pose_source=args.pose_source,
                             reference_motion=reference, head_motion_scale=args.head_motion_scale,
-                            expression_scale=args.expression_scale)
+                            expression_scale=args.expression_scale, seed=args.seed)
     with atomic_path(args.out) as tmp:
         with tmp.open("wb") as handle:
             np.save(handle, motion)

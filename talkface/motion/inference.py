@@ -3,17 +3,20 @@
 The original runs the whole utterance as one sequence (REFERENCE.md). Here the MFCC windows are
 computed chunk by chunk and the LSTM state is carried from one chunk to the next, which gives the
 same result for any chunk size while only one chunk of features and activations is alive.
+The person's pose rhythm (network.py, beyond the paper) is sampled the same way: one seeded
+random stream and the AR(2) filter state carried across chunks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.signal import lfilter, lfiltic
 
 from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, iter_audio_windows, n_video_frames
 from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import N_MOTION
-from talkface.motion.network import EXPRESSION, POSE, AudioToMotion
+from talkface.motion.network import EXPRESSION, POSE, AudioToMotion, ar2_autocorrelation
 
 POSE_SOURCES = ("predicted", "reference", "still")
 
@@ -28,12 +31,14 @@ def predict_motion(
     head_motion_scale: float = 1.0,
     expression_scale: float = 1.0,
     bf16: bool = True,
+    seed: int = 0,
 ) -> np.ndarray:
     """16 kHz mono audio [N] -> motion [T, 70] float32 in coefficient units, T = n_video_frames(N).
 
     `chunk_frames` video frames go through the network at a time. `device` None keeps the model
     where it is. `bf16` autocasts on CUDA only. The model's per-person pose calibration (identity
-    unless fine-tuning fitted one) is applied first, then the pose controls of `apply_controls`.
+    unless fine-tuning fitted one) is applied first, then its pose rhythm (off unless fitted) is
+    sampled with `seed` and added, then the pose controls of `apply_controls`.
     """
     _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
     frames = n_video_frames(len(audio))
@@ -43,13 +48,13 @@ def predict_motion(
             f"audio of {len(audio)} samples ({len(audio) / SAMPLE_RATE:.3f} s) is too short for one video frame: "
             f"need at least {SAMPLES_PER_VIDEO_FRAME // 2} samples at {SAMPLE_RATE} Hz"
         )
-    motion = _stream(model, audio, frames, chunk_frames, device, bf16)
+    motion = _stream(model, audio, frames, chunk_frames, device, bf16, seed)
     return apply_controls(motion, pose_source, reference_motion, head_motion_scale, expression_scale)
 
 
 def _stream(
     model: AudioToMotion, audio: np.ndarray, frames: int, chunk_frames: int,
-    device: torch.device | str | None, bf16: bool,
+    device: torch.device | str | None, bf16: bool, seed: int,
 ) -> np.ndarray:
     """Run the network over the audio chunk by chunk, carrying the LSTM state; decoded, calibrated [T, 70]."""
     if device is not None:
@@ -59,6 +64,8 @@ def _stream(
     was_training = model.training
     model.eval()
     state = None
+    rhythm = PoseRhythm(model.pose_rhythm_ar.cpu().numpy(), model.pose_rhythm_std.cpu().numpy(), seed) \
+        if model.has_pose_rhythm else None
     start = 0
     try:
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
@@ -68,10 +75,48 @@ def _stream(
                 prediction, state = model(windows, state)  # [1, n, 70]
                 decoded = model.calibrate_pose(model.decode_prediction(prediction[0].float()))  # [n, 70]
                 out[start:start + len(chunk)] = decoded.cpu().numpy()
+                if rhythm is not None:
+                    out[start:start + len(chunk), POSE] += rhythm.sample(len(chunk))
                 start += len(chunk)
     finally:
         model.train(was_training)
     return out
+
+
+class PoseRhythm:
+    """Seeded AR(2) processes, one per pose dimension, drawn frame block by frame block.
+
+    Consecutive `sample` calls continue one realisation (random stream and filter state carried),
+    so any split into blocks gives the same frames. The process starts in its stationary
+    distribution, so the first frames swing as much as the later ones.
+    """
+
+    def __init__(self, coefficients: np.ndarray, innovation_std: np.ndarray, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.a = [np.array([1.0, -a1, -a2]) for a1, a2 in np.asarray(coefficients, np.float64)]  # lfilter form
+        self.b = [np.array([s]) for s in np.asarray(innovation_std, np.float64)]
+        variance, rho1 = self.stationary_statistics(coefficients, innovation_std)  # [6], [6]
+        z = self.rng.standard_normal((2, len(self.b)))  # [2, 6]
+        # (x_{-1}, x_{-2}) ~ N(0, variance [[1, rho1], [rho1, 1]]).
+        previous = np.sqrt(variance) * z[0]
+        before = rho1 * previous + np.sqrt(variance * (1 - rho1 ** 2)) * z[1]
+        self.state = [lfiltic(b, a, [p, q]) for b, a, p, q in zip(self.b, self.a, previous, before)]
+
+    @staticmethod
+    def stationary_statistics(coefficients: np.ndarray, innovation_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(variance [D], lag-1 autocorrelation [D]) of the stationary AR(2) processes [D, 2] with innovation std [D]."""
+        rho1, rho2 = (r.numpy() for r in ar2_autocorrelation(torch.as_tensor(coefficients, dtype=torch.float64)))
+        a = np.asarray(coefficients, np.float64)
+        variance = np.asarray(innovation_std, np.float64) ** 2 / (1 - a[:, 0] * rho1 - a[:, 1] * rho2)
+        return variance, rho1
+
+    def sample(self, frames: int) -> np.ndarray:
+        """The next `frames` values [frames, 6] float64."""
+        noise = self.rng.standard_normal((frames, len(self.b)))  # [frames, 6]
+        out = np.empty_like(noise)
+        for k, (b, a) in enumerate(zip(self.b, self.a)):
+            out[:, k], self.state[k] = lfilter(b, a, noise[:, k], zi=self.state[k])
+        return out
 
 
 def apply_controls(
