@@ -1,4 +1,5 @@
-"""Evaluation metrics: mouth landmark distance and head-pose statistics (REFERENCE.md, "Evaluation").
+"""Evaluation metrics: landmark distances, head-pose statistics, PSNR / SSIM and flicker (REFERENCE.md,
+"Evaluation").
 
 LMD compares mouth shapes, not positions: each frame's 20 mouth points (48-67) are centred on
 their own mean before the distance, so a head that sits elsewhere in the frame is not penalised.
@@ -20,9 +21,22 @@ def lmd(predicted: np.ndarray, target: np.ndarray) -> float:
     predicted, target: [T, 68, 2] landmarks (or [T, 20, 2] mouth points) in the same pixel units.
     """
     pred, true = (_mouth_points(np.asarray(x, np.float64)) for x in (predicted, target))
+    return _centred_distance(pred, true)
+
+
+def face_lmd(predicted: np.ndarray, target: np.ndarray) -> float:
+    """LMD over all 68 points of [T, 68, 2] landmarks (face shape, head rotation and mouth together)."""
+    pred, true = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
+    if pred.ndim != 3 or pred.shape[1:] != (68, 2):
+        raise ValueError(f"expected landmarks [T, 68, 2], got {pred.shape}")
+    return _centred_distance(pred, true)
+
+
+def _centred_distance(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean point distance of two [T, P, 2] point sets, each frame's points centred on their mean."""
     if pred.shape != true.shape:
         raise ValueError(f"landmark shapes differ: {pred.shape} vs {true.shape}")
-    pred = pred - pred.mean(axis=1, keepdims=True)  # [T, 20, 2]
+    pred = pred - pred.mean(axis=1, keepdims=True)  # [T, P, 2]
     true = true - true.mean(axis=1, keepdims=True)
     return float(np.linalg.norm(pred - true, axis=-1).mean())
 
@@ -53,3 +67,35 @@ def pose_statistics_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray])
     """
     ratios = [np.log(np.maximum(a[k], 1e-8) / np.maximum(b[k], 1e-8)) for k in ("std", "frequency")]
     return float(np.abs(np.concatenate(ratios)).mean())
+
+
+def psnr(predicted: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB over whole image batches [..., H, W] of equal shape (one MSE)."""
+    pred, true = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
+    if pred.shape != true.shape:
+        raise ValueError(f"image shapes differ: {pred.shape} vs {true.shape}")
+    mse = float(np.mean((pred - true) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
+
+
+def ssim(predicted: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
+    """Mean structural similarity of RGB image batches [N, 3, H, W] (skimage, 7x7 Gaussian-free windows)."""
+    from skimage.metrics import structural_similarity
+
+    pred, true = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
+    if pred.shape != true.shape or pred.ndim != 4 or pred.shape[1] != 3:
+        raise ValueError(f"expected two image batches [N, 3, H, W] of one shape, got {pred.shape} and {true.shape}")
+    return float(np.mean([structural_similarity(p, t, data_range=data_range, channel_axis=0)
+                          for p, t in zip(pred, true)]))
+
+
+def flicker(frames: np.ndarray, chunk: int = 32) -> float:
+    """Mean |frame t - frame t-1| over all pixels and channels of a video [T, H, W, C] (its units)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or len(frames) < 2:
+        raise ValueError(f"expected a video [T, H, W, C] with T >= 2, got {frames.shape}")
+    total = 0.0
+    for start in range(1, len(frames), chunk):  # chunks keep the float copy small for long videos
+        stop = min(start + chunk, len(frames))
+        total += float(np.abs(np.diff(frames[start - 1:stop].astype(np.float32), axis=0)).sum(dtype=np.float64))
+    return total / (frames[1:].size)
