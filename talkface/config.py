@@ -2,7 +2,8 @@
 
 A config file is a YAML mapping whose keys mirror a dataclass (nested dataclasses are nested
 mappings). `_base_: other.yaml` inherits from another file (path relative to this one) and the
-file's own keys override it. Command-line overrides are `a.b=value`, parsed as YAML scalars.
+file's own keys override it; a nested section may say `_base_` too, so a pipeline's config can
+take each stage's shipped file as the base of its section. Command-line overrides are `a.b=value`, parsed as YAML scalars.
 Every key must exist in the dataclass and every value must have its field's type; anything else
 is a one-line `ConfigError` naming the key and the file (or the override).
 """
@@ -82,9 +83,18 @@ def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"not valid YAML{where}", path) from None
     if not isinstance(tree, dict):
         raise ConfigError("a config file must be a mapping of keys to values", path)
+    return _resolve_bases(tree, path, seen)
+
+
+def _resolve_bases(tree: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """Replace every `_base_` (at the top or in a nested section) by the file it names, merged under its section."""
+    tree = {key: _resolve_bases(value, path, seen) if isinstance(value, dict) else value
+            for key, value in tree.items()}
     base = tree.pop(BASE_KEY, None)
     if base is None:
         return tree
+    if not isinstance(base, str):
+        raise ConfigError(f"{BASE_KEY} must name a YAML file, got {base!r}", path)
     return _merge(_read_yaml_tree(path.parent / base, seen + (path.resolve(),)), tree)
 
 

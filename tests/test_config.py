@@ -91,6 +91,17 @@ def test_base_inheritance_and_loops(tmp_path):
         load_config(Example, loop_b)
 
 
+def test_a_section_takes_its_base_from_another_file(tmp_path):
+    # A pipeline config builds each stage's section on that stage's own shipped file.
+    write(tmp_path, "optim.yaml", "lr: 0.5\nbetas: [0.1, 0.2]\n")
+    pipeline = write(tmp_path, "pipeline.yaml", "steps: 7\noptim:\n  _base_: optim.yaml\n  lr: 0.25\n")
+    config = load_config(Example, pipeline, ["optim.betas=[0.3, 0.4]"])
+    assert config.steps == 7 and config.optim.lr == 0.25 and config.optim.betas == (0.3, 0.4)
+    typo = write(tmp_path, "typo_base.yaml", "optim:\n  _base_: optim.yaml\n  lrr: 1\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'optim.lrr'"):
+        load_config(Example, typo)
+
+
 def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(ConfigError, match=r"nothere\.yaml: config file not found"):
         load_config(Example, tmp_path / "nothere.yaml")
