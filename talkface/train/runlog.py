@@ -47,3 +47,16 @@ def _drop_lines_after(path: Path, step: int) -> None:
     if len(kept) != len(lines):
         with atomic_path(path) as tmp:
             tmp.write_text("".join(kept))
+
+
+def last_evaluation(run_dir: str | Path) -> dict[str, float]:
+    """The newest `eval/...` scalars a run logged (keys without the prefix); {} when it logged none."""
+    path = Path(run_dir) / STATS
+    if not path.is_file():
+        return {}
+    for line in reversed(path.read_text().splitlines()):
+        record = json.loads(line) if line.strip() else {}
+        found = {key[len("eval/"):]: value for key, value in record.items() if key.startswith("eval/")}
+        if found:
+            return found
+    return {}
