@@ -25,6 +25,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.preprocess",
     "talkface.commands.lrw",
     "talkface.commands.motion",
+    "talkface.commands.gan",
     "talkface.commands.eval",
 )
 

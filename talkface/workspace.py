@@ -14,6 +14,8 @@ Layout (T frames at 25 fps; all arrays .npy):
     window.json          the fixed per-clip window {x0, y0, size, out_size} (background, paste-back)
     window_crops.npy     uint8 [T, S, S, 3]   every frame cut by that window
     coeffs.npy           float32 [T, 257]     in the aligned crop's camera
+    renders.npy          uint8 [T, S, S, 3]   (added by the GAN stage) each frame's own coefficients
+                                              rendered and composited over its window crop
 
 A step is up to date when its recorded key (a hash of its version, its config and the keys of
 what it reads) matches the key computed now and its outputs exist. Every file is written
@@ -60,6 +62,14 @@ STEPS = {
         Step("coeffs", 2, ("coeffs.npy",), ("align",)),
     )
 }
+# Steps later stages add to a workspace from preprocess's outputs (preprocess neither runs nor records them).
+DERIVED_STEPS = {
+    step.name: step
+    for step in (
+        Step("renders", 1, ("renders.npy",), ("align", "coeffs")),  # talkface.gan.pairs: the GAN's inputs
+    )
+}
+ALL_STEPS = {**STEPS, **DERIVED_STEPS}
 
 
 def file_fingerprint(path: str | Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -122,13 +132,13 @@ class Workspace:
         """True when step `name` was recorded with `key` and all its outputs exist."""
         record = self.step_record(name)
         return record is not None and record.get("key") == key \
-            and all(self.path(out).is_file() for out in STEPS[name].outputs)
+            and all(self.path(out).is_file() for out in ALL_STEPS[name].outputs)
 
     def record(self, name: str, key: str, **fields: Any) -> None:
         """Mark step `name` complete with `key` (call only after its outputs are in place)."""
         from talkface.provenance import provenance
 
-        step = STEPS[name]
+        step = ALL_STEPS[name]
         self.manifest["steps"][name] = {"key": key, "version": step.version, "outputs": list(step.outputs),
                                         **fields, "made": provenance()}
         self.write_manifest()
@@ -156,7 +166,7 @@ class Workspace:
     def require(self, step: str) -> None:
         """Fail with the command to run when `step`'s outputs are missing from this workspace."""
         record = self.step_record(step)
-        missing = [out for out in STEPS[step].outputs if not self.path(out).is_file()]
+        missing = [out for out in ALL_STEPS[step].outputs if not self.path(out).is_file()]
         if record is None or missing:
             what = missing[0] if missing else f"the '{step}' step"
             raise TalkfaceError(
@@ -166,8 +176,8 @@ class Workspace:
 
 
 def _producer(output: str) -> str:
-    for step in STEPS.values():
+    for step in ALL_STEPS.values():
         if output in step.outputs:
             return step.name
     raise ValueError(f"{output!r} is not a workspace output; outputs: "
-                     f"{', '.join(o for s in STEPS.values() for o in s.outputs)}")
+                     f"{', '.join(o for s in ALL_STEPS.values() for o in s.outputs)}")

@@ -1,14 +1,18 @@
-"""A person workspace written straight from a synthetic person's truth (no landmark detector, no R-Net).
+"""Person workspaces written straight from synthetic truth (no landmark detector, no R-Net).
 
 `talkface preprocess` estimates landmarks, alignment and coefficients; a synthetic person
-(world.write_person) already knows them. This writes the same workspace layout
-(talkface/workspace.py) from that truth, so later stages can be tested against exact answers:
+(world.write_person) or a synthetic LRW clip (world.write_lrw) already knows them. This writes the
+same workspace layout (talkface/workspace.py) from that truth, so later stages can be tested
+against exact answers:
 
 - landmarks are the truth landmarks;
 - the "aligned crop" of every frame is the canonical 224 px crop the truth coefficients are
-  expressed in (transforms = the inverse of truth/transform.npy), so the coefficients are exactly
+  expressed in (transforms = the inverse of the truth transform), so the coefficients are exactly
   in the crop's camera, as the workspace contract asks;
 - the clip window is computed from the landmarks as preprocess does (recon.alignment.clip_window).
+
+`write_workspace_from_truth` does the work from arrays; `write_truth_workspace` (a person folder)
+and `write_lrw_truth_workspace` (one LRW-layout clip with its .npz) only read their sources.
 """
 
 from __future__ import annotations
@@ -23,34 +27,35 @@ from talkface.errors import TalkfaceError
 from talkface.workspace import STEPS, Workspace
 
 TRUTH_KEY = "synthetic-truth"  # recorded as every step's key: never equal to a key preprocess computes
+MORPHABLE_MODEL = "synthetic"  # the synthetic world's model, recorded as the workspace's config
 
 
-def write_truth_workspace(person: str | Path, out: str | Path, frames: int | None = None,
-                          window_size: int = 256) -> Workspace:
-    """Workspace `out` from the first `frames` frames (default all) of write_person's folder `person`."""
+def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.ndarray, coeffs: np.ndarray,
+                               landmarks: np.ndarray, transform: np.ndarray, source: str | Path,
+                               window_size: int = 256) -> Workspace:
+    """Workspace `out` from video uint8 [T, H, W, 3], 16 kHz samples, coeffs [T, 257], landmarks [T, 68, 2]
+    (frame px) and transform [2, 3] (canonical 224 px crop -> frame px); audio is cut or zero-padded to T frames."""
     from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
-    from talkface.media import read_audio, read_video, write_wav
+    from talkface.media import write_wav
     from talkface.recon.alignment import apply_transform, clip_window, invert_transform, warp_image
 
-    person = Path(person)
-    truth = person / "truth"
-    coeffs = np.load(truth / "coeffs.npy")
-    count = len(coeffs) if frames is None else frames
-    if not 1 <= count <= len(coeffs):
-        raise TalkfaceError(f"has {len(coeffs)} frames; cannot take {count}", person)
-    video = read_video(person / "clip.mp4", max_frames=count)  # uint8 [T, H, W, 3]
-    landmarks = np.load(truth / "landmarks.npy")[:count]  # [T, 68, 2] frame px
-    to_crop = invert_transform(np.load(truth / "transform.npy"))  # frame px -> canonical 224 px
+    count = len(video)
+    if not (len(coeffs) == len(landmarks) == count) or count == 0:
+        raise TalkfaceError(f"truth does not match the video: {count} frames, coeffs {list(coeffs.shape)}, "
+                            f"landmarks {list(landmarks.shape)}", source)
+    to_crop = invert_transform(np.asarray(transform, np.float64))  # frame px -> canonical 224 px
     transforms = np.repeat(to_crop[None], count, axis=0)  # [T, 2, 3]
-    samples = read_audio(truth / "audio.wav")[: count * SAMPLES_PER_VIDEO_FRAME]
+    fitted = np.zeros(count * SAMPLES_PER_VIDEO_FRAME, np.float32)  # exactly T frames, as preprocess
+    fitted[: min(len(samples), len(fitted))] = samples[: len(fitted)]
     window = clip_window(landmarks, video.shape[1:3], window_size)
 
     ws = Workspace(out)
     ws.check_target()
     ws.root.mkdir(parents=True, exist_ok=True)
+    ws.forget(list(ws.manifest["steps"]))  # every step is rewritten, derived ones (renders) are stale
     ws.save_array("frames.npy", video)
-    write_wav(ws.path("audio.wav"), samples)
-    ws.save_array("mfcc.npy", audio_windows(samples).astype(np.float32))
+    write_wav(ws.path("audio.wav"), fitted)
+    ws.save_array("mfcc.npy", audio_windows(fitted).astype(np.float32))
     ws.save_array("landmarks.npy", landmarks.astype(np.float32))
     ws.save_array("transforms.npy", transforms)
     ws.save_array("crops.npy", np.stack([warp_image(frame, to_crop, 224) for frame in video]))
@@ -59,8 +64,41 @@ def write_truth_workspace(person: str | Path, out: str | Path, frames: int | Non
     with atomic_path(ws.path("window.json")) as tmp:
         tmp.write_text(json.dumps({"x0": window.x0, "y0": window.y0, "size": window.size,
                                    "out_size": window.out_size, "transform": window.transform.tolist()}))
-    ws.save_array("coeffs.npy", coeffs[:count].astype(np.float32))
-    ws.manifest["source"] = {"path": str(person.resolve()), "kind": "synthetic truth"}
+    ws.save_array("coeffs.npy", coeffs.astype(np.float32))
+    ws.manifest["source"] = {"path": str(Path(source).resolve()), "kind": "synthetic truth"}
+    ws.manifest["config"] = {"morphable_model": MORPHABLE_MODEL, "window_size": window_size}
     for name in STEPS:
         ws.record(name, TRUTH_KEY)
     return ws
+
+
+def write_truth_workspace(person: str | Path, out: str | Path, frames: int | None = None,
+                          window_size: int = 256) -> Workspace:
+    """Workspace `out` from the first `frames` frames (default all) of write_person's folder `person`."""
+    from talkface.media import read_audio, read_video
+
+    person = Path(person)
+    truth = person / "truth"
+    coeffs = np.load(truth / "coeffs.npy")
+    count = len(coeffs) if frames is None else frames
+    if not 1 <= count <= len(coeffs):
+        raise TalkfaceError(f"has {len(coeffs)} frames; cannot take {count}", person)
+    return write_workspace_from_truth(
+        out, read_video(person / "clip.mp4", max_frames=count), read_audio(truth / "audio.wav"), coeffs[:count],
+        np.load(truth / "landmarks.npy")[:count], np.load(truth / "transform.npy"), person, window_size,
+    )
+
+
+def write_lrw_truth_workspace(clip_mp4: str | Path, out: str | Path, window_size: int = 256) -> Workspace:
+    """Workspace `out` from one synthetic LRW clip (world.write_lrw) and the truth .npz beside it."""
+    from talkface.media import read_audio, read_video
+
+    clip_mp4 = Path(clip_mp4)
+    truth_path = clip_mp4.with_suffix(".npz")
+    if not truth_path.is_file():
+        raise TalkfaceError("has no truth .npz beside it; not a synthetic LRW clip", clip_mp4)
+    with np.load(truth_path) as truth:
+        coeffs, landmarks, transform = truth["coeffs"], truth["landmarks"], truth["transform"]
+    video = read_video(clip_mp4, max_frames=len(coeffs))
+    return write_workspace_from_truth(out, video, read_audio(clip_mp4), coeffs[: len(video)],
+                                      landmarks[: len(video)], transform, clip_mp4, window_size)

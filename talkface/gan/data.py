@@ -1,0 +1,106 @@
+"""(render window, real frame, identity frame) items for training the memory GAN.
+
+One item is frame t of one clip:
+
+    window          float [9, S, S]  composited renders t, t-1, t-2 (clamped at the clip's first
+                                     frame), the generator's input (REFERENCE.md)
+    real            float [3, S, S]  the real frame t (its window crop), the generator's target
+    identity_frame  float [3, S, S]  another real frame of the same clip, drawn at random: the
+                                     learned identity encoder never sees the target it must match,
+                                     so it cannot pass the target's pixels through the AdaIN code
+
+All in [0, 1]. Each clip contributes the frames of its range (train = the first N frames, held
+out = the rest); the identity frame is drawn from that range too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from talkface.background.composite import N_WINDOW
+from talkface.errors import TalkfaceError
+from talkface.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PairClip:
+    """One clip's GAN pairs: renders and real window crops, uint8 [T, S, S, 3] each (memory maps are fine)."""
+
+    renders: np.ndarray
+    reals: np.ndarray
+    frames: range  # the frames this clip contributes
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.renders.shape != self.reals.shape or self.renders.ndim != 4 or self.renders.shape[-1] != 3:
+            raise TalkfaceError(f"renders {list(self.renders.shape)} and window crops {list(self.reals.shape)} "
+                                "do not match; recompute the renders", self.source)
+        if len(self.frames) < 2 or self.frames.start < 0 or self.frames.stop > len(self.renders):
+            raise TalkfaceError(f"frame range {self.frames.start}..{self.frames.stop} needs at least 2 of the "
+                                f"clip's {len(self.renders)} frames", self.source)
+
+
+def load_pair_clip(workspace: str | Path, frames: slice = slice(None), morphable_model: str | None = None,
+                   backend: str = "auto") -> PairClip:
+    """A workspace's pairs over `frames`; its renders are computed first when missing or stale.
+
+    `morphable_model` None: the one recorded in the workspace's config (preprocess or truth).
+    """
+    from talkface.gan.pairs import ensure_renders
+
+    ws = Workspace(workspace)
+    model = morphable_model if morphable_model is not None else workspace_morphable_model(ws)
+    renders = ensure_renders(ws, model, backend)
+    reals = ws.load_array("window_crops.npy", mmap=True)
+    return PairClip(renders, reals, range(len(renders))[frames], ws.root)
+
+
+def workspace_morphable_model(ws: Workspace) -> str:
+    """The morphable model a workspace's coefficients were fitted with (its recorded config)."""
+    model = (ws.manifest.get("config") or {}).get("morphable_model")
+    if model is None:
+        raise TalkfaceError("records no morphable model; give morphable_model in the GAN config", ws.root)
+    return str(model)
+
+
+def to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [0, 1]."""
+    return torch.from_numpy(np.array(images)).movedim(-1, -3).float() / 255.0  # a copy: memory maps are read-only
+
+
+def render_window(renders: np.ndarray, t: int) -> torch.Tensor:
+    """[9, S, S]: renders t, t-1, t-2 in [0, 1], repeating frame 0 before the clip starts."""
+    index = [max(t - k, 0) for k in range(N_WINDOW)]
+    return to_float(renders[index]).flatten(0, 1)
+
+
+class GanPairs(Dataset):
+    """Items (see the module docstring) over the frame ranges of many clips."""
+
+    def __init__(self, clips: Sequence[PairClip]):
+        if not clips:
+            raise TalkfaceError("no clips to train the GAN on")
+        self.clips = list(clips)
+        self.items = [(c, t) for c, clip in enumerate(self.clips) for t in clip.frames]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        c, t = self.items[index]
+        clip = self.clips[c]
+        others = len(clip.frames) - 1
+        # a different frame of the range: draw among the others (seeded per item by the trainer)
+        pick = int(np.random.randint(others))
+        identity = clip.frames[pick + (pick >= clip.frames.index(t))]
+        return {
+            "window": render_window(clip.renders, t),
+            "real": to_float(clip.reals[t]),
+            "identity_frame": to_float(clip.reals[identity]),
+        }
