@@ -183,7 +183,10 @@ class _Runner:
         else:
             backend = lmk.make_landmark_backend("fan", checkpoints_dir=c.checkpoints_dir, device=self._device())
             track = backend.detect(frames)
-        clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
+        try:
+            clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
+        except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the clip too
+            raise TalkfaceError(str(error), self.clip if error.path is None else None) from None
         self.ws.save_array("landmarks.npy", clean)
         missing = np.isnan(track).all(axis=(1, 2))
         return {"frames_without_face": lmk.format_ranges(missing) if missing.any() else ""}

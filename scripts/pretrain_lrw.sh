@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Pretrain the general models on LRW: preprocessing, then audio-to-motion and GAN pretraining.
+#   scripts/pretrain_lrw.sh LRW_ROOT [WORK_DIR]        (WORK_DIR default: data)
+# With several local GPUs every step runs under torchrun, one process per GPU (preprocessing
+# takes one shard per process). Every step is resumable: run the same command again after an
+# interruption. The final checkpoints are copied to checkpoints/general/, where configs/person.yaml
+# (talkface finetune) looks for them.
+# Real LRW needs the R-Net and landmark weights of checkpoints/README.md; a synthetic LRW
+# (talkface synth lrw) needs none.
+set -euo pipefail
+if [[ $# -lt 1 ]]; then
+    echo "usage: $0 LRW_ROOT [WORK_DIR]" >&2
+    exit 2
+fi
+root=$1 work=${2:-data}
+python=${PYTHON:-python}
+gpus=$("$python" -c "import torch; print(torch.cuda.device_count())")
+if [[ "$gpus" -gt 1 ]]; then
+    run=(torchrun --standalone --nproc_per_node "$gpus" -m talkface.cli)
+else
+    run=("$python" -m talkface.cli)
+fi
+coeffs=recon
+if compgen -G "$root/*/*/*.npz" > /dev/null; then
+    coeffs=truth  # a synthetic LRW carries its true coefficients
+fi
+
+echo "[1/3] LRW preprocessing ($coeffs coefficients) -> $work/lrw_cache"
+"${run[@]}" lrw preprocess --root "$root" --out "$work/lrw_cache" --coeffs "$coeffs"
+echo "[2/3] audio-to-motion pretraining -> runs/motion_lrw"
+"${run[@]}" motion pretrain --set "cache=$work/lrw_cache" --set run_dir=runs/motion_lrw --resume
+echo "[3/3] GAN pretraining -> runs/gan_lrw"
+"${run[@]}" gan pretrain --set "lrw_root=$root" --set "cache=$work/gan_cache" --set run_dir=runs/gan_lrw --resume
+
+mkdir -p checkpoints/general
+for stage in motion_lrw gan_lrw; do
+    latest=$(ls -1 "runs/$stage/checkpoints"/step_*.pt | sort -V | tail -n 1)
+    cp "$latest" "checkpoints/general/$stage.pt.tmp" && mv "checkpoints/general/$stage.pt.tmp" "checkpoints/general/$stage.pt"
+    echo "general model: checkpoints/general/$stage.pt (from $latest)"
+done

@@ -1,0 +1,176 @@
+"""Speech + a fine-tuned person -> a talking video (REFERENCE.md, the inference pipeline).
+
+    audio ── MFCC ── motion network ── keyframe background matching ── render + composite
+          ── GAN ── paste-back into the matched real frame ── mp4 with the audio muxed
+
+Only the motion (70 floats a frame) is held for the whole audio; images flow through in chunks of
+`chunk_frames` (animation.animate streams, the GAN enhancer keeps its memory-read state across
+chunks, the writer pipes each frame to ffmpeg), so memory does not grow with the audio's length.
+The video has exactly one frame per 40 ms of audio (talkface.audio.n_video_frames).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from talkface.background.animation import AnimationChunk
+from talkface.errors import TalkfaceError
+from talkface.train.distributed import resolve_device
+
+# The pasted region: the render's filled silhouette grown by this fraction of the window, so the
+# GAN's jaw line and the skin it blends around the face come along (the seam then lies on skin).
+PASTE_GROW = 0.04
+
+
+@dataclass
+class InferConfig:
+    """configs/infer.yaml (the command's flags override the matching fields)."""
+
+    people_dir: str = "people"
+    pose_source: Literal["predicted", "reference", "still"] = "predicted"
+    background: Literal["reassign", "predicted", "pingpong"] = "reassign"  # keyframes.py modes
+    head_motion_scale: float = 1.0
+    expression_scale: float = 1.0
+    output: Literal["full", "face"] = "full"  # the whole frame (pasted back) or the face window crop
+    enhance: bool = True  # false: the composited render, without the GAN (to see what the GAN adds)
+    paste: Literal["feather", "poisson"] = "feather"
+    chunk_frames: int = 32  # frames rendered and enhanced at a time
+    motion_chunk_frames: int = 250  # frames per motion-network call
+    gan_batch_size: int = 16
+    seed: int = 0  # the sampled head rhythm (same seed, same video)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames < 1 or self.motion_chunk_frames < 1 or self.gan_batch_size < 1:
+            raise ValueError("chunk_frames, motion_chunk_frames and gan_batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class InferResult:
+    path: Path
+    frames: int
+    seconds: dict[str, float]  # wall time per stage: motion, video (render + GAN + paste + encode)
+    motion: np.ndarray  # float32 [T, 70] the predicted motion that was rendered
+    background_indices: np.ndarray  # int64 [T] the real frame behind each output frame
+
+
+def generate(name: str, audio_path: str | Path, out: str | Path, config: InferConfig, progress: bool = True,
+             observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
+    """Write `out` (.mp4): person `name` (talkface finetune) saying the speech in `audio_path`.
+
+    `observe(chunk, faces)` sees every chunk with its output faces [B, 3, S, S] (the demo's report
+    keeps a few frames of each stage this way).
+    """
+    from talkface.face3d.model import load_morphable_model
+    from talkface.media import read_audio
+    from talkface.motion.train import load_motion_model
+    from talkface.pipelines.person import load_person_book, person_dir
+
+    book = load_person_book(config.people_dir, name)
+    device = resolve_device(config.device)
+    audio = read_audio(audio_path)
+    net = load_motion_model(book.outputs("motion")["checkpoint"]).to(device)
+    enhancer = None
+    if config.enhance:
+        from talkface.gan.inference import load_enhancer
+
+        enhancer = load_enhancer(book.outputs("gan")["checkpoint"], device=str(device),
+                                 batch_size=config.gan_batch_size)
+    model = load_morphable_model(book.record["morphable_model"]).to(device)
+    return synthesize_video(person_dir(config.people_dir, name), net, enhancer, model, audio, out, config,
+                            progress, observe)
+
+
+def synthesize_video(folder: Path, net: torch.nn.Module, enhancer, model: torch.nn.Module, audio: np.ndarray,
+                     out: str | Path, config: InferConfig, progress: bool = True,
+                     observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
+    """The pipeline on loaded parts: motion net, GAN enhancer (None: composited render), morphable model.
+
+    `folder` is the person workspace (frames, coefficients, window); everything runs on the
+    morphable model's device.
+    """
+    from talkface.background.animation import animate, load_target, plan_animation
+
+    start = time.perf_counter()
+    motion = predict_person_motion(folder, net, audio, config)
+    motion_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    target = load_target(folder)
+    plan = plan_animation(target, motion, mode=config.background)
+    chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
+    frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
+    written = write_frames(out, frames, audio, total=len(motion), progress=progress)
+    return InferResult(Path(out), written, {"motion": motion_seconds, "video": time.perf_counter() - start},
+                       motion, plan.indices)
+
+
+def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray, config: InferConfig) -> np.ndarray:
+    """The motion network on `audio` -> [T, 70], with the config's pose controls (reference: the clip's poses)."""
+    from talkface.motion.inference import predict_motion
+    from talkface.motion.train import load_person
+
+    reference = load_person(folder).motion if config.pose_source != "predicted" else None
+    return predict_motion(net, audio, chunk_frames=config.motion_chunk_frames, pose_source=config.pose_source,
+                          reference_motion=reference, head_motion_scale=config.head_motion_scale,
+                          expression_scale=config.expression_scale, seed=config.seed)
+
+
+def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, window, config: InferConfig,
+                   observe: Callable[[AnimationChunk, torch.Tensor], None] | None) -> Iterator[np.ndarray]:
+    """uint8 [H, W, 3] output frames, one chunk of images alive at a time."""
+    from talkface.background.composite import fill_mask_holes
+    from talkface.background.paste import paste_back
+    from talkface.workspace import Workspace
+
+    frames = Workspace(folder).load_array("frames.npy", mmap=True) if config.output == "full" else None
+    for chunk in chunks:
+        faces = enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited  # [B,3,S,S]
+        faces = faces.float().cpu()
+        if observe is not None:
+            observe(chunk, faces)
+        if frames is None:
+            yield from _to_uint8(faces)
+            continue
+        regions = paste_region(fill_mask_holes(chunk.alpha).float().cpu())  # [B, 1, S, S]
+        for face, region, index in zip(faces, regions, chunk.indices):
+            yield paste_back(face, np.asarray(frames[index]), (window.x0, window.y0, window.size), region[0],
+                             method=config.paste)
+
+
+def paste_region(mask: torch.Tensor, grow: float = PASTE_GROW) -> torch.Tensor:
+    """Filled render silhouettes [B, 1, S, S] grown by `grow` x S pixels (a square max filter)."""
+    radius = max(1, round(grow * mask.shape[-1]))
+    return F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius)
+
+
+def _to_uint8(images: torch.Tensor) -> Iterator[np.ndarray]:
+    array = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    yield from array
+
+
+def write_frames(out: str | Path, frames: Iterator[np.ndarray], audio: np.ndarray, total: int,
+                 progress: bool = True) -> int:
+    """Encode `frames` to `out` at 25 fps with `audio` (16 kHz) muxed, atomically; the number written."""
+    from tqdm import tqdm
+
+    from talkface.audio import SAMPLE_RATE
+    from talkface.media import VideoWriter
+
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise TalkfaceError("the output must be an .mp4 file", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(out, audio=(audio, SAMPLE_RATE)) as writer:
+        for frame in tqdm(frames, total=total, desc="video", unit="frame", disable=not progress):
+            writer.write(frame)
+    return writer.frames_written
