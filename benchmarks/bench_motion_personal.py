@@ -17,9 +17,12 @@
    paper); "finetuned_uncalibrated" is the same network with the identity calibration, and
    "finetuned_calibrated_on_training_audio" fits the gains on the (partly memorised) training
    audio instead of its time reversal, for comparison. "finetuned" also carries the person's sampled
-   pose rhythm (FinetuneConfig.pose_rhythm, beyond the paper; seed 0); "finetuned_no_rhythm" is the
-   same network with the rhythm off and the plain calibration (person_pose_calibration), and
-   "rhythm_seeds_1_to_7" repeats the pose comparison with other rhythm seeds.
+   pose rhythm (FinetuneConfig.pose_rhythm, beyond the paper, on by default, gated by the audio's
+   speech activity; seed 0); "finetuned_no_rhythm" is the same network with the rhythm off and the
+   plain calibration (person_pose_calibration), and "rhythm_seeds" repeats the pose comparison of
+   "finetuned" with rhythm seeds 0..N-1 (rank of the own person among all, per seed).
+   "own_truth_on_other_speech" is the reference: this person's true head motion on other speech,
+   ranked the same way (how often the metric can put the right person first at all).
 Writes benchmarks/results/motion_personal_cpu.json.
 """
 
@@ -43,6 +46,7 @@ from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
 from talkface.face3d.model import load_morphable_model
 from talkface.media import write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
+from talkface.motion.activity import speech_activity
 from talkface.motion.inference import predict_motion
 from talkface.motion.network import EXPRESSION, POSE, fit_pose_calibration
 from talkface.motion.train import (
@@ -96,6 +100,23 @@ def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> No
         ws.record(step, "synthetic-truth")
 
 
+def own_truth_reference(truth_stats: dict, others: list[dict], seconds: float, engine: str,
+                        utterances: int = 8) -> dict:
+    """Ranks of the person's own true head motion on `utterances` other stretches of speech."""
+    style = sample_subject(PERSON_SEED).style
+    runs = []
+    for k in range(utterances):
+        seed = 70_000 + k
+        speech = speech_for_duration(seconds, seed, SAMPLE_RATE, engine)
+        stats = pose_statistics(generate_motion(speech, SAMPLE_RATE, style, seed, int(round(seconds * 25))).angles)
+        own = pose_statistics_distance(stats, truth_stats)
+        other_distances = [pose_statistics_distance(stats, s) for s in others]
+        runs.append((1 + sum(d < own for d in other_distances), own, min(other_distances)))
+    return {"ranks": [r for r, _, _ in runs], "rank_1_utterances": sum(r == 1 for r, _, _ in runs),
+            "mean_distance_to_own_truth": round(float(np.mean([o for _, o, _ in runs])), 4),
+            "mean_nearest_other_distance": round(float(np.mean([n for _, _, n in runs])), 4)}
+
+
 def calibrated_on_training_audio(net, workspace: Path, uncalibrated: np.ndarray) -> np.ndarray:
     """The uncalibrated prediction mapped by gains fitted on the forward (trained-on) training audio."""
     person = load_person(workspace)
@@ -117,6 +138,7 @@ def main() -> int:
     parser.add_argument("--finetune-epochs", type=int, default=100, help="the paper's 100")
     parser.add_argument("--person-seconds", type=float, default=44.0, help="workspace clip + held-out speech")
     parser.add_argument("--others", type=int, default=12, help="other synthetic persons for the pose comparison")
+    parser.add_argument("--rhythm-seeds", type=int, default=32, help="rhythm seeds for the rank distribution")
     parser.add_argument("--channels", default="8,16,32,32,32")
     parser.add_argument("--fc", default="128,64")
     parser.add_argument("--hidden", type=int, default=64)
@@ -161,7 +183,7 @@ def main() -> int:
 
     ft_config = FinetuneConfig(
         pretrained=str(pretrained), run_dir=str(work / "finetune"), epochs=args.finetune_epochs,
-        morphable_model="synthetic", pose_rhythm=True,  # measured on and off below (off is the default)
+        morphable_model="synthetic",  # the default pose_rhythm (on); measured off below too
         train=TrainConfig(steps=1, batch_size=16, num_workers=0, log_every=100, eval_every=500,
                           checkpoint_every=10**6, device="cpu"),
     )
@@ -179,10 +201,12 @@ def main() -> int:
     tuned = load_motion_model(finetuned)
     calibration = {"gain": tuned.pose_scale.double().numpy().round(3).tolist(),
                    "shift": tuned.pose_shift.double().numpy().round(4).tolist(),
-                   "rhythm_ar2": tuned.pose_rhythm_ar.double().numpy().round(4).tolist(),
-                   "rhythm_innovation_std": tuned.pose_rhythm_std.double().numpy().round(5).tolist()}
+                   "rhythm_frequency_hz": tuned.pose_rhythm_frequency.double().numpy().round(4).tolist(),
+                   "rhythm_std": tuned.pose_rhythm_std.double().numpy().round(5).tolist()}
     predictions = {"finetuned": predict_motion(tuned, held_audio, bf16=False)}
-    seed_predictions = [predict_motion(tuned, held_audio, bf16=False, seed=s)[:, ANGLES] for s in range(1, 8)]
+    seed_predictions = [predict_motion(tuned, held_audio, bf16=False, seed=s)[:, ANGLES] for s in range(args.rhythm_seeds)]
+    activity = {"held_out_mean": round(float(speech_activity(held_audio).mean()), 4),
+                "workspace_clip_mean": round(float(speech_activity(samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME]).mean()), 4)}
     person = load_person(work / "person")
     train_frames, _ = person_split(len(person.motion), 300, 0.1)
     tuned.reset_pose_rhythm()
@@ -230,13 +254,19 @@ def main() -> int:
     for angles in seed_predictions:
         stats = pose_statistics(angles)
         own = pose_statistics_distance(stats, truth_stats)
-        nearest = min(pose_statistics_distance(stats, s) for s in others.values())
+        other_distances = [pose_statistics_distance(stats, s) for s in others.values()]
         seeds.append({"frequency_hz": stats["frequency"].round(3).tolist(), "distance_to_own_truth": round(own, 4),
-                      "nearest_other_distance": round(nearest, 4), "closer_than_every_other_person": bool(own < nearest)})
-    pose["rhythm_seeds_1_to_7"] = {
-        "runs": seeds, "mean_distance_to_own_truth": round(float(np.mean([s["distance_to_own_truth"] for s in seeds])), 4),
-        "closer_than_every_other_person": sum(s["closer_than_every_other_person"] for s in seeds),
+                      "nearest_other_distance": round(min(other_distances), 4),
+                      "rank_of_own_among_persons": 1 + sum(d < own for d in other_distances)})
+    ranks = [s["rank_of_own_among_persons"] for s in seeds]
+    pose["rhythm_seeds"] = {
+        "runs": seeds, "ranks": ranks, "rank_1_seeds": sum(r == 1 for r in ranks),
+        "mean_distance_to_own_truth": round(float(np.mean([s["distance_to_own_truth"] for s in seeds])), 4),
+        "mean_nearest_other_distance": round(float(np.mean([s["nearest_other_distance"] for s in seeds])), 4),
     }
+    print(f"ranks over rhythm seeds 0..{args.rhythm_seeds - 1}:", ranks, flush=True)
+    pose["own_truth_on_other_speech"] = own_truth_reference(truth_stats, list(others.values()), held_seconds,
+                                                            args.engine)
     print("pose:", json.dumps(pose, indent=1), flush=True)
 
     report = {
@@ -260,13 +290,15 @@ def main() -> int:
         "pose_calibration": {**calibration, "note": "fitted by finetune (calibrate_pose: true): per pose dim "
                              "gain = true std on the 300 training frames / the net's std on the reversed "
                              "training audio, capped at 1 with the rhythm on (the rhythm carries the rest of "
-                             "the variance), clamped to [0.5, 4]; rhythm: AR(2) resonator per pose dim (pole radius "
-                             "0.98) at the dominant frequency of the true training pose, innovation std giving the "
-                             "leftover variance; both applied before "
+                             "the variance), clamped to [0.5, 4]; rhythm: per pose dim an oscillation with "
+                             "constant swing and wandering phase (0.1 rad steps per frame) at the dominant "
+                             "frequency of the true training pose, its variance the leftover variance divided by the mean squared speech activity of the training "
+                             "frames; the sampled rhythm is multiplied by the speech activity; both applied before "
                              "the head-motion-scale control"},
         "pose_truth": {"std": truth_stats["std"].round(4).tolist(),
                        "frequency_hz": truth_stats["frequency"].round(3).tolist()},
         "pose": pose,
+        "speech_activity": {**activity, "note": "mean of the rhythm's speech-activity gate (activity.py)"},
         "timings_s": timings,
         "command": " ".join(sys.argv),
     }

@@ -65,6 +65,25 @@ def median_seconds(run: Callable[[], object], repeats: int, sync: Callable[[], N
     return statistics.median(times)
 
 
+def rss_kib(field: str = "VmRSS") -> int:
+    """This process's resident memory (VmRSS) or its peak (VmHWM) in KiB, from /proc (0 where absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def reset_peak_rss() -> None:
+    """Set VmHWM back to the current RSS (Linux >= 4.0), so the next peak is the next block's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:
     """Write `result` as indented JSON, atomically, with the machine named if it is not already."""
     result = {**result, "machine": result.get("machine", machine_info())}

@@ -10,11 +10,12 @@ import torch
 
 from talkface.audio import SAMPLE_RATE, audio_windows, n_video_frames
 from talkface.errors import TalkfaceError
+from talkface.motion.activity import HANGOVER_FRAMES, RAMP_FRAMES, SpeechGate, frame_levels_db, speech_activity
 from talkface.motion.inference import PoseRhythm, apply_controls, ping_pong_indices, predict_motion
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import (
-    EXPRESSION, POSE, POSE_GAIN_RANGE, TRANSLATION_Z, AudioToMotion, ar2_innovation_std, dominant_frequency,
-    fit_pose_calibration, motion_statistics, resonator,
+    EXPRESSION, POSE, POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, TRANSLATION_Z, AudioToMotion, dominant_frequency,
+    fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.train import (
     CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model, person_pose_calibration, person_pose_rhythm,
@@ -150,7 +151,7 @@ def test_calibration_survives_a_checkpoint_round_trip(tmp_path):
 def test_rhythm_survives_a_checkpoint_round_trip(tmp_path):
     model = rhythm_model()
     loaded = load_motion_model(write_model_checkpoint(tmp_path / "run", model))
-    torch.testing.assert_close(loaded.pose_rhythm_ar, model.pose_rhythm_ar, atol=0, rtol=0)
+    torch.testing.assert_close(loaded.pose_rhythm_frequency, model.pose_rhythm_frequency, atol=0, rtol=0)
     torch.testing.assert_close(loaded.pose_rhythm_std, model.pose_rhythm_std, atol=0, rtol=0)
     audio = noise_audio(1.0)
     np.testing.assert_array_equal(predict_motion(loaded, audio, seed=4), predict_motion(model, audio, seed=4))
@@ -188,48 +189,36 @@ def test_person_calibration_maps_the_pose_on_reversed_speech_onto_the_truth():
 
 # --- pose rhythm -------------------------------------------------------------------------------
 
-def oscillator(frequency_hz: float, radius: float = 0.97) -> torch.Tensor:
-    """AR(2) coefficients [6, 2] whose poles sit at `frequency_hz` (25 fps) with this radius."""
-    return resonator(torch.full((6,), frequency_hz), radius)
-
-
-def ar2_peak_hz(coefficients: torch.Tensor) -> np.ndarray:
-    """Frequency [D] (Hz at 25 fps) of the AR(2) spectral peak: cos w = -a1 (1 - a2) / (4 a2)."""
-    a1, a2 = coefficients.double().unbind(-1)
-    return (np.arccos((-a1 * (1 - a2) / (4 * a2)).numpy()) * 25 / (2 * np.pi))
+RHYTHM = (torch.full((6,), 0.3), torch.full((6,), 0.01))  # 0.3 Hz, std 0.01
 
 
 def rhythm_model(seed: int = 0) -> AudioToMotion:
     model = calibrated_model(seed)
-    model.set_pose_rhythm(oscillator(0.3), ar2_innovation_std(oscillator(0.3), torch.full((6,), 0.01)))
+    model.set_pose_rhythm(*RHYTHM)
     return model
 
 
-def test_resonator_poles_and_dominant_frequency():
-    coefficients = resonator(torch.tensor([0.4]), 0.97)  # [1, 2]
-    poles = np.roots([1.0, -coefficients[0, 0].item(), -coefficients[0, 1].item()])
-    np.testing.assert_allclose(np.abs(poles), 0.97, rtol=1e-6)
-    np.testing.assert_allclose(np.abs(np.angle(poles)) * 25 / (2 * np.pi), 0.4, rtol=1e-5)
+def test_dominant_frequency_finds_each_series_peak():
     t = torch.arange(300) / 25.0
     series = torch.stack([torch.sin(2 * torch.pi * f * t + 1.0) for f in (0.2, 0.45, 1.3)], 1)  # 12 s, [300, 3]
     torch.testing.assert_close(dominant_frequency(series), torch.tensor([0.2, 0.45, 1.3]), atol=0.01, rtol=0)
 
 
-def test_sampled_rhythm_has_the_fitted_dominant_frequency_and_variance():
+def test_sampled_rhythm_has_the_fitted_frequency_and_a_steady_swing():
+    frequency, std = np.array([0.2, 0.3, 0.4, 0.5, 0.6, 0.7]), np.linspace(1.0, 2.0, 6)
+    series = PoseRhythm(frequency, std, seed=1).sample(60_000)  # [T, 6], 40 min
+    np.testing.assert_allclose(series.std(0), std, rtol=0.02)
+    assert (np.abs(series) <= np.sqrt(2) * std + 1e-12).all()  # constant envelope
     from scipy.signal import welch
 
-    coefficients = oscillator(0.4, 0.99)
-    rhythm = PoseRhythm(coefficients.numpy(), ar2_innovation_std(coefficients, torch.full((6,), 4.0)).numpy(), 1)
-    series = rhythm.sample(60_000)  # [T, 6]
-    np.testing.assert_allclose(series.std(0), 2.0, rtol=0.1)
-    frequencies, power = welch(series, fs=25, nperseg=1024, axis=0)  # 0.024 Hz bins
-    # The six dimensions share the coefficients: their mean spectrum is a smoother estimate.
-    assert abs(frequencies[power.mean(1).argmax()] - ar2_peak_hz(coefficients)[0]) <= 25 / 1024
-    assert abs(ar2_peak_hz(coefficients)[0] - 0.4) < 0.01
-    # A 30 s draw, as the benchmark's held-out speech, mostly peaks there too.
-    draws = [dominant_frequency(torch.as_tensor(PoseRhythm(coefficients.numpy(), np.ones(6), s).sample(750)))
-             for s in range(4)]
-    assert (torch.stack(draws) - 0.4).abs().median() < 0.05
+    bins, power = welch(series, fs=25, nperseg=1024, axis=0)  # [F], [F, 6]; 0.024 Hz bins, averaged
+    np.testing.assert_allclose(bins[power.argmax(0)], frequency, atol=25 / 1024)
+    # The phase wanders by steps of RHYTHM_PHASE_STEP_STD: at f = 0 the lag-L autocorrelation of
+    # sin(phase) is E[cos(phase step sum)] = exp(-L s^2 / 2).
+    lag = 25
+    still = PoseRhythm(np.zeros(6), np.ones(6), seed=2).sample(20_000)  # [T, 6]
+    correlation = (still[:-lag] * still[lag:]).mean() / (still ** 2).mean()
+    assert abs(correlation - np.exp(-lag * RHYTHM_PHASE_STEP_STD ** 2 / 2)) < 0.1
 
 
 def test_rhythm_is_off_by_default_and_seeded_when_on():
@@ -243,11 +232,11 @@ def test_rhythm_is_off_by_default_and_seeded_when_on():
     np.testing.assert_array_equal(predict_motion(on, audio, seed=1), first)
     assert not np.allclose(predict_motion(on, audio, seed=2)[:, POSE], first[:, POSE])
     np.testing.assert_array_equal(first[:, EXPRESSION], plain[:, EXPRESSION])  # only the pose moves
-    assert np.abs(first[:, POSE] - plain[:, POSE]).std() > 0.005
+    assert np.abs(first[:, POSE] - plain[:, POSE]).max() > 0.005  # std 0.01: swings up to 0.014
     on.reset_pose_rhythm()
     np.testing.assert_array_equal(predict_motion(on, audio, seed=1), plain)
-    with pytest.raises(ValueError, match=r"\(6, 2\)"):
-        on.set_pose_rhythm(torch.zeros(6), torch.zeros(6))
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        on.set_pose_rhythm(torch.zeros(6, 2), torch.zeros(6))
 
 
 def test_person_rhythm_takes_the_variance_the_prediction_lacks():
@@ -257,22 +246,23 @@ def test_person_rhythm_takes_the_variance_the_prediction_lacks():
         forward = model.decode_prediction(model(torch.from_numpy(windows)[None])[0][0])[:, POSE]  # [300, 6]
         reversed_pose = model.decode_prediction(
             model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, POSE]
-    coefficients = oscillator(0.5, 0.99)
-    residual = PoseRhythm(coefficients.numpy(), np.full(6, 0.1), seed=0).sample(len(windows))  # [300, 6]
+    residual = PoseRhythm(np.full(6, 0.5), np.full(6, 0.1), seed=0).sample(len(windows))  # [300, 6]
     residual = torch.as_tensor(residual, dtype=torch.float32) * torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     motion = np.zeros((len(windows), 70), np.float32)
     motion[:, POSE] = (0.1 + forward + residual).numpy()
-    scale, shift, fitted, innovation_std = person_pose_rhythm(model, windows, motion)
+    scale, shift, frequency, std = person_pose_rhythm(model, windows, motion)
     assert (scale <= 1).all()
-    # A resonator at the true pose's dominant frequency.
-    torch.testing.assert_close(fitted, resonator(dominant_frequency(torch.as_tensor(motion[:, POSE]))))
-    assert ((dominant_frequency(torch.as_tensor(motion[:, POSE]))[:3] - 0.5).abs() < 0.15).all()  # 12 s of one draw
-    # Prediction variance (on reversed speech) plus the rhythm's stationary variance = the true variance.
-    stationary = PoseRhythm.stationary_statistics(fitted.numpy(), innovation_std.numpy())[0]  # [6]
-    total = (scale * reversed_pose.std(0, unbiased=False)).square().numpy() + stationary
+    # The rhythm oscillates at the true pose's dominant frequency.
+    torch.testing.assert_close(frequency, dominant_frequency(torch.as_tensor(motion[:, POSE])))
+    assert ((frequency[:3] - 0.5).abs() < 0.1).all()  # 12 s of one draw
+    # Prediction variance (on reversed speech) plus the rhythm's variance = the true variance.
+    total = (scale * reversed_pose.std(0, unbiased=False)).square().numpy() + std.square().numpy()
     np.testing.assert_allclose(total, motion[:, POSE].var(0), rtol=1e-3, atol=1e-9)
     torch.testing.assert_close(shift + scale * reversed_pose.mean(0), torch.as_tensor(motion[:, POSE].mean(0)),
                                atol=1e-5, rtol=0)
+    # Gated by a speech activity of mean square 0.64, the rhythm's own variance is 1 / 0.64 as large.
+    gated_std = person_pose_rhythm(model, windows, motion, np.full(len(windows), 0.8))[3]
+    torch.testing.assert_close(gated_std, std / 0.8, rtol=1e-5, atol=1e-9)
 
 
 def test_wrong_window_shape_is_rejected():
@@ -436,19 +426,64 @@ def test_chunked_inference_equals_whole_sequence(calibrated: bool):
         np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
 
 
+def speech_with_a_pause() -> np.ndarray:
+    """1.2 s of noise (-20 dBFS), 1.6 s of silence, 1.2 s of noise: 100 frames."""
+    silence = np.zeros(int(1.6 * SAMPLE_RATE), np.float32)
+    return np.concatenate([noise_audio(1.2), silence, noise_audio(1.2, seed=1)])
+
+
 def test_chunked_inference_with_rhythm_equals_whole_sequence():
     model = rhythm_model()
-    audio = noise_audio(2.5)
+    audio = speech_with_a_pause()
     frames = n_video_frames(len(audio))
     whole = predict_motion(model, audio, chunk_frames=frames, seed=3)
     model.reset_pose_rhythm()
     plain = predict_motion(model, audio, chunk_frames=frames)
-    model.set_pose_rhythm(oscillator(0.3), ar2_innovation_std(oscillator(0.3), torch.full((6,), 0.01)))
-    # The rhythm is the same sampled series whatever the chunking (one stream, carried filter state).
-    expected_rhythm = PoseRhythm(model.pose_rhythm_ar.numpy(), model.pose_rhythm_std.numpy(), 3).sample(frames)
-    np.testing.assert_allclose(whole[:, POSE] - plain[:, POSE], expected_rhythm, atol=1e-5, rtol=0)
+    model.set_pose_rhythm(*RHYTHM)
+    # The rhythm is the same sampled series whatever the chunking (one stream, carried phase),
+    # times the speech-activity gate (its state carried too).
+    expected_rhythm = PoseRhythm(RHYTHM[0].numpy(), RHYTHM[1].numpy(), 3).sample(frames)
+    gate = speech_activity(audio)[:, None]  # [T, 1]
+    assert gate.min() == 0 and gate.max() == 1
+    np.testing.assert_allclose(whole[:, POSE] - plain[:, POSE], gate * expected_rhythm, atol=1e-5, rtol=0)
     for chunk in (1, 7, 25, frames + 10):
         np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk, seed=3), whole, atol=1e-5, rtol=0)
+
+
+def test_speech_gate_ramps_holds_through_pauses_and_is_zero_in_silence():
+    loud, quiet = -20.0, -np.inf
+    levels = np.array([quiet] * 5 + [loud] * 20 + [quiet] * 8 + [loud] * 5 + [quiet] * 40)
+    gate = SpeechGate()(levels)
+    assert (gate[:5] == 0).all()
+    np.testing.assert_allclose(gate[5:5 + RAMP_FRAMES], np.arange(1, RAMP_FRAMES + 1) / RAMP_FRAMES, atol=1e-12)
+    assert (gate[5 + RAMP_FRAMES:38 + HANGOVER_FRAMES - 1] == 1).all()  # an 8-frame pause is held
+    fall = gate[38 + HANGOVER_FRAMES - 1:]
+    np.testing.assert_allclose(fall[:RAMP_FRAMES], 1 - np.arange(1, RAMP_FRAMES + 1) / RAMP_FRAMES, atol=1e-12)
+    assert (fall[RAMP_FRAMES:] == 0).all()
+    streamed = SpeechGate()
+    np.testing.assert_array_equal(np.concatenate([streamed(levels[:7]), streamed(levels[7:30]), streamed(levels[30:])]),
+                                  gate)
+
+
+def test_frame_levels_are_rms_dbfs_per_video_frame():
+    audio = np.concatenate([np.full(640, 0.1), np.zeros(640), np.full(320, 1.0)]).astype(np.float32)
+    levels = frame_levels_db(audio, 0, 3)  # the last frame is zero-extended: RMS sqrt(1/2)
+    np.testing.assert_allclose(levels[[0, 2]], [-20.0, 10 * np.log10(0.5)], atol=1e-6)
+    assert levels[1] == -np.inf
+    np.testing.assert_array_equal(frame_levels_db(audio, 2, 1), levels[2:])
+
+
+def test_rhythm_leaves_the_head_still_in_silence():
+    model = rhythm_model()
+    silent = np.zeros(2 * SAMPLE_RATE, np.float32)
+    audio = speech_with_a_pause()
+    on, on_silent = predict_motion(model, audio, seed=1), predict_motion(model, silent, seed=1)
+    model.reset_pose_rhythm()
+    off, off_silent = predict_motion(model, audio), predict_motion(model, silent)
+    np.testing.assert_array_equal(on_silent, off_silent)
+    gate = speech_activity(audio)
+    np.testing.assert_array_equal(on[gate == 0], off[gate == 0])
+    assert np.abs(on[gate == 1][:, POSE] - off[gate == 1][:, POSE]).max() > 0.005
 
 
 def test_inference_memory_does_not_grow_with_audio_length():

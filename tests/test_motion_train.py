@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zlib
@@ -26,7 +27,8 @@ from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record
 from talkface.motion.network import POSE
 from talkface.motion.train import (
-    load_motion_model, load_person, person_pose_calibration, person_split, reversed_speech_windows,
+    MIN_MEAN_ACTIVITY, calibrate_checkpoint, load_motion_model, load_person, person_pose_calibration,
+    person_pose_rhythm, person_speech_activity, person_split, reversed_speech_windows,
 )
 from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
@@ -242,25 +244,42 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_mean_expression(world: di
     assert tuned < pre and tuned < corpus_mean and tuned < person_mean
 
 
-def test_finetune_writes_the_persons_pose_calibration_into_the_checkpoint(world: dict, finetuned: Path) -> None:
-    calibrated = load_motion_model(finetuned / "checkpoints" / "step_0000150.pt")
+def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkpoint(
+        world: dict, finetuned: Path, tmp_path: Path) -> None:
+    checkpoint = finetuned / "checkpoints" / "step_0000150.pt"
+    calibrated = load_motion_model(checkpoint)
     person = load_person(world["person"])
     train, _ = person_split(len(person.motion), 300, 0.1)
-    raw = load_motion_model(finetuned / "checkpoints" / "step_0000150.pt")
+    windows, truth = person.windows[train], person.motion[train]
+    activity = person_speech_activity(world["person"], len(person.motion))[train]  # [300]
+    mean_square_activity = float(np.mean(activity ** 2))
+    assert MIN_MEAN_ACTIVITY < mean_square_activity < 1  # speech with pauses
+    raw = load_motion_model(checkpoint)
     raw.reset_pose_calibration()
-    scale, shift = person_pose_calibration(raw, person.windows[train], person.motion[train])
-    assert not torch.allclose(scale, torch.ones(6))
-    torch.testing.assert_close(calibrated.pose_scale, scale)
-    torch.testing.assert_close(calibrated.pose_shift, shift)
-    # On the reversed training speech the calibrated pose has the person's mean and (unclamped) std.
+    raw.reset_pose_rhythm()
+    scale, shift, frequency, std = person_pose_rhythm(raw, windows, truth, activity)
+    assert calibrated.has_pose_rhythm  # the default: pose_rhythm on
+    for fitted, buffer in ((scale, "pose_scale"), (shift, "pose_shift"), (frequency, "pose_rhythm_frequency"),
+                           (std, "pose_rhythm_std")):
+        torch.testing.assert_close(getattr(calibrated, buffer), fitted)
+    # On the reversed training speech the calibrated pose has the person's mean, and its variance plus
+    # the gated rhythm's (std^2 x mean squared activity) is the person's variance.
     with torch.no_grad():
-        out, _ = calibrated(torch.as_tensor(reversed_speech_windows(person.windows[train]))[None])
+        out, _ = calibrated(torch.as_tensor(reversed_speech_windows(windows))[None])
         pose = calibrated.calibrate_pose(calibrated.decode_prediction(out[0]))[:, POSE].numpy()
-    truth = person.motion[train][:, POSE]
-    free = ((scale > 0.5) & (scale < 4.0)).numpy()
+    np.testing.assert_allclose(pose.mean(0), truth[:, POSE].mean(0), atol=1e-4)
+    free = (scale > 0.5).numpy()
     assert free.any()
-    np.testing.assert_allclose(pose.mean(0), truth.mean(0), atol=1e-4)
-    np.testing.assert_allclose(pose.std(0)[free], truth.std(0)[free], rtol=1e-3)
+    np.testing.assert_allclose((pose.var(0) + mean_square_activity * std.square().numpy())[free],
+                               truth[:, POSE].var(0)[free], rtol=2e-3)
+    # Without the rhythm (pose_rhythm: false) the gains restore the person's std on their own.
+    plain = tmp_path / "plain.pt"
+    shutil.copy(checkpoint, plain)
+    net = calibrate_checkpoint(plain, windows, truth)
+    expected_scale, expected_shift = person_pose_calibration(raw, windows, truth)
+    assert not net.has_pose_rhythm and not torch.allclose(expected_scale, torch.ones(6))
+    torch.testing.assert_close(load_motion_model(plain).pose_scale, expected_scale)
+    torch.testing.assert_close(load_motion_model(plain).pose_shift, expected_shift)
 
 
 def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tmp_path: Path) -> None:

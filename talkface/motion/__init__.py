@@ -5,4 +5,5 @@ network.py    AudioToMotion: per-frame CNN on 28x12 MFCC windows, 3-layer LSTM, 
 losses.py     MSE on expression and pose plus temporal smoothness
 windows.py    16-frame training sequences: one random per LRW clip, all overlapping for a person
 inference.py  streamed prediction over long audio and the pose / expression controls
+activity.py   per-frame speech activity of the audio, the gate of the sampled head rhythm
 """

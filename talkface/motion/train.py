@@ -12,7 +12,7 @@ tensorboard); they differ in data and defaults:
 
 After fine-tuning (unless `calibrate_pose: false`) the final checkpoint gets the person's pose
 calibration (network.py `calibrate_pose`; beyond the paper), see `person_pose_calibration`, and
-(with `pose_rhythm: true`) the person's pose rhythm, see `person_pose_rhythm`.
+(with `pose_rhythm: true`, the default) the person's pose rhythm, see `person_pose_rhythm`.
 
 Validation reports the loss and, when a morphable model is configured, LMD of the mouth
 landmarks projected from predicted vs true coefficients (identity from the clip); without one,
@@ -36,10 +36,10 @@ from torch import nn
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import IDENTITY, N_COEFFS, motion_from_coeffs, with_motion
+from talkface.motion.activity import speech_activity
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import (
-    EXPRESSION, POSE, POSE_GAIN_RANGE, AudioToMotion, ar2_innovation_std, dominant_frequency, fit_pose_calibration,
-    motion_statistics, resonator,
+    EXPRESSION, POSE, POSE_GAIN_RANGE, AudioToMotion, dominant_frequency, fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.records import read_record, split_records
 from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
@@ -53,7 +53,11 @@ log = logging.getLogger(__name__)
 MODEL = "motion"  # the model's name in checkpoints
 # AudioToMotion's per-person pose buffers: calibration, then rhythm; older checkpoints lack them.
 CALIBRATION_KEYS = ("pose_scale", "pose_shift")
-RHYTHM_KEYS = ("pose_rhythm_ar", "pose_rhythm_std")
+RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
+# The rhythm's variance is divided by the mean squared speech activity of the training frames (so
+# the gated rhythm carries the leftover variance on average); a clip that is mostly silence would
+# blow that up, so the mean is floored here (at most a 4x variance boost, i.e. 2x std).
+MIN_MEAN_ACTIVITY = 0.25
 # Validation takes every LRW clip at the middle of the training offsets, so it is deterministic.
 VAL_OFFSET = (LRW_OFFSETS[0] + LRW_OFFSETS[1]) // 2
 
@@ -132,11 +136,11 @@ class FinetuneConfig:
     # Beyond the paper: after training, fit the person's pose calibration (person_pose_calibration)
     # into the final checkpoint, so predicted head motion keeps the person's mean and swing.
     calibrate_pose: bool = True
-    # Beyond the paper: with the calibration, fit an AR(2) resonator at the person's dominant pose
+    # Beyond the paper: with the calibration, fit an oscillation at the person's dominant pose
     # frequency carrying the variance the net cannot predict (person_pose_rhythm); inference samples
-    # it so the head carries the person's rhythm. Off by default: the rhythm keeps the head moving in
-    # silence, where the default must stay still (issue: silent audio gives a still result).
-    pose_rhythm: bool = False
+    # it, gated by the audio's speech activity (activity.py), so the head carries the person's rhythm
+    # while talking and holds still in silence.
+    pose_rhythm: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)  # only without a pretrained checkpoint
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -184,6 +188,21 @@ def load_person(workspace: str | Path) -> PersonClip:
         raise TalkfaceError(f"coeffs.npy {coeffs.shape} and mfcc.npy {windows.shape} do not align; "
                             "rerun `talkface preprocess`", Path(workspace))
     return PersonClip(windows, motion_from_coeffs(coeffs).astype(np.float32), coeffs[:, IDENTITY].mean(0))
+
+
+def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
+    """The speech-activity gate [frames] (activity.py) of the workspace's audio.wav."""
+    from talkface.media import read_audio
+    from talkface.workspace import Workspace
+
+    path = Workspace(workspace).path("audio.wav")
+    if not path.is_file():
+        raise TalkfaceError("has no audio.wav; rerun `talkface preprocess`", Path(workspace))
+    activity = speech_activity(read_audio(path))
+    if len(activity) != frames:
+        raise TalkfaceError(f"audio.wav gives {len(activity)} frames but the coefficients {frames}; "
+                            "rerun `talkface preprocess`", Path(workspace))
+    return activity
 
 
 def person_split(frames: int, train_frames: int, val_fraction: float) -> tuple[slice, slice]:
@@ -359,7 +378,8 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
     if config.calibrate_pose and int(os.environ.get("RANK", "0")) == 0:
-        calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], config.pose_rhythm)
+        activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
+        calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
 
 
@@ -398,16 +418,20 @@ def person_pose_calibration(net: AudioToMotion, windows: np.ndarray,
 
 
 @torch.no_grad()
-def person_pose_rhythm(net: AudioToMotion, windows: np.ndarray,
-                       motion: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(scale [6], shift [6], AR(2) coefficients [6, 2], innovation std [6]): calibration plus rhythm.
+def person_pose_rhythm(
+    net: AudioToMotion, windows: np.ndarray, motion: np.ndarray, activity: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scale [6], shift [6], rhythm frequency [6] Hz, rhythm std [6]): calibration plus rhythm.
 
     By the law of total variance the true pose variance is the variance of what the audio predicts
     (the net's pose on the reversed training speech, as in `person_pose_calibration`) plus that of
     the unpredictable rest. So the calibration gain is no longer inflated to the full true std: it
     is min(true/predicted std, 1), clamped to POSE_GAIN_RANGE, and the rhythm gets the remaining
     variance, true - (gain x predicted)^2, so prediction + rhythm has the person's variance (the two
-    are independent: the rhythm is sampled). The rhythm is a resonator (AR(2), `resonator`) at the
+    are independent: the rhythm is sampled). Inference multiplies the rhythm by the speech activity
+    (activity.py), so with the training frames' activity [T] given, the rhythm's own variance is the
+    remaining one divided by mean(activity^2) (floored at MIN_MEAN_ACTIVITY): the gated rhythm then
+    carries it on average over the clip. The rhythm oscillates (inference.py `PoseRhythm`) at the
     dominant frequency of the person's true training pose: the audio cannot tell the rhythm's phase,
     so that peak is what the prediction lacks. A Yule-Walker AR(2) fit was tried first, on the
     forward-frame residual (true - predicted) and on the true pose: on 300 frames both came out with
@@ -419,21 +443,25 @@ def person_pose_rhythm(net: AudioToMotion, windows: np.ndarray,
     true_mean, true_std = motion_statistics(true)
     gain = (true_std / predicted_std).clamp(max=1.0).clamp(*POSE_GAIN_RANGE)
     residual_variance = (true_std.square() - (gain * predicted_std).square()).clamp_min(0)  # [6]
-    coefficients = resonator(dominant_frequency(true))  # [6, 2]
-    return (gain, true_mean - gain * predicted_mean, coefficients,
-            ar2_innovation_std(coefficients, residual_variance))
+    if activity is not None:
+        residual_variance /= max(float(np.mean(np.square(activity))), MIN_MEAN_ACTIVITY)
+    return gain, true_mean - gain * predicted_mean, dominant_frequency(true), residual_variance.sqrt()
 
 
 def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray,
-                         rhythm: bool = False) -> AudioToMotion:
-    """Fit the person's pose calibration (and with `rhythm` the pose rhythm) into checkpoint `path`; the net."""
+                         activity: np.ndarray | None = None) -> AudioToMotion:
+    """Fit the person's pose calibration into checkpoint `path`; the net.
+
+    With the training frames' speech activity [T] (`person_speech_activity`), also the pose rhythm.
+    """
     net = load_motion_model(path)
-    if rhythm:
-        scale, shift, coefficients, innovation_std = person_pose_rhythm(net, windows, motion)
-        net.set_pose_rhythm(coefficients, innovation_std)
-        log.info("pose rhythm AR(2) %s, innovation std %s", np.round(coefficients.numpy(), 3).tolist(),
-                 np.round(innovation_std.numpy(), 5).tolist())
+    if activity is not None:
+        scale, shift, frequency, std = person_pose_rhythm(net, windows, motion, activity)
+        net.set_pose_rhythm(frequency, std)
+        log.info("pose rhythm %s Hz, std %s", np.round(frequency.numpy(), 3).tolist(),
+                 np.round(std.numpy(), 5).tolist())
     else:
+        net.reset_pose_rhythm()
         scale, shift = person_pose_calibration(net, windows, motion)
     net.set_pose_calibration(scale, shift)
     log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
