@@ -28,6 +28,8 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.gan",
     "talkface.commands.eval",
     "talkface.commands.person",
+    "talkface.commands.demo",
+    "talkface.commands.bench",
 )
 
 

@@ -45,6 +45,8 @@ class InferConfig:
     chunk_frames: int = 32  # frames rendered and enhanced at a time
     motion_chunk_frames: int = 250  # frames per motion-network call
     gan_batch_size: int = 16
+    gan_channels_last: bool = False  # CUDA: NHWC convolutions (often faster with bf16 on tensor cores)
+    gan_compile: bool = False  # torch.compile the generator (pays a compile once per process)
     seed: int = 0  # the sampled head rhythm (same seed, same video)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
@@ -84,7 +86,8 @@ def generate(name: str, audio_path: str | Path, out: str | Path, config: InferCo
         from talkface.gan.inference import load_enhancer
 
         enhancer = load_enhancer(book.outputs("gan")["checkpoint"], device=str(device),
-                                 batch_size=config.gan_batch_size)
+                                 batch_size=config.gan_batch_size, channels_last=config.gan_channels_last,
+                                 compile=config.gan_compile)
     model = load_morphable_model(book.record["morphable_model"]).to(device)
     return synthesize_video(person_dir(config.people_dir, name), net, enhancer, model, audio, out, config,
                             progress, observe)

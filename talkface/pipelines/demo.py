@@ -1,0 +1,234 @@
+"""`talkface demo`: the whole method on the synthetic world, from nothing, on a laptop.
+
+    world ─┬─ rendered synthetic LRW ──┬─ R-Net training (recon) ────────────┐
+           │                           └─ GAN pretraining ──────────────────┐ │
+           ├─ truth-only synthetic LRW ── LRW cache ── motion pretraining ─┐ │ │
+           └─ a synthetic person speaking: the first 300 frames are the    │ │ │
+              clip to fine-tune on, the rest is held-out speech ──────── person fine-tune
+                                                                            (preprocess, motion, GAN)
+                                                          held-out speech ── infer ── demo.mp4
+                                                                                  └─ report
+
+Every stage runs the same code as its command (talkface synth / recon train / lrw preprocess /
+motion pretrain / gan pretrain / finetune / infer) at tiny sizes (configs/demo.yaml). Stages are
+recorded in OUT/demo.json (pipelines/stages.py): a re-run skips what is done and resumes what was
+interrupted. The landmarks of the person's clip are the synthetic truth (the FAN detector's
+weights cannot be assumed on a fresh machine); everything else is estimated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from talkface.config import config_to_dict
+from talkface.gan.train import GanPretrainConfig
+from talkface.motion.train import PretrainConfig as MotionPretrainConfig
+from talkface.pipelines.infer import InferConfig
+from talkface.pipelines.person import PersonConfig
+from talkface.pipelines.stages import StageBook, StageResult, stage_key
+from talkface.recon.train import ReconConfig
+
+DEMO_KIND = "talkface demo"
+STAGES = ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "infer", "report")
+SYNTHETIC = "synthetic"
+
+
+@dataclass
+class DemoWorldConfig:
+    """The synthetic data the demo makes (talkface/synth)."""
+
+    person_seed: int = 7  # the person's identity, look, voice and head style
+    person_seconds: float = 16.0  # the first clip_frames are the clip, the rest held-out speech
+    clip_frames: int = 300  # the paper's ~10 s clip
+    frame_size: int = 256
+    motion_words: int = 30  # truth-only LRW clips for motion pretraining: words x clips x (train, val)
+    motion_clips_per_word: int = 6
+    render_words: int = 6  # rendered LRW clips (many identities) for the R-Net and the GAN
+    render_clips_per_word: int = 2
+    render_size: int = 128
+    seed: int = 0
+    engine: Literal["auto", "espeak", "builtin"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.person_seconds * 25 < self.clip_frames + 25:
+            raise ValueError(f"person_seconds must leave at least 1 s of held-out speech after {self.clip_frames} frames")
+
+
+@dataclass
+class DemoConfig:
+    """configs/demo.yaml. Paths inside the stage sections (run_dir, cache, ...) are set under `out`."""
+
+    out: str = "demo_out"
+    name: str = "demo_person"
+    world: DemoWorldConfig = field(default_factory=DemoWorldConfig)
+    recon: ReconConfig = field(default_factory=ReconConfig)
+    motion_pretrain: MotionPretrainConfig = field(default_factory=MotionPretrainConfig)
+    gan_pretrain: GanPretrainConfig = field(default_factory=GanPretrainConfig)
+    person: PersonConfig = field(default_factory=PersonConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where each stage writes, under the demo's output folder."""
+
+    root: Path
+
+    book = property(lambda self: self.root / "demo.json")
+    world = property(lambda self: self.root / "world")
+    person_clip = property(lambda self: self.world / "person")  # talkface synth person: clip.mp4 + truth/
+    heldout_audio = property(lambda self: self.world / "heldout.wav")
+    render_lrw = property(lambda self: self.world / "lrw_rendered")
+    motion_lrw = property(lambda self: self.world / "lrw_truth_only")
+    recon_run = property(lambda self: self.root / "runs/recon")
+    lrw_cache = property(lambda self: self.root / "runs/lrw_cache")
+    motion_run = property(lambda self: self.root / "runs/motion_lrw")
+    gan_cache = property(lambda self: self.root / "runs/gan_cache")
+    gan_run = property(lambda self: self.root / "runs/gan_lrw")
+    people = property(lambda self: self.root / "people")
+    video = property(lambda self: self.root / "demo.mp4")
+    report_frames = property(lambda self: self.root / "report_frames.npz")
+    report = property(lambda self: self.root / "report.html")
+    report_image = property(lambda self: self.root / "report.png")
+    metrics = property(lambda self: self.root / "metrics.json")
+
+
+def run_demo(config: DemoConfig, progress: bool = True, say: Callable[[str], None] = print) -> list[StageResult]:
+    """Run (or finish) every stage of the demo; the results in order."""
+    paths = DemoPaths(Path(config.out))
+    book = StageBook(paths.book, DEMO_KIND)
+    results: list[StageResult] = []
+    keys: dict[str, str] = {}
+
+    def stage(name: str, parts: Any, fn: Callable[[], dict[str, Any]], folder: Path | None = None,
+              after: tuple[str, ...] = ()) -> dict[str, Any]:
+        keys[name] = stage_key({"parts": parts, "after": [keys[a] for a in after]})
+        say(f"[{len(results) + 1}/{len(STAGES)}] {name}")
+        results.append(book.run(name, keys[name], fn, folder))
+        return results[-1].outputs
+
+    world = config.world
+    stage("world", config_to_dict(world), lambda: make_world(world, paths, progress), folder=paths.world)
+    recon = stage("recon", config_to_dict(config.recon), lambda: train_recon(config.recon, paths),
+                  paths.recon_run, after=("world",))
+    stage("lrw_cache", {}, lambda: cache_lrw(paths, progress), paths.lrw_cache, after=("world",))
+    motion = stage("motion_pretrain", config_to_dict(config.motion_pretrain),
+                   lambda: pretrain_motion(config.motion_pretrain, paths), paths.motion_run, after=("lrw_cache",))
+    gan = stage("gan_pretrain", config_to_dict(config.gan_pretrain),
+                lambda: pretrain_gan(config.gan_pretrain, paths), paths.gan_run, after=("world",))
+    person = person_config(config.person, paths, recon["checkpoint"], motion["checkpoint"], gan["checkpoint"])
+    stage("person", config_to_dict(person), lambda: finetune(config.name, person, paths, progress),
+          paths.people / config.name, after=("recon", "motion_pretrain", "gan_pretrain"))
+    infer = dataclasses.replace(config.infer, people_dir=str(paths.people))
+    stage("infer", config_to_dict(infer), lambda: infer_heldout(config.name, infer, paths, progress),
+          after=("person",))
+    from talkface.pipelines.demo_report import write_report
+
+    stage("report", {}, lambda: write_report(config, paths, book, motion["checkpoint"]), after=("infer",))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# the stages
+
+
+def make_world(world: DemoWorldConfig, paths: DemoPaths, progress: bool) -> dict[str, Any]:
+    """The person (clip + held-out speech, with truth) and the two synthetic LRW corpora."""
+    from talkface.audio import SAMPLES_PER_VIDEO_FRAME
+    from talkface.media import read_audio, write_wav
+    from talkface.synth.world import write_lrw, write_person
+
+    write_person(paths.person_clip, seconds=world.person_seconds, seed=world.person_seed, size=world.frame_size,
+                 engine=world.engine, progress=progress)
+    speech = read_audio(paths.person_clip / "truth" / "audio.wav")
+    write_wav(paths.heldout_audio, speech[world.clip_frames * SAMPLES_PER_VIDEO_FRAME:])
+    write_lrw(paths.render_lrw, words=world.render_words, clips_per_word=world.render_clips_per_word,
+              seed=world.seed, splits=("train",), size=world.render_size, engine=world.engine, progress=progress)
+    write_lrw(paths.motion_lrw, words=world.motion_words, clips_per_word=world.motion_clips_per_word,
+              seed=world.seed + 1, splits=("train", "val"), engine=world.engine, progress=progress,
+              with_frames=False)
+    return {"person": str(paths.person_clip), "heldout_audio": str(paths.heldout_audio)}
+
+
+def train_recon(config: ReconConfig, paths: DemoPaths) -> dict[str, Any]:
+    """The R-Net, from scratch, on the rendered synthetic LRW (its truth landmarks)."""
+    from talkface.recon.train import train_rnet
+
+    data = dataclasses.replace(config.data, clips=[str(paths.render_lrw)])
+    config = dataclasses.replace(config, run_dir=str(paths.recon_run), data=data, morphable_model=SYNTHETIC)
+    return {"checkpoint": str(train_rnet(config, resume=True))}
+
+
+def cache_lrw(paths: DemoPaths, progress: bool) -> dict[str, Any]:
+    from talkface.pipelines.lrw import preprocess_lrw
+
+    result = preprocess_lrw(paths.motion_lrw, paths.lrw_cache, coeffs="truth", progress=progress)
+    return {"records": result.written + result.skipped, "bad": result.bad}
+
+
+def pretrain_motion(config: MotionPretrainConfig, paths: DemoPaths) -> dict[str, Any]:
+    from talkface.motion.train import pretrain
+
+    config = dataclasses.replace(config, cache=str(paths.lrw_cache), run_dir=str(paths.motion_run))
+    return {"checkpoint": str(pretrain(config, resume=True))}
+
+
+def pretrain_gan(config: GanPretrainConfig, paths: DemoPaths) -> dict[str, Any]:
+    from talkface.gan.train import pretrain
+
+    config = dataclasses.replace(config, lrw_root=str(paths.render_lrw), cache=str(paths.gan_cache),
+                                 run_dir=str(paths.gan_run))
+    return {"checkpoint": str(pretrain(config, resume=True))}
+
+
+def person_config(person: PersonConfig, paths: DemoPaths, rnet: str, motion: str, gan: str) -> PersonConfig:
+    """The demo's person config: its own people folder, the general models just trained, truth landmarks."""
+    landmarks = dataclasses.replace(person.preprocess.landmarks, backend="file",
+                                    file=str(paths.person_clip / "truth" / "landmarks.npy"))
+    preprocess = dataclasses.replace(person.preprocess, rnet=rnet, landmarks=landmarks, morphable_model=SYNTHETIC)
+    return dataclasses.replace(
+        person, people_dir=str(paths.people), preprocess=preprocess,
+        motion=dataclasses.replace(person.motion, pretrained=motion, morphable_model=SYNTHETIC),
+        gan=dataclasses.replace(person.gan, pretrained=gan),
+    )
+
+
+def finetune(name: str, person: PersonConfig, paths: DemoPaths, progress: bool) -> dict[str, Any]:
+    from talkface.pipelines.person import finetune_person
+
+    results = finetune_person(paths.person_clip / "clip.mp4", name, person, progress=progress, say=lambda _: None)
+    return {r.name: {"seconds": r.seconds, **r.outputs} for r in results}
+
+
+def infer_heldout(name: str, config: InferConfig, paths: DemoPaths, progress: bool) -> dict[str, Any]:
+    """demo.mp4 for the held-out speech; keeps render / GAN output pairs of a few frames for the report."""
+    import torch
+
+    from talkface.atomic import atomic_path
+    from talkface.pipelines.infer import generate
+
+    kept: dict[str, list] = {"frame": [], "render": [], "output": [], "landmarks": []}
+
+    def observe(chunk, faces: torch.Tensor) -> None:
+        for i in range(len(faces)):
+            kept["frame"].append(chunk.start + i)
+            kept["render"].append(_uint8(chunk.composited[i]))
+            kept["output"].append(_uint8(faces[i]))
+            kept["landmarks"].append(chunk.landmarks[i].cpu().numpy())
+
+    result = generate(name, paths.heldout_audio, paths.video, config, progress=progress, observe=observe)
+    with atomic_path(paths.report_frames) as tmp:
+        with tmp.open("wb") as handle:
+            np.savez(handle, motion=result.motion, indices=result.background_indices,
+                     **{k: np.stack(v) for k, v in kept.items()})
+    return {"video": str(result.path), "frames": result.frames, "seconds": result.seconds}
+
+
+def _uint8(image) -> np.ndarray:
+    """[3, S, S] float in [0, 1] -> uint8 [S, S, 3]."""
+    return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
