@@ -54,7 +54,8 @@ def test_demo_makes_the_video_and_the_report_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli(["demo", "--config", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for stage in ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "infer", "report"):
+    for stage in ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "reference", "infer",
+                  "report"):
         assert f"{stage:<16}ran" in printed
 
     heldout = len(read_audio(out / "world" / "heldout.wav")) / 16000
@@ -71,4 +72,4 @@ def test_demo_makes_the_video_and_the_report_and_resumes(tmp_path, capsys):
 
     assert cli(["demo", "--config", str(config), "--out", str(out)]) == 0  # everything is already done
     again = capsys.readouterr().out
-    assert again.count("skipped") == 8 and " ran " not in again
+    assert again.count("skipped") == 9 and " ran " not in again

@@ -34,7 +34,8 @@ from talkface.pipelines.stages import StageBook, StageResult, stage_key
 from talkface.recon.train import ReconConfig
 
 DEMO_KIND = "talkface demo"
-STAGES = ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "infer", "report")
+STAGES = ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "reference", "infer",
+          "report")
 SYNTHETIC = "synthetic"
 
 
@@ -91,6 +92,8 @@ class DemoPaths:
     gan_cache = property(lambda self: self.root / "runs/gan_cache")
     gan_run = property(lambda self: self.root / "runs/gan_lrw")
     people = property(lambda self: self.root / "people")
+    heldout_clip = property(lambda self: self.root / "runs/heldout/clip.mp4")  # the clip's held-out frames
+    heldout_workspace = property(lambda self: self.root / "runs/heldout/workspace")
     video = property(lambda self: self.root / "demo.mp4")
     report_frames = property(lambda self: self.root / "report_frames.npz")
     report = property(lambda self: self.root / "report.html")
@@ -124,6 +127,8 @@ def run_demo(config: DemoConfig, progress: bool = True, say: Callable[[str], Non
     person = person_config(config.person, paths, recon["checkpoint"], motion["checkpoint"], gan["checkpoint"])
     stage("person", config_to_dict(person), lambda: finetune(config.name, person, paths, progress),
           paths.people / config.name, after=("recon", "motion_pretrain", "gan_pretrain"))
+    stage("reference", {}, lambda: reconstruct_heldout(config.world, person, paths, progress),
+          paths.heldout_clip.parent, after=("person",))
     infer = dataclasses.replace(config.infer, people_dir=str(paths.people))
     stage("infer", config_to_dict(infer), lambda: infer_heldout(config.name, infer, paths, progress),
           after=("person",))
@@ -203,6 +208,23 @@ def finetune(name: str, person: PersonConfig, paths: DemoPaths, progress: bool) 
 
     results = finetune_person(paths.person_clip / "clip.mp4", name, person, progress=progress, say=lambda _: None)
     return {r.name: {"seconds": r.seconds, **r.outputs} for r in results}
+
+
+def reconstruct_heldout(world: DemoWorldConfig, person: PersonConfig, paths: DemoPaths,
+                        progress: bool) -> dict[str, Any]:
+    """The held-out frames through the person's preprocess: the reference the report's LMD uses."""
+    from talkface.media import read_audio, read_video, write_video
+    from talkface.pipelines.preprocess import preprocess
+
+    video = read_video(paths.person_clip / "clip.mp4")[world.clip_frames:]
+    paths.heldout_clip.parent.mkdir(parents=True, exist_ok=True)
+    write_video(paths.heldout_clip, video, audio=(read_audio(paths.heldout_audio), 16000))
+    landmarks = paths.heldout_clip.with_name("landmarks.npy")
+    np.save(landmarks, np.load(paths.person_clip / "truth" / "landmarks.npy")[world.clip_frames:])
+    config = dataclasses.replace(person.preprocess, frames=len(video), landmarks=dataclasses.replace(
+        person.preprocess.landmarks, file=str(landmarks)))
+    preprocess(paths.heldout_clip, paths.heldout_workspace, config, progress=progress)
+    return {"workspace": str(paths.heldout_workspace), "frames": len(video)}
 
 
 def infer_heldout(name: str, config: InferConfig, paths: DemoPaths, progress: bool) -> dict[str, Any]:
