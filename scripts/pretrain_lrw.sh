@@ -6,19 +6,23 @@
 # interruption. The final checkpoints are copied to checkpoints/general/, where configs/person.yaml
 # (talkface finetune) looks for them.
 # Real LRW needs the R-Net and landmark weights of checkpoints/README.md; a synthetic LRW
-# (talkface synth lrw) needs none.
+# (talkface synth lrw) needs none. MOTION_CONFIG / GAN_CONFIG name other configs than the shipped
+# configs/motion_lrw.yaml and configs/gan_lrw.yaml; CHECKPOINTS (default checkpoints) is where
+# the general models go.
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
     echo "usage: $0 LRW_ROOT [WORK_DIR]" >&2
     exit 2
 fi
 root=$1 work=${2:-data}
-python=${PYTHON:-python}
-gpus=$("$python" -c "import torch; print(torch.cuda.device_count())")
+gpus=0
+if command -v nvidia-smi > /dev/null; then
+    gpus=$(nvidia-smi -L 2> /dev/null | grep -c "^GPU" || true)
+fi
 if [[ "$gpus" -gt 1 ]]; then
     run=(torchrun --standalone --nproc_per_node "$gpus" -m talkface.cli)
 else
-    run=("$python" -m talkface.cli)
+    run=("${TALKFACE:-talkface}")
 fi
 coeffs=recon
 if compgen -G "$root/*/*/*.npz" > /dev/null; then
@@ -27,14 +31,18 @@ fi
 
 echo "[1/3] LRW preprocessing ($coeffs coefficients) -> $work/lrw_cache"
 "${run[@]}" lrw preprocess --root "$root" --out "$work/lrw_cache" --coeffs "$coeffs"
-echo "[2/3] audio-to-motion pretraining -> runs/motion_lrw"
-"${run[@]}" motion pretrain --set "cache=$work/lrw_cache" --set run_dir=runs/motion_lrw --resume
-echo "[3/3] GAN pretraining -> runs/gan_lrw"
-"${run[@]}" gan pretrain --set "lrw_root=$root" --set "cache=$work/gan_cache" --set run_dir=runs/gan_lrw --resume
+echo "[2/3] audio-to-motion pretraining -> $work/runs/motion_lrw"
+motion_config=(); [[ -n "${MOTION_CONFIG:-}" ]] && motion_config=(--config "$MOTION_CONFIG")
+gan_config=(); [[ -n "${GAN_CONFIG:-}" ]] && gan_config=(--config "$GAN_CONFIG")
+"${run[@]}" motion pretrain "${motion_config[@]}" --set "cache=$work/lrw_cache" --set "run_dir=$work/runs/motion_lrw" --resume
+echo "[3/3] GAN pretraining -> $work/runs/gan_lrw"
+"${run[@]}" gan pretrain "${gan_config[@]}" --set "lrw_root=$root" --set "cache=$work/gan_cache" \
+    --set "run_dir=$work/runs/gan_lrw" --resume
 
-mkdir -p checkpoints/general
+general=${CHECKPOINTS:-checkpoints}/general
+mkdir -p "$general"
 for stage in motion_lrw gan_lrw; do
-    latest=$(ls -1 "runs/$stage/checkpoints"/step_*.pt | sort -V | tail -n 1)
-    cp "$latest" "checkpoints/general/$stage.pt.tmp" && mv "checkpoints/general/$stage.pt.tmp" "checkpoints/general/$stage.pt"
-    echo "general model: checkpoints/general/$stage.pt (from $latest)"
+    latest=$(ls -1 "$work/runs/$stage/checkpoints"/step_*.pt | sort -V | tail -n 1)
+    cp "$latest" "$general/$stage.pt.tmp" && mv "$general/$stage.pt.tmp" "$general/$stage.pt"
+    echo "general model: $general/$stage.pt (from $latest)"
 done

@@ -216,3 +216,40 @@ def test_the_scripts_pass_their_arguments_to_the_commands(world, tmp_path):
                               str(tmp_path / "z.mp4"), "--set", f"people_dir={world['people']}"],
                              capture_output=True, text=True, env=env)
     assert unknown.returncode == 1 and "known people: ada" in unknown.stderr
+
+
+def test_pretrain_script_makes_the_general_models_and_resumes(tmp_path):
+    """scripts/pretrain_lrw.sh on a tiny synthetic LRW: cache, motion and GAN runs, checkpoints/general/."""
+    from talkface.synth.world import write_lrw
+
+    write_lrw(tmp_path / "lrw", words=2, clips_per_word=1, splits=("train",), size=64, engine="builtin",
+              progress=False)
+    motion = tmp_path / "motion.yaml"
+    motion.write_text(f"""_base_: {REPO / 'configs' / 'motion_lrw.yaml'}
+epochs: null
+val_clips: 1
+network: {{channels: [8, 8, 16, 16, 16], fc_sizes: [32, 32], lstm_hidden: 16, lstm_layers: 1}}
+train: {{steps: 2, batch_size: 2, num_workers: 0, checkpoint_every: 2, eval_every: null, device: cpu}}
+""")
+    gan = tmp_path / "gan.yaml"
+    gan.write_text(f"""_base_: {REPO / 'configs' / 'gan_lrw.yaml'}
+val_split: null
+window_size: 64
+model: {{ngf: 8, ndf: 8, memory_size: 16}}
+train: {{steps: 2, batch_size: 2, num_workers: 0, checkpoint_every: 2, image_every: null, eval_every: null,
+        device: cpu}}
+""")
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TALKFACE": str(bin_dir / "talkface"), "MOTION_CONFIG": str(motion),
+           "GAN_CONFIG": str(gan), "CHECKPOINTS": str(tmp_path / "checkpoints"), "HOME": str(tmp_path)}
+    command = ["bash", str(REPO / "scripts" / "pretrain_lrw.sh"), str(tmp_path / "lrw"), str(tmp_path / "work")]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    for stage in ("motion_lrw", "gan_lrw"):
+        assert (tmp_path / "checkpoints" / "general" / f"{stage}.pt").is_file()
+    runs = sorted((tmp_path / "work" / "runs").rglob("step_*.pt"))
+    written = {path: path.stat().st_mtime_ns for path in runs}
+    again = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted((tmp_path / "work" / "runs").rglob("step_*.pt")) == runs  # every step found its work done
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in written.items())
