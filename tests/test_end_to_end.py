@@ -222,7 +222,7 @@ def test_pretrain_script_makes_the_general_models_and_resumes(tmp_path):
     """scripts/pretrain_lrw.sh on a tiny synthetic LRW: cache, motion and GAN runs, checkpoints/general/."""
     from talkface.synth.world import write_lrw
 
-    write_lrw(tmp_path / "lrw", words=2, clips_per_word=1, splits=("train",), size=64, engine="builtin",
+    write_lrw(tmp_path / "lrw", words=2, clips_per_word=1, splits=("train", "val"), size=64, engine="builtin",
               progress=False)
     motion = tmp_path / "motion.yaml"
     motion.write_text(f"""_base_: {REPO / 'configs' / 'motion_lrw.yaml'}
