@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the per-stage benchmarks on this machine and record their JSON under benchmarks/results/.
 #   bash scripts/benchmarks.sh            # the quick ones (a few minutes on 2 CPU cores)
-#   bash scripts/benchmarks.sh --all      # also reconstruction accuracy and long-audio motion (~30 min on CPU)
+#   bash scripts/benchmarks.sh --all      # also accuracy (recon, motion personalisation, GAN quality) and 60-min motion (~2 h on CPU)
 # Each result names the machine it ran on (talkface/benchmarking.py). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,10 @@ export PYTHONUNBUFFERED=1
 "$python" benchmarks/bench_train_loop.py
 "$python" benchmarks/bench_gan.py
 "$python" benchmarks/bench_background.py
+"$python" -m talkface.cli bench                      # every stage at paper size -> results/pipeline_<cpu|cuda>.json
 if [[ "${1:-}" == "--all" ]]; then
     "$python" benchmarks/bench_motion.py
+    "$python" benchmarks/bench_motion_personal.py
     "$python" benchmarks/bench_recon.py
+    "$python" benchmarks/bench_gan_quality.py
 fi
