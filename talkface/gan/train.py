@@ -41,7 +41,7 @@ from talkface.gan.model import (
     DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, IdentityStream, build_networks, default_levels,
     enhance_windows, rebuild_networks,
 )
-from talkface.train import StepContext, Task, TrainConfig, Trainer, latest_checkpoint, seed_everything
+from talkface.train import StepContext, Task, TrainConfig, Trainer, latest_checkpoint, seed_everything, with_epochs
 
 log = logging.getLogger(__name__)
 
@@ -267,22 +267,6 @@ def _gathered(query: torch.Tensor, value: torch.Tensor, world_size: int) -> tupl
 # stages
 
 
-def steps_for_epochs(epochs: int, items: int, batch_size: int) -> int:
-    """Optimisation steps for `epochs` passes over `items` at this run's global batch."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    per_epoch = items // (batch_size * world_size)
-    if per_epoch == 0:
-        raise TalkfaceError(f"{items} training frames are fewer than one global batch "
-                            f"({batch_size} x {world_size} processes); lower train.batch_size")
-    return epochs * per_epoch
-
-
-def _with_steps(train: TrainConfig, epochs: int | None, items: int) -> TrainConfig:
-    if epochs is None:
-        return train
-    return dataclasses.replace(train, steps=steps_for_epochs(epochs, items, train.batch_size))
-
-
 def person_split(frames: int, train_frames: int, val_frames: int) -> tuple[slice, slice]:
     """(training frames, held-out frames): the first `train_frames` before the last `val_frames`."""
     train_end = min(train_frames, frames - val_frames)
@@ -305,7 +289,7 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     networks = _initial_networks(config, window_size)
     task = GanTask(networks, config.lr, config.betas, config.loss, Validation([val_clip]), config.train.seed)
     dataset = GanPairs([clip])
-    train = _with_steps(config.train, config.epochs, len(dataset))
+    train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
     full = dataclasses.replace(config, train=train)
     start = time.perf_counter()
@@ -361,6 +345,6 @@ def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:
         validation = Validation(val) if val else None
     task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)
     dataset = GanPairs(clips)
-    train = _with_steps(config.train, config.epochs, len(dataset))
+    train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     full = dataclasses.replace(config, train=train)
     return Trainer(task, dataset, train, config.run_dir, full_config=full).fit(resume)

@@ -45,7 +45,7 @@ from talkface.motion.records import read_record, split_records
 from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
 from talkface.train import (
     StepContext, Task, TrainConfig, Trainer, WeightsReport, latest_checkpoint, load_weights, read_checkpoint,
-    seed_everything,
+    seed_everything, with_epochs,
 )
 
 log = logging.getLogger(__name__)
@@ -330,22 +330,6 @@ class MotionTask(Task):
         return self.validation(self.net) if self.validation is not None else {}
 
 
-def steps_for_epochs(epochs: int, items: int, batch_size: int) -> int:
-    """Optimisation steps for `epochs` passes over `items` at this run's global batch."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    per_epoch = items // (batch_size * world_size)
-    if per_epoch == 0:
-        raise TalkfaceError(f"{items} training sequences are fewer than one global batch "
-                            f"({batch_size} x {world_size} processes); lower train.batch_size")
-    return epochs * per_epoch
-
-
-def _with_steps(train: TrainConfig, epochs: int | None, items: int) -> TrainConfig:
-    if epochs is None:
-        return train
-    return dataclasses.replace(train, steps=steps_for_epochs(epochs, items, train.batch_size))
-
-
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     """Pretrain on the LRW cache's train split; return the final checkpoint."""
     paths = split_records(config.cache, "train")
@@ -359,7 +343,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     validation = lrw_validation(config.cache, config.loss, config.val_clips,
                                 _face_model(config.morphable_model)) if is_main else None
     task = MotionTask(net, config.lr, config.betas, config.loss, validation)
-    train = _with_steps(config.train, config.epochs, len(paths))
+    train = with_epochs(config.train, config.epochs, len(paths), "training sequences")
     full = dataclasses.replace(config, train=train)
     return Trainer(task, LRWSequences(RecordClips(paths)), train, config.run_dir, full_config=full).fit(resume)
 
@@ -373,7 +357,7 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
     task = MotionTask(net, config.lr, config.betas, config.loss, validation)
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
-    train = _with_steps(config.train, config.epochs, len(dataset))
+    train = with_epochs(config.train, config.epochs, len(dataset), "training sequences")
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -36,3 +38,22 @@ class TrainConfig:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be positive or null, got {self.grad_clip}")
+
+
+def steps_for_epochs(epochs: int, items: int, batch_size: int, what: str = "training items") -> int:
+    """Optimisation steps for `epochs` passes over `items` at this run's global batch (WORLD_SIZE processes)."""
+    from talkface.errors import TalkfaceError
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = items // (batch_size * world_size)
+    if per_epoch == 0:
+        raise TalkfaceError(f"{items} {what} are fewer than one global batch "
+                            f"({batch_size} x {world_size} processes); lower train.batch_size")
+    return epochs * per_epoch
+
+
+def with_epochs(train: TrainConfig, epochs: int | None, items: int, what: str = "training items") -> TrainConfig:
+    """`train` with its steps set from `epochs` over `items` (unchanged when epochs is None)."""
+    if epochs is None:
+        return train
+    return dataclasses.replace(train, steps=steps_for_epochs(epochs, items, train.batch_size, what))
