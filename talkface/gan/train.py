@@ -41,7 +41,8 @@ from talkface.gan.model import (
     DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, IdentityStream, build_networks, default_levels,
     enhance_windows, rebuild_networks,
 )
-from talkface.train import StepContext, Task, TrainConfig, Trainer, latest_checkpoint, seed_everything, with_epochs
+from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
+from talkface.train.checkpoint import checkpoint_or_latest
 
 log = logging.getLogger(__name__)
 
@@ -312,24 +313,13 @@ def _initial_networks(config: GanFinetuneConfig, window_size: int) -> GanNetwork
         log.warning("no pretrained GAN checkpoint given: fine-tuning starts from random weights")
         seed_everything(config.train.seed)
         return build_networks(**config.model.kwargs(window_size))
-    path = pretrained_checkpoint(config.pretrained)
+    path = checkpoint_or_latest(config.pretrained, "talkface gan pretrain")
     networks = rebuild_networks(path)
     levels = networks.args[GENERATOR]["levels"]
     if window_size % 2**levels:
         raise TalkfaceError(f"the generator has {levels} levels, which do not divide the workspace's "
                             f"{window_size} px window", path)
     return networks
-
-
-def pretrained_checkpoint(source: str | Path) -> Path:
-    """A checkpoint file as given, or the latest checkpoint of a run folder."""
-    source = Path(source)
-    if not source.is_dir():
-        return source
-    latest = latest_checkpoint(source)
-    if latest is None:
-        raise TalkfaceError("run folder has no checkpoints; pretrain first (talkface gan pretrain)", source)
-    return latest
 
 
 def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:

@@ -44,9 +44,10 @@ from talkface.motion.network import (
 from talkface.motion.records import read_record, split_records
 from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
 from talkface.train import (
-    StepContext, Task, TrainConfig, Trainer, WeightsReport, latest_checkpoint, load_weights, read_checkpoint,
+    StepContext, Task, TrainConfig, Trainer, WeightsReport, load_weights, read_checkpoint,
     seed_everything, with_epochs,
 )
+from talkface.train.checkpoint import checkpoint_or_latest
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +462,7 @@ def _initial_network(config: FinetuneConfig) -> tuple[AudioToMotion, WeightsRepo
         log.warning("no pretrained checkpoint given: fine-tuning starts from random weights")
         seed_everything(config.train.seed)
         return AudioToMotion(**config.network.kwargs()), None
-    path = pretrained_checkpoint(config.pretrained)
+    path = checkpoint_or_latest(config.pretrained, "talkface motion pretrain")
     args = read_checkpoint(path)["model_args"].get(MODEL)
     if args is None:
         raise TalkfaceError(f"has no '{MODEL}' model arguments; is it an audio -> motion checkpoint?", path)
@@ -471,17 +472,6 @@ def _initial_network(config: FinetuneConfig) -> tuple[AudioToMotion, WeightsRepo
     net.reset_pose_calibration()
     net.reset_pose_rhythm()
     return net, report
-
-
-def pretrained_checkpoint(source: str | Path) -> Path:
-    """A checkpoint file as given, or the latest checkpoint of a run folder."""
-    source = Path(source)
-    if not source.is_dir():
-        return source
-    latest = latest_checkpoint(source)
-    if latest is None:
-        raise TalkfaceError("run folder has no checkpoints; pretrain first (talkface motion pretrain)", source)
-    return latest
 
 
 def load_motion_model(checkpoint: str | Path) -> AudioToMotion:

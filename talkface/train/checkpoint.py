@@ -81,6 +81,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def checkpoint_or_latest(source: str | Path, how_to_make: str) -> Path:
+    """A checkpoint file as given, or the latest checkpoint of a run folder (an error naming `how_to_make` if none)."""
+    source = Path(source)
+    if not source.is_dir():
+        return source
+    latest = latest_checkpoint(source)
+    if latest is None:
+        raise TalkfaceError(f"run folder has no checkpoints; {how_to_make} first", source)
+    return latest
+
+
 def load_weight_file(path: str | Path, what: str, where_to_get: str) -> dict[str, Any]:
     """torch.load(weights_only=True) of a dict, with one-line errors naming the file.
 
