@@ -232,6 +232,7 @@ def infer_heldout(name: str, config: InferConfig, paths: DemoPaths, progress: bo
     import torch
 
     from talkface.atomic import atomic_path
+    from talkface.media import to_uint8_frame
     from talkface.pipelines.infer import generate
 
     kept: dict[str, list] = {"frame": [], "render": [], "output": [], "landmarks": []}
@@ -239,8 +240,8 @@ def infer_heldout(name: str, config: InferConfig, paths: DemoPaths, progress: bo
     def observe(chunk, faces: torch.Tensor) -> None:
         for i in range(len(faces)):
             kept["frame"].append(chunk.start + i)
-            kept["render"].append(_uint8(chunk.composited[i]))
-            kept["output"].append(_uint8(faces[i]))
+            kept["render"].append(to_uint8_frame(chunk.composited[i]))
+            kept["output"].append(to_uint8_frame(faces[i]))
             kept["landmarks"].append(chunk.landmarks[i].cpu().numpy())
 
     result = generate(name, paths.heldout_audio, paths.video, config, progress=progress, observe=observe)
@@ -249,8 +250,3 @@ def infer_heldout(name: str, config: InferConfig, paths: DemoPaths, progress: bo
             np.savez(handle, motion=result.motion, indices=result.background_indices,
                      **{k: np.stack(v) for k, v in kept.items()})
     return {"video": str(result.path), "frames": result.frames, "seconds": result.seconds}
-
-
-def _uint8(image) -> np.ndarray:
-    """[3, S, S] float in [0, 1] -> uint8 [S, S, 3]."""
-    return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -50,7 +50,7 @@ def _heldout(config: Any, paths: Any) -> dict[str, Any]:
     """Everything the report compares, on the held-out speech (frames after the clip)."""
     from talkface.face3d.model import load_morphable_model
     from talkface.media import read_audio, read_video
-    from talkface.recon.alignment import Window
+    from talkface.background.animation import load_target
     from talkface.workspace import Workspace
 
     kept = dict(np.load(paths.report_frames))
@@ -58,9 +58,8 @@ def _heldout(config: Any, paths: Any) -> dict[str, Any]:
     reconstructed = np.asarray(Workspace(paths.heldout_workspace).load_array("coeffs.npy"))  # [T, 257]
     count = min(len(truth), len(reconstructed), len(kept["motion"]))
     workspace = Workspace(paths.people / config.name)
-    window = json.loads(workspace.path("window.json").read_text())
     video = read_video(paths.person_clip / "clip.mp4")[config.world.clip_frames:][:count]
-    crop = Window(window["x0"], window["y0"], window["size"], window["out_size"]).crop
+    crop = load_target(workspace.root).window.crop
     train = np.asarray(workspace.load_array("coeffs.npy"))  # the person's clip as preprocess fitted it
     return {
         "count": count, "face": load_morphable_model("synthetic"),

@@ -133,6 +133,7 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
     """uint8 [H, W, 3] output frames, one chunk of images alive at a time."""
     from talkface.background.composite import fill_mask_holes
     from talkface.background.paste import paste_back
+    from talkface.media import to_uint8_frame
     from talkface.workspace import Workspace
 
     frames = Workspace(folder).load_array("frames.npy", mmap=True) if config.output == "full" else None
@@ -142,7 +143,7 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
         if observe is not None:
             observe(chunk, faces)
         if frames is None:
-            yield from _to_uint8(faces)
+            yield from (to_uint8_frame(face) for face in faces)
             continue
         regions = paste_region(fill_mask_holes(chunk.alpha).float().cpu())  # [B, 1, S, S]
         for face, region, index in zip(faces, regions, chunk.indices):
@@ -154,11 +155,6 @@ def paste_region(mask: torch.Tensor, grow: float = PASTE_GROW) -> torch.Tensor:
     """Filled render silhouettes [B, 1, S, S] grown by `grow` x S pixels (a square max filter)."""
     radius = max(1, round(grow * mask.shape[-1]))
     return F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius)
-
-
-def _to_uint8(images: torch.Tensor) -> Iterator[np.ndarray]:
-    array = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    yield from array
 
 
 def write_frames(out: str | Path, frames: Iterator[np.ndarray], audio: np.ndarray, total: int,
