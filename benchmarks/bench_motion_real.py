@@ -181,7 +181,7 @@ def main() -> int:
                 continue
             report["clips"][name] = bench_clip(name, workspaces, work, general, args.fraction, variants,
                                                args.overrides)
-            write_result(Path(args.result), report)  # partial results survive an interrupted run
+            write_result(Path(args.result), report)  # finished clips survive an interrupted run
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["summary"] = summary(report["clips"], list(variants))
