@@ -137,15 +137,18 @@ def main() -> None:
     parser.add_argument("--real-steps", type=int, default=800)
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "recon_direct_cpu.json"))
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_recon_direct_"))
-    out = ROOT / "benchmarks" / "results" / "recon_direct_cpu.json"
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results["machine"] = machine_info()
+    out = Path(args.out)
+    sections = {}  # each section names the machine and its load when it finished
     if not args.skip_synthetic:
-        results["synthetic"] = synthetic(work, args)
+        sections["synthetic"] = {**synthetic(work, args), "machine": machine_info()}
     if args.real_landmarks:
-        results["real"] = real(work, Path(args.real_landmarks), args.real_steps, args.chunks)
+        sections["real"] = {**real(work, Path(args.real_landmarks), args.real_steps, args.chunks),
+                            "machine": machine_info()}
+    results = json.loads(out.read_text()) if out.is_file() else {}  # keep the section not rerun
+    results.update(sections)
     write_result(out, results)
     print(json.dumps(results, indent=2))
     print(f"wrote {out}")
