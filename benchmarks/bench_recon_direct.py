@@ -11,10 +11,10 @@ expression directions against the truth, seconds.
 
 Real clips (`--real-landmarks DIR`: one <clip>.npy of 68-point frame-pixel landmarks per clip of
 ../shared/real, e.g. dlib's): `talkface preprocess` without R-Net and with the synthetic model, then
-the reprojection error against those landmarks (px at 224) and identity constancy: the clip is cut
-into chunks, each fitted on its own; the chunks' neutral face shapes (identity only) deviate from
-their mean by an RMS vertex distance (mm), compared with the same distance between the clips'
-(different people's) identities.
+the reprojection error against those landmarks (px at 224) and identity constancy: the RMS vertex
+distance (mm) between the neutral face shapes (identity only) fitted to two clips of the same
+speaker (hdtf_aoc, talk3), against the same distance between different speakers' clips; with
+--chunks K also the spread of identities fitted to K chunks of each clip on their own.
 Writes benchmarks/results/recon_direct_cpu.json.
 """
 
@@ -44,6 +44,7 @@ from talkface.workspace import Workspace  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real"
 MM_PER_UNIT = 100.0  # the model's units are decimetres
+SAME_SPEAKER = {("hdtf_aoc", "talk3")}  # ../shared/real/README.md: one speaker in two clips
 
 
 def config(frames: int, landmarks: Path, rnet: str | None, steps: int) -> PreprocessConfig:
@@ -53,10 +54,10 @@ def config(frames: int, landmarks: Path, rnet: str | None, steps: int) -> Prepro
     ])
 
 
-def synthetic(work: Path, args: argparse.Namespace) -> dict:
+def synthetic(work: Path, args: argparse.Namespace, out: Path) -> dict:
     training = [clip(work, 101 + k, 4.0) for k in range(2)]
     held_out = clip(work, 7, args.frames / 25 + 0.04)
-    checkpoint, train_seconds = train(work, training, 60)
+    checkpoint, _ = train(work, training, 60)  # resumed (no time) when --work already holds it
     landmarks = held_out / "truth" / "landmarks.npy"
     model = load_morphable_model("synthetic")
     start = time.perf_counter()
@@ -65,16 +66,16 @@ def synthetic(work: Path, args: argparse.Namespace) -> dict:
     rows = {"rnet_plus_refinement_800": {**score(ws.root, held_out, ws.load_array("coeffs.npy"), model),
                                          "seconds_preprocess": round(time.perf_counter() - start, 1)}}
     crops, crop_landmarks, transforms = (ws.load_array(n) for n in ("crops.npy", "crop_landmarks.npy", "transforms.npy"))
-    for steps in args.steps:
+    setup = {"held_out_seed": 7, "frames": args.frames, "rnet": "resnet18, 60 steps from scratch on two 4 s "
+             "synthetic people (bench_recon.py)", "landmarks": "truth"}
+    for steps in args.steps:  # each row is saved as it comes: a long run keeps what it finished
         start = time.perf_counter()
         coeffs = fit_clip(crops, crop_landmarks, None, model, RefineConfig(steps=steps), progress=False,
                           transforms=transforms)
         rows[f"direct_{steps}"] = {**score(ws.root, held_out, coeffs, model),
                                    "seconds_fit": round(time.perf_counter() - start, 1)}
-    return {"setup": {"held_out_seed": 7, "frames": args.frames, "rnet": "resnet18, 60 steps from scratch on two "
-                      "4 s synthetic people (bench_recon.py)", "rnet_train_seconds": round(train_seconds, 1),
-                      "landmarks": "truth"},
-            "results": rows, "summary": summary(rows)}
+        save(out, "synthetic", {"setup": setup, "results": rows, "summary": summary(rows)})
+    return {"setup": setup, "results": rows, "summary": summary(rows)}
 
 
 def summary(rows: dict) -> dict:
@@ -93,8 +94,7 @@ def real(work: Path, landmark_dir: Path, steps: int, chunks: int) -> dict:
     model = load_morphable_model("synthetic")
     rows, identities = {}, {}
     for path in sorted(landmark_dir.glob("*.npy")):
-        track = np.load(path)
-        frames = len(track)
+        frames = len(np.load(path))
         start = time.perf_counter()
         result = preprocess(REAL / f"{path.stem}.mp4", work / f"real_{path.stem}",
                             config(frames, path, None, steps), progress=False)
@@ -103,55 +103,68 @@ def real(work: Path, landmark_dir: Path, steps: int, chunks: int) -> dict:
         target = ws.load_array("crop_landmarks.npy")
         predicted = keypoints_2d(model, torch.from_numpy(coeffs), Camera()).numpy()
         error = np.linalg.norm(predicted - target, axis=-1)
-        seconds = time.perf_counter() - start
-        crops, transforms = ws.load_array("crops.npy"), ws.load_array("transforms.npy")
-        parts = np.array_split(np.arange(frames), chunks)
-        chunk_ids = [fit_clip(crops[p], target[p], None, model, RefineConfig(steps=steps), progress=False,
-                              transforms=transforms[p])[0, :80] for p in parts]
         identities[path.stem] = coeffs[0, :80]
-        rows[path.stem] = {
-            "frames": frames, "landmark_error_px_224": round(float(error.mean()), 3),
-            "inner_lip_error_px_224": round(float(error[:, 60:68].mean()), 3),
-            "chunk_identity_rms_mm": round(identity_spread(model, np.stack(chunk_ids)), 3),
-            "seconds_preprocess": round(seconds, 1),
-        }
-    between = identity_spread(model, np.stack(list(identities.values())))
+        rows[path.stem] = {"frames": frames, "landmark_error_px_224": round(float(error.mean()), 3),
+                           "inner_lip_error_px_224": round(float(error[:, 60:68].mean()), 3),
+                           "seconds_preprocess": round(time.perf_counter() - start, 1)}
+        if chunks > 1:  # each chunk fitted on its own: how far apart its identities land
+            crops, transforms = ws.load_array("crops.npy"), ws.load_array("transforms.npy")
+            parts = np.array_split(np.arange(frames), chunks)
+            chunk_ids = [fit_clip(crops[p], target[p], None, model, RefineConfig(steps=steps), progress=False,
+                                  transforms=transforms[p])[0, :80] for p in parts]
+            rows[path.stem]["chunk_identity_rms_mm"] = round(identity_spread(model, np.stack(chunk_ids)), 3)
+    names = sorted(identities)
+    pairs = {f"{a}~{b}": round(identity_distance(model, identities[a], identities[b]), 3)
+             for i, a in enumerate(names) for b in names[i + 1:]}
     return {"setup": {"landmarks": "dlib 68-point (face_recognition_models), +0.5 px", "steps": steps,
-                      "chunks": chunks, "morphable_model": "synthetic"},
-            "clips": rows, "between_clips_identity_rms_mm": round(between, 3)}
+                      "chunks": chunks, "morphable_model": "synthetic",
+                      "same_speaker": sorted(f"{a}~{b}" for a, b in SAME_SPEAKER)},
+            "clips": rows, "identity_rms_mm_between_clips": pairs}
+
+
+def identity_shapes(model, identity: np.ndarray) -> np.ndarray:
+    """Neutral shapes [K, N, 3] (model units) of identity rows [K, 80]."""
+    ids = torch.from_numpy(np.asarray(identity, np.float32).reshape(-1, 80))
+    return model.shape(ids, torch.zeros(len(ids), 64)).detach().numpy()
 
 
 def identity_spread(model, identity: np.ndarray) -> float:
     """RMS distance (mm) of the neutral shapes of identity rows [K, 80] from their mean shape."""
-    ids = torch.from_numpy(np.asarray(identity, np.float32))
-    shapes = model.shape(ids, torch.zeros(len(ids), 64)).detach().numpy()  # [K, N, 3]
+    shapes = identity_shapes(model, identity)
     return float(np.sqrt(((shapes - shapes.mean(axis=0)) ** 2).sum(-1).mean()) * MM_PER_UNIT)
+
+
+def identity_distance(model, a: np.ndarray, b: np.ndarray) -> float:
+    """RMS vertex distance (mm) between the neutral shapes of two identities [80]."""
+    shapes = identity_shapes(model, np.stack([a, b]))
+    return float(np.sqrt(((shapes[0] - shapes[1]) ** 2).sum(-1).mean()) * MM_PER_UNIT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=None, help="folder for clips and runs (default: a temporary folder)")
     parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--steps", type=int, nargs="+", default=[400, 800, 1600], help="direct-fit step counts")
+    parser.add_argument("--steps", type=int, nargs="+", default=[800, 400, 1600], help="direct-fit step counts")
     parser.add_argument("--real-landmarks", default=None, help="folder of <clip>.npy landmarks of ../shared/real clips")
     parser.add_argument("--real-steps", type=int, default=800)
-    parser.add_argument("--chunks", type=int, default=3)
+    parser.add_argument("--chunks", type=int, default=0, help="also fit each clip in this many chunks (0: no)")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "recon_direct_cpu.json"))
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_recon_direct_"))
     out = Path(args.out)
-    sections = {}  # each section names the machine and its load when it finished
     if not args.skip_synthetic:
-        sections["synthetic"] = {**synthetic(work, args), "machine": machine_info()}
+        save(out, "synthetic", synthetic(work, args, out))
     if args.real_landmarks:
-        sections["real"] = {**real(work, Path(args.real_landmarks), args.real_steps, args.chunks),
-                            "machine": machine_info()}
-    results = json.loads(out.read_text()) if out.is_file() else {}  # keep the section not rerun
-    results.update(sections)
+        save(out, "real", real(work, Path(args.real_landmarks), args.real_steps, args.chunks))
+    print(out.read_text())
+
+
+def save(out: Path, name: str, section: dict) -> None:
+    """Write one section (with the machine and its load now) into `out`, keeping the others."""
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results[name] = {**section, "machine": machine_info()}
     write_result(out, results)
-    print(json.dumps(results, indent=2))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
