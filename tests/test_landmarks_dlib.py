@@ -173,7 +173,7 @@ def _fake_fan(points: np.ndarray) -> types.SimpleNamespace:
 
 
 def test_auto_runs_fan_when_its_weights_are_there_else_dlib_and_the_workspace_records_which(
-        faces, tmp_path, monkeypatch):
+        faces, tmp_path, monkeypatch, caplog):
     from talkface.media import write_video
     from talkface.pipelines.preprocess import PreprocessConfig, preprocess
     from talkface.workspace import Workspace
@@ -193,9 +193,11 @@ def test_auto_runs_fan_when_its_weights_are_there_else_dlib_and_the_workspace_re
         workspace = Workspace(tmp_path / "ws")
         return workspace.step_record("landmarks")["config"], workspace.load_array("landmarks.npy")
 
-    assert lmk.resolve_backend("auto", checkpoints) == "dlib"
+    caplog.set_level("INFO", logger=lmk.__name__)
     recorded, found = landmarks_step()
     assert recorded["backend"] == "dlib"
+    assert [r.getMessage() for r in caplog.records].count(
+        f"landmarks: dlib (no FAN weights under {checkpoints / 'face_alignment'})") == 1  # said once
     assert error_at_224(found, faces["truth"][[0, 1] * 3], faces["scale"][[0, 1] * 3]).mean() < 5.0
 
     home = checkpoints / "face_alignment"

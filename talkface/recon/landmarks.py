@@ -171,26 +171,24 @@ class FileLandmarks:
 BACKENDS = ("auto", "fan", "dlib", "file")
 
 
-def fan_available(checkpoints_dir: str | Path) -> bool:
-    """Whether the fan backend can run: its weight files under checkpoints_dir and its package installed."""
-    try:
-        fan_weight_paths(checkpoints_dir)
-    except MissingWeightsError:
-        return False
-    return importlib.util.find_spec("face_alignment") is not None
-
-
 def resolve_backend(name: str, checkpoints_dir: str | Path = "checkpoints") -> str:
-    """The backend that runs for `name`: 'auto' becomes 'fan' when it is available, else 'dlib' (logged)."""
+    """The backend that runs for `name`: 'auto' becomes 'fan' when its weight files and package are
+    there, else 'dlib'; the choice and why are logged."""
     if name not in BACKENDS:
         raise TalkfaceError(f"unknown landmark backend {name!r}; valid backends: {', '.join(BACKENDS)}")
     if name != "auto":
         return name
-    if fan_available(checkpoints_dir):
-        log.info("landmarks: FAN (face-alignment weights found under %s)", Path(checkpoints_dir) / "face_alignment")
-        return "fan"
-    log.info("landmarks: dlib (no FAN weights under %s)", Path(checkpoints_dir) / "face_alignment")
-    return "dlib"
+    home = Path(checkpoints_dir) / "face_alignment"
+    try:
+        fan_weight_paths(checkpoints_dir)
+    except MissingWeightsError:
+        log.info("landmarks: dlib (no FAN weights under %s)", home)
+        return "dlib"
+    if importlib.util.find_spec("face_alignment") is None:
+        log.info("landmarks: dlib (FAN weights under %s, but face-alignment is not installed)", home)
+        return "dlib"
+    log.info("landmarks: FAN (weights under %s)", home)
+    return "fan"
 
 
 def make_landmark_backend(
