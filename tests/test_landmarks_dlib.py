@@ -80,23 +80,22 @@ def _canvas(tiles: list[tuple[np.ndarray, int, float]], width: int = 480) -> np.
     return canvas
 
 
-def _which(track: np.ndarray, lefts: tuple[int, int], width: int = 480) -> np.ndarray:
-    """0 or 1 per frame: the tile (by its left edge) the track's face lies in."""
-    centre_x = np.nanmean(track[:, :, 0], axis=1)
-    return (centre_x > lefts[1]).astype(int)
+def _which(track: np.ndarray, second_left: int) -> np.ndarray:
+    """0 or 1 per frame: whether the track's face lies left or right of the second tile's left edge."""
+    return (np.nanmean(track[:, :, 0], axis=1) > second_left).astype(int)
 
 
 def test_takes_the_largest_face_and_keeps_it_when_a_larger_one_appears(faces, backend):
     a, b = faces["frames"][0], faces["frames"][2]
     # Both faces from the start: the larger (left, full size) is the one tracked.
     both = [_canvas([(a, 0, 1.0), (b, 290, 0.7)]) for _ in range(3)]
-    assert _which(backend.detect(both), (0, 290)).tolist() == [0, 0, 0]
+    assert _which(backend.detect(both), 290).tolist() == [0, 0, 0]
     # A smaller face alone, then a larger one enters: the track stays on the first person.
     alone = [_canvas([(b, 290, 0.7)])] * 2
     joined = [_canvas([(a, 0, 1.0), (b, 290, 0.7)])] * 3
     track = backend.detect(alone + joined)
     assert np.isfinite(track).all()
-    assert _which(track, (0, 290)).tolist() == [1] * 5
+    assert _which(track, 290).tolist() == [1] * 5
 
 
 def test_a_frame_without_the_face_is_nan_then_filled_or_named(faces, backend):
