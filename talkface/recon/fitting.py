@@ -45,7 +45,9 @@ class RefineConfig:
     """How the whole-clip refinement runs (also the `refine` section of configs/preprocess.yaml)."""
 
     enabled: bool = True
-    steps: int = 800  # Adam steps over the whole clip (subtle mouth shapes need ~800: bench_recon.py)
+    # Adam steps over the whole clip: subtle mouth shapes need ~800, with or without R-Net
+    # (benchmarks/bench_recon.py, bench_recon_direct.py)
+    steps: int = 800
     lr: float = 0.02  # decays linearly to lr/10 over the steps
     photometric_frames: int = 4  # frames rendered per step for the photometric term (0 = landmarks only)
     photometric_size: int = 112  # side of those renders (the 224 px crops are downsampled to it)
