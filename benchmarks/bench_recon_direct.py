@@ -65,7 +65,8 @@ def synthetic(work: Path, args: argparse.Namespace, out: Path) -> dict:
     ws = Workspace(work / "ws_rnet")
     rows = {"rnet_plus_refinement_800": {**score(ws.root, held_out, ws.load_array("coeffs.npy"), model),
                                          "seconds_preprocess": round(time.perf_counter() - start, 1)}}
-    crops, crop_landmarks, transforms = (ws.load_array(n) for n in ("crops.npy", "crop_landmarks.npy", "transforms.npy"))
+    crops, crop_landmarks, transforms = (ws.load_array(name) for name in
+                                         ("crops.npy", "crop_landmarks.npy", "transforms.npy"))
     setup = {"held_out_seed": 7, "frames": args.frames, "rnet": "resnet18, 60 steps from scratch on two 4 s "
              "synthetic people (bench_recon.py)", "landmarks": "truth"}
     for steps in args.steps:  # each row is saved as it comes: a long run keeps what it finished
