@@ -49,9 +49,9 @@ _VOWELS = {
 }
 _BILABIAL = _v((0.00, 0.10, 0.00), (30.0, 0.3, 30.0))  # lips pressed shut: no jaw gap, no rounding gap
 _LABIODENTAL = _v((0.06, 0.15, 0.00), (8.0, 0.5, 8.0))  # lower lip against the upper teeth
-_ALVEOLAR = _v((0.12, 0.20, 0.00), (2.0, 0.4, 0.4))  # jaw raised for the tongue tip; lips free
-_POSTALVEOLAR = _v((0.12, 0.00, 0.45), (2.0, 1.0, 1.5))  # English /sh zh r/ are lip-rounded
-_VELAR = _v((0.22, 0.10, 0.00), (0.6, 0.3, 0.3))  # tongue back: takes the vowel's shape
+_ALVEOLAR = _v((0.12, 0.20, 0.00), (1.0, 0.4, 0.4))  # jaw raised for the tongue tip; lips free
+_POSTALVEOLAR = _v((0.12, 0.00, 0.45), (1.0, 1.0, 1.5))  # English /sh zh r/ are lip-rounded
+_VELAR = _v((0.22, 0.10, 0.00), (0.5, 0.3, 0.3))  # tongue back: takes the vowel's shape
 _GLIDE_W = _v((0.10, 0.00, 0.90), (2.0, 2.0, 3.0))
 _GLOTTAL = _v((0.30, 0.00, 0.00), (0.15, 0.15, 0.15))  # /h/: the shape of the vowel after it
 CONSONANT_CLASSES = {
@@ -64,8 +64,9 @@ VISEMES: dict[str, Viseme] = {**_VOWELS, **{symbol: viseme for symbols, viseme i
 SILENCE = _v((0.0, 0.0, 0.0), (0.6, 0.6, 0.6))
 BREATH = _v((0.25, 0.0, 0.0), (1.0, 1.0, 1.0))  # a quick in-breath through the mouth before speaking
 
-# Dominance decay (1/s): the mouth moves towards a phone ~1/12 s ahead of it and leaves it faster.
-_ANTICIPATION, _CARRY_OVER = 12.0, 22.0
+# Dominance decay (1/s): the mouth moves towards a phone ~60 ms ahead of it and leaves it faster.
+# Slower decays undershoot the vowels more (an /a/ between consonants reaches less of its target).
+_ANTICIPATION, _CARRY_OVER = 16.0, 28.0
 _REACH_S = 0.6  # dominance is negligible (< e^-7) this far from a phone
 _MUSCLE_S = 0.012  # s: the lips and jaw cannot follow faster changes
 # Pauses at least this long may end with an in-breath (0.15-0.35 s before the next phone).
