@@ -69,7 +69,7 @@ def draw_variety(config: VarietyConfig, seed: int, engine: str = "auto") -> Clip
     """Clip `seed`'s draw. `engine` other than auto is kept; auto draws among config.engines installed."""
     voice = voice_for_seed(seed)
     if not config.enabled:
-        return ClipVariety(voice, engine, None, None)
+        return ClipVariety(voice, engine if engine != "auto" else "espeak" if have_espeak() else "builtin", None, None)
     rng = np.random.default_rng([seed, 0x7A71E7])
 
     def uniform(bounds: tuple[float, float]) -> float:

@@ -32,10 +32,11 @@ class Viseme:
 
     target: tuple[float, float, float]  # jaw open, lip spread, lip round (1.0 = a full natural motion)
     strength: tuple[float, float, float]
+    sharpness: float = 1.0  # factor on the dominance's decay rates: a strong phone's reach stays short
 
 
-def _v(target: tuple[float, float, float], strength: tuple[float, float, float]) -> Viseme:
-    return Viseme(target, strength)
+def _v(target: tuple[float, float, float], strength: tuple[float, float, float], sharpness: float = 1.0) -> Viseme:
+    return Viseme(target, strength, sharpness)
 
 
 # Targets from the articulatory phonetics of each class (jaw height, lip shape); strengths follow
@@ -47,8 +48,10 @@ _VOWELS = {
     "o": _v((0.50, 0.00, 0.60), (1.0, 1.0, 1.0)),  # mid back, rounded
     "u": _v((0.20, 0.00, 0.90), (1.0, 1.0, 1.0)),  # close back, rounded
 }
-_BILABIAL = _v((0.00, 0.10, 0.00), (30.0, 0.3, 30.0))  # lips pressed shut: no jaw gap, no rounding gap
-_LABIODENTAL = _v((0.06, 0.15, 0.00), (8.0, 0.5, 8.0))  # lower lip against the upper teeth
+# Strong phones decay faster, so that their dominance falls to a vowel's within ~35 ms of them:
+# a closure holds inside the phone without flattening the vowels around it.
+_BILABIAL = _v((0.00, 0.10, 0.00), (30.0, 0.3, 30.0), 6.0)  # lips pressed shut: no jaw gap, no rounding gap
+_LABIODENTAL = _v((0.06, 0.15, 0.00), (8.0, 0.5, 8.0), 4.0)  # lower lip against the upper teeth
 _ALVEOLAR = _v((0.12, 0.20, 0.00), (1.0, 0.4, 0.4))  # jaw raised for the tongue tip; lips free
 _POSTALVEOLAR = _v((0.12, 0.00, 0.45), (1.0, 1.0, 1.5))  # English /sh zh r/ are lip-rounded
 _VELAR = _v((0.22, 0.10, 0.00), (0.5, 0.3, 0.3))  # tongue back: takes the vowel's shape
@@ -89,7 +92,8 @@ def articulate(phones: Sequence[Phone], frame_times: np.ndarray, gain: float, rn
             target[0] *= rng.uniform(0.85, 1.15)
         lo, hi = np.searchsorted(grid, (start - _REACH_S, stop + _REACH_S))
         t = grid[lo:hi]
-        decay = np.where(t < start, _ANTICIPATION * (start - t), np.where(t > stop, _CARRY_OVER * (t - stop), 0.0))
+        decay = viseme.sharpness * np.where(t < start, _ANTICIPATION * (start - t),
+                                            np.where(t > stop, _CARRY_OVER * (t - stop), 0.0))
         dominance = np.exp(-decay)[:, None] * np.array(viseme.strength)
         weights[lo:hi] += dominance
         weighted[lo:hi] += dominance * target
