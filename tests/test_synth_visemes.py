@@ -59,6 +59,11 @@ def lip_gap(expression: np.ndarray) -> np.ndarray:
     return np.linalg.norm(marks[:, [61, 62, 63]] - marks[:, [67, 66, 65]], axis=2).mean(1)
 
 
+def shown(phone: Phone, style) -> int:
+    """The frame whose mouth shows the middle of `phone` (frame i shows time (i + 0.5) / FPS + lead)."""
+    return int(round(((phone.start + phone.end) / 2 - style.mouth_lead) * FPS - 0.5))
+
+
 def frame_log_rms(audio: np.ndarray, n: int) -> np.ndarray:
     audio = np.pad(audio, (0, max(0, n * SAMPLES_PER_FRAME - len(audio))))[: n * SAMPLES_PER_FRAME]
     return np.log(np.sqrt((audio.reshape(n, -1) ** 2).mean(1)) + 1e-3)
@@ -135,10 +140,9 @@ def test_bilabials_close_the_lips_and_open_vowels_open_them():
     style = sample_head_style(2)
     motion = generate_motion(speech.audio, SR, style, seed=0, phones=speech.phones)
     gap = lip_gap(motion.expression)
-    frame = lambda time: int((time - style.mouth_lead) * FPS)  # the frame showing the phone at `time`
-    closed = [gap[frame((p.start + p.end) / 2)] for p in speech.phones if p.symbol in "pbm"]
-    opened = [gap[frame((p.start + p.end) / 2)] for p in speech.phones if p.symbol == "a"]
-    assert len(closed) == 8 and max(closed) < 1.0  # px at 224: the lips meet
+    closed = [gap[shown(p, style)] for p in speech.phones if p.symbol in "pbm"]
+    opened = [gap[shown(p, style)] for p in speech.phones if p.symbol == "a"]
+    assert len(closed) == 11 and max(closed) < 1.0  # px at 224: the lips meet
     assert min(opened) > 4.0 and np.mean(opened) > 6.0
 
 
@@ -146,12 +150,11 @@ def test_vowel_shapes_and_anticipatory_rounding():
     style = sample_head_style(0)
     speech = synthesize_utterance("sisi susu sisi susu", seed=5, engine="builtin")
     mouth = generate_motion(speech.audio, SR, style, seed=0, phones=speech.phones).expression
-    at = lambda time: mouth[int((time - style.mouth_lead) * FPS)]
     phones = speech.phones
-    assert np.mean([at(p.start)[SPREAD] for p in phones if p.symbol == "i"]) > 0.3
-    assert np.mean([at((p.start + p.end) / 2)[ROUND] for p in phones if p.symbol == "u"]) > 0.4
+    assert np.mean([mouth[shown(p, style), SPREAD] for p in phones if p.symbol == "i"]) > 0.3
+    assert np.mean([mouth[shown(p, style), ROUND] for p in phones if p.symbol == "u"]) > 0.4
     # An /s/ before /u/ is already rounded; one before /i/ is not: the lips anticipate the vowel.
-    before = {v: [at((s.start + s.end) / 2)[ROUND] for s, n in zip(phones, phones[1:]) if s.symbol == "s" and n.symbol == v]
+    before = {v: [mouth[shown(s, style), ROUND] for s, n in zip(phones, phones[1:]) if s.symbol == "s" and n.symbol == v]
               for v in "iu"}
     assert np.mean(before["u"]) > 0.25 > 0.1 > np.mean(before["i"])
 

@@ -50,8 +50,8 @@ _VOWELS = {
 }
 # Strong phones decay faster, so that their dominance falls to a vowel's within ~35 ms of them:
 # a closure holds inside the phone without flattening the vowels around it.
-_BILABIAL = _v((0.00, 0.10, 0.00), (30.0, 0.3, 30.0), 6.0)  # lips pressed shut: no jaw gap, no rounding gap
-_LABIODENTAL = _v((0.06, 0.15, 0.00), (8.0, 0.5, 8.0), 4.0)  # lower lip against the upper teeth
+_BILABIAL = _v((0.00, 0.10, 0.00), (100.0, 0.3, 100.0), 8.0)  # lips pressed shut: no jaw gap, no rounding gap
+_LABIODENTAL = _v((0.06, 0.15, 0.00), (10.0, 0.5, 10.0), 4.0)  # lower lip against the upper teeth
 _ALVEOLAR = _v((0.12, 0.20, 0.00), (1.0, 0.4, 0.4))  # jaw raised for the tongue tip; lips free
 _POSTALVEOLAR = _v((0.12, 0.00, 0.45), (1.0, 1.0, 1.5))  # English /sh zh r/ are lip-rounded
 _VELAR = _v((0.22, 0.10, 0.00), (0.5, 0.3, 0.3))  # tongue back: takes the vowel's shape
