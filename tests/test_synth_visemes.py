@@ -49,9 +49,13 @@ def rms(audio: np.ndarray, start: float, end: float) -> float:
     return float(np.sqrt(np.mean(audio[int(start * SR) : int(end * SR)] ** 2)))
 
 
-def lip_gap(expression: np.ndarray) -> np.ndarray:
+@pytest.fixture(scope="module")
+def model():
+    return load_morphable_model("synthetic")
+
+
+def lip_gap(model, expression: np.ndarray) -> np.ndarray:
     """Inner-lip opening (px at 224) of the synthetic model's mean face with these expressions. [T]"""
-    model = load_morphable_model("synthetic")
     coeffs = torch.zeros(len(expression), 257)
     coeffs[:, EXPRESSION] = torch.as_tensor(expression)
     with torch.no_grad():
@@ -134,12 +138,12 @@ def test_phones_estimated_from_audio_find_the_vowels():
 # visemes and coarticulation
 
 
-def test_bilabials_close_the_lips_and_open_vowels_open_them():
+def test_bilabials_close_the_lips_and_open_vowels_open_them(model):
     text = "Mama papa bama, pampa mapa."
     speech = synthesize_utterance(text, seed=2, engine="builtin")
     style = sample_head_style(2)
     motion = generate_motion(speech.audio, SR, style, seed=0, phones=speech.phones)
-    gap = lip_gap(motion.expression)
+    gap = lip_gap(model, motion.expression)
     closed = [gap[shown(p, style)] for p in speech.phones if p.symbol in "pbm"]
     opened = [gap[shown(p, style)] for p in speech.phones if p.symbol == "a"]
     assert len(closed) == 11 and max(closed) < 1.0  # px at 224: the lips meet
@@ -184,14 +188,13 @@ def test_articulation_is_seeded_and_rests_in_silence():
     assert one[:, 0].max() > 0.5
 
 
-def test_mouth_opening_barely_follows_loudness():
-    """Real mouths: inner-lip gap vs frame energy r ~0.2-0.5; the energy-driven world had 0.88."""
-    for seed in (1, 6):
-        speech = utterance_for_duration(20.0, seed=seed, engine="builtin")
-        motion = generate_motion(speech.audio, SR, sample_head_style(seed), seed=0, phones=speech.phones)
-        gap = lip_gap(motion.expression)
-        _, r = best_lag(gap, frame_log_rms(speech.audio, len(gap)), range(-3, 4))
-        assert 0.1 < max(r.values()) < 0.7, r
+def test_mouth_opening_barely_follows_loudness(model):
+    """Real mouths: inner-lip gap vs frame energy r ~0.2-0.5; the energy-driven world had 0.88-0.93."""
+    speech = utterance_for_duration(20.0, seed=6, engine="builtin")
+    motion = generate_motion(speech.audio, SR, sample_head_style(6), seed=0, phones=speech.phones)
+    gap = lip_gap(model, motion.expression)
+    _, r = best_lag(gap, frame_log_rms(speech.audio, len(gap)), range(-3, 4))
+    assert 0.1 < max(r.values()) < 0.7, r
 
 
 # ---------------------------------------------------------------------------------------------
