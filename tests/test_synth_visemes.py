@@ -190,7 +190,7 @@ def test_articulation_is_seeded_and_rests_in_silence():
 
 def test_mouth_opening_barely_follows_loudness(model):
     """Real mouths: inner-lip gap vs frame energy r ~0.2-0.5; the energy-driven world had 0.88-0.93."""
-    speech = utterance_for_duration(20.0, seed=6, engine="builtin")
+    speech = utterance_for_duration(12.0, seed=6, engine="builtin")
     motion = generate_motion(speech.audio, SR, sample_head_style(6), seed=0, phones=speech.phones)
     gap = lip_gap(model, motion.expression)
     _, r = best_lag(gap, frame_log_rms(speech.audio, len(gap)), range(-3, 4))

@@ -223,21 +223,21 @@ def utterance_for_duration(seconds: float, seed: int, sample_rate: int = 16000, 
     parts = [np.zeros(int(rng.uniform(0.1, 0.5) * sample_rate), np.float32)]
     length = len(parts[0])
     phones: list[Phone] | None = []
-    used = "builtin" if engine == "builtin" or (engine == "auto" and not have_espeak()) else "espeak"
+    resolved = engine if engine != "auto" else "espeak" if have_espeak() else "builtin"
     while length < n:
-        sentence = synthesize_utterance(random_sentence(rng, language=voice.language), seed, sample_rate, engine, voice)
+        sentence = synthesize_utterance(random_sentence(rng, language=voice.language), seed, sample_rate, resolved,
+                                        voice)
         if phones is not None and sentence.phones is not None:
             phones += shift_phones(sentence.phones, length / sample_rate, end=n / sample_rate)
         else:
             phones = None
-        used = sentence.engine
         pause = np.zeros(int(rng.uniform(0.25, 0.7) * sample_rate), np.float32)
         parts += [sentence.audio, pause]
         length += len(sentence.audio) + len(pause)
     audio = np.concatenate(parts)[:n]
     fade = min(n, int(0.01 * sample_rate))  # no click where a word is cut
     audio[n - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    return Utterance(audio, None if phones is None else tuple(phones), used)
+    return Utterance(audio, None if phones is None else tuple(phones), resolved)
 
 
 def _espeak(text: str, voice: Voice, sample_rate: int) -> np.ndarray:
