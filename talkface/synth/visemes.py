@@ -70,7 +70,7 @@ BREATH = _v((0.25, 0.0, 0.0), (1.0, 1.0, 1.0))  # a quick in-breath through the 
 # Dominance decay (1/s): the mouth moves towards a phone ~60 ms ahead of it and leaves it faster.
 # Slower decays undershoot the vowels more (an /a/ between consonants reaches less of its target).
 _ANTICIPATION, _CARRY_OVER = 16.0, 28.0
-_REACH_S = 0.6  # dominance is negligible (< e^-7) this far from a phone
+_REACH_S = 0.6  # dominance is negligible (< e^-9) this far from a phone
 _MUSCLE_S = 0.012  # s: the lips and jaw cannot follow faster changes
 # Pauses at least this long may end with an in-breath (0.15-0.35 s before the next phone).
 _BREATH_PAUSE_S, _BREATH_CHANCE = 0.45, 0.5
