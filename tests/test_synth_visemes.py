@@ -158,8 +158,8 @@ def test_vowel_shapes_and_anticipatory_rounding():
     assert np.mean([mouth[shown(p, style), SPREAD] for p in phones if p.symbol == "i"]) > 0.3
     assert np.mean([mouth[shown(p, style), ROUND] for p in phones if p.symbol == "u"]) > 0.4
     # An /s/ before /u/ is already rounded; one before /i/ is not: the lips anticipate the vowel.
-    before = {v: [mouth[shown(s, style), ROUND] for s, n in zip(phones, phones[1:]) if s.symbol == "s" and n.symbol == v]
-              for v in "iu"}
+    before = {v: [mouth[shown(s, style), ROUND] for s, n in zip(phones, phones[1:])
+                  if s.symbol == "s" and n.symbol == v] for v in "iu"}
     assert np.mean(before["u"]) > 0.25 > 0.1 > np.mean(before["i"])
 
 

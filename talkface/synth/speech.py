@@ -350,7 +350,8 @@ def _consonant(segments: list[_Segment], spec: _Consonant, t: float, scale: floa
     return t + duration
 
 
-def _builtin(text: str, voice: Voice, sample_rate: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple[Phone, ...]]:
+def _builtin(text: str, voice: Voice, sample_rate: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, tuple[Phone, ...]]:
     """The utterance's samples (float32 [N], not normalised) and its phones."""
     segments, phones, total = _plan(text, voice, rng)
     n = int(round(total * sample_rate))

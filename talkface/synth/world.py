@@ -289,9 +289,9 @@ def write_lrw(
     """Write `clips_per_word` clips per word and split in LRW's layout; existing complete clips are kept.
 
     Every clip has its own subject (identity, look, voice, head style), so identities far
-    outnumber words; `variety` varies each clip's speech (variety.py). `with_frames=False` writes blank frames and only the speech and true
-    coefficients (write_lrw_clip_without_frames: enough for the audio -> motion stage, ~100x
-    faster). Returns the paths of all clips (written or kept).
+    outnumber words; `variety` varies each clip's speech (variety.py). `with_frames=False` writes
+    blank frames and only the speech and true coefficients (write_lrw_clip_without_frames: enough
+    for the audio -> motion stage, ~100x faster). Returns the paths of all clips (written or kept).
     """
     from tqdm import tqdm
 
