@@ -141,12 +141,21 @@ class _Runner:
     # steps: each writes its outputs and returns extra manifest fields
 
     def frames(self) -> dict[str, Any]:
-        from talkface.media import read_video
+        from talkface.audio import n_video_frames
+        from talkface.errors import MediaError
+        from talkface.media import probe_video, read_audio, read_video
 
-        frames = read_video(self.clip, max_frames=self.config.frames)
+        if not probe_video(self.clip).has_audio:
+            raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
+        # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
+        # clip whose last frame is held) would add frames with no speech behind them.
+        speech_frames = n_video_frames(len(read_audio(self.clip)))
+        frames = read_video(self.clip, max_frames=min(self.config.frames, speech_frames))
         if len(frames) < self.config.frames:
-            raise TalkfaceError(f"has only {len(frames)} frames at 25 fps, fewer than the {self.config.frames} "
-                                f"asked for; use --frames {len(frames)} (or fewer)", self.clip)
+            raise TalkfaceError(f"has only {len(frames)} frames with speech at 25 fps, fewer than the "
+                                f"{self.config.frames} asked for; set the preprocess frames to {len(frames)} "
+                                f"or fewer (preprocess: --frames {len(frames)}, finetune: "
+                                f"--set preprocess.frames={len(frames)})", self.clip)
         self.ws.save_array("frames.npy", frames)
         return {"frames": len(frames), "height": frames.shape[1], "width": frames.shape[2]}
 
@@ -185,8 +194,9 @@ class _Runner:
             track = backend.detect(frames)
         try:
             clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
-        except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the clip too
-            raise TalkfaceError(str(error), self.clip if error.path is None else None) from None
+        except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the file too
+            source = c.file if c.backend == "file" else self.clip
+            raise TalkfaceError(str(error), source if error.path is None else None) from None
         self.ws.save_array("landmarks.npy", clean)
         missing = np.isnan(track).all(axis=(1, 2))
         return {"frames_without_face": lmk.format_ranges(missing) if missing.any() else ""}
