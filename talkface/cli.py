@@ -8,6 +8,7 @@ heavy imports (torch, models) happen inside the handlers.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import Sequence
@@ -57,10 +58,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Expected failures: one line, no traceback, non-zero exit.
         print(f"talkface: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # The system refused a file (an output in a read-only folder, below a file, a full disk):
+        # the same one line, naming the path, from every command.
+        print(f"talkface: error: {os_error_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("talkface: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def os_error_line(error: OSError) -> str:
+    """'PATH: what went wrong' for an OSError, in words a user can act on."""
+    reason = {
+        FileExistsError: "exists and is not a folder",  # mkdir where a file is
+        NotADirectoryError: "a file stands where a folder should be",
+        IsADirectoryError: "is a folder, expected a file",
+        PermissionError: "permission denied (the folder or file is not writable here)",
+    }.get(type(error), error.strerror or str(error))
+    if error.errno == errno.EROFS:
+        reason = "read-only file system"
+    names = [name for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(map(str, names))}: {reason}" if names else reason
 
 
 if __name__ == "__main__":
