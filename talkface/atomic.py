@@ -48,6 +48,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def new_folder_removed_on_error(folder: str | Path) -> Iterator[Path]:
+    """Run a block that fills `folder`; if the block created it and fails on bad input (a
+    TalkfaceError or an OSError), remove it, so a failed run leaves nothing behind.
+
+    An interrupted run (Ctrl-C, kill) keeps the folder: its finished steps are what a re-run resumes from.
+    """
+    from talkface.errors import TalkfaceError
+
+    folder = Path(folder)
+    created = not folder.exists()
+    try:
+        yield folder
+    except (TalkfaceError, OSError):
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Remove the temporaries of earlier writes to `path` whose process no longer runs; those removed."""
     path = Path(path)

@@ -17,7 +17,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from talkface.atomic import atomic_path
+from talkface.atomic import atomic_path, new_folder_removed_on_error
 from talkface.config import config_to_dict
 from talkface.errors import MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
@@ -71,8 +71,12 @@ class PreprocessResult:
 def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True) -> PreprocessResult:
     """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped."""
     clip = Path(clip)
-    workspace = Workspace(out)
-    workspace.check_target()
+    Workspace(out).check_target()
+    with new_folder_removed_on_error(out):
+        return _preprocess(clip, Workspace(out), config, progress)
+
+
+def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool) -> PreprocessResult:
     source = file_fingerprint(clip, workspace.manifest.get("source"))
     runner = _Runner(workspace, clip, config, progress)
     keys = runner.keys(source["sha256"])
