@@ -101,6 +101,20 @@ def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, prog
     return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds)
 
 
+def _check_inside(track: np.ndarray, size: tuple[int, int], path: str | Path) -> None:
+    """Refuse landmarks [T, 68, 2] of frames where none of the 68 points falls inside the H x W
+    frame (landmarks in another unit or of another clip): their crops would be empty."""
+    from talkface.recon.landmarks import format_ranges
+
+    height, width = size
+    with np.errstate(invalid="ignore"):  # NaN frames (no face) are neither inside nor reported
+        inside = ((track >= 0) & (track < [width, height])).all(axis=2).any(axis=1)
+    outside = ~inside & ~np.isnan(track).all(axis=(1, 2))
+    if outside.any():
+        raise TalkfaceError(f"the landmarks of frames {format_ranges(outside)} lie wholly outside the "
+                            f"{width}x{height} frame (landmarks must be in frame pixels)", path)
+
+
 def _check_rnet(path: Path) -> None:
     if not path.is_file():
         raise MissingWeightsError(path, "R-Net", RNET_HELP)
@@ -193,6 +207,7 @@ class _Runner:
             if len(track) < len(frames):
                 raise TalkfaceError(f"has landmarks for {len(track)} frames, the workspace has {len(frames)}", c.file)
             track = track[: len(frames)]
+            _check_inside(track, frames.shape[1:3], c.file)
         else:
             backend = lmk.make_landmark_backend("fan", checkpoints_dir=c.checkpoints_dir, device=self._device())
             track = backend.detect(frames)
