@@ -23,8 +23,9 @@ from talkface.errors import MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
 from talkface.workspace import STEPS, Workspace, file_fingerprint, step_key
 
-RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and pass its checkpoint with "
-             "--rnet, or download Deep3DFaceRecon_pytorch's epoch_20.pth "
+RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and name its checkpoint as the "
+             "preprocess config's rnet (preprocess: --rnet CKPT; finetune: --set preprocess.rnet=CKPT; "
+             "lrw preprocess: rnet in the --preprocess-config file), or download Deep3DFaceRecon_pytorch's epoch_20.pth "
              "(https://github.com/sicxu/Deep3DFaceRecon_pytorch) and place it here")
 
 
