@@ -15,6 +15,7 @@ from typing import Sequence
 
 from talkface import __version__
 from talkface.errors import TalkfaceError
+from talkface.threads import configure_threads
 
 # Only groups whose commands work are listed here.
 COMMAND_GROUPS: tuple[str, ...] = (
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio-driven talking-face video with personalized head pose.",
     )
     parser.add_argument("--version", action="version", version=f"talkface {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: the cores the current load leaves idle, "
+                             "or OMP_NUM_THREADS when set)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         importlib.import_module(group).register(subparsers)
@@ -52,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    configure_threads(args.threads)
     try:
         result = args.handler(args)
     except TalkfaceError as error:
