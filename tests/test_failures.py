@@ -313,7 +313,7 @@ def test_unwritable_outputs_and_invalid_controls_of_the_person_commands(world, t
     predict = ["motion", "predict", "--checkpoint", motion, "--audio", world["heldout"], "--out", tmp_path / "m.npy"]
     fails(capsys, predict[:-1] + [blocker / "m.npy"], blocker)
     fails(capsys, ["motion", "finetune", world["people"] / "ada", "--set", f"run_dir={blocker / 'run'}",
-                   "--set", "train.device=cpu"], blocker)
+                   "--set", "pretrained=null", "--set", "train.device=cpu"], blocker)
     fails(capsys, ["infer", "--person", "ada", "--audio", world["heldout"], "--out", blocker / "o.mp4",
                    "--set", f"people_dir={world['people']}", "--set", "device=cpu"], blocker)
     fails(capsys, ["finetune", world["person"] / "clip.mp4", "--name", "bob", "--config", world["config"],
@@ -364,6 +364,5 @@ def test_silence_holds_still_at_default_settings(world, tmp_path):
         video = read_video(tmp_path / f"{name}.mp4").astype(np.float32)
         change[name] = float(np.abs(np.diff(video, axis=0)).mean())
     assert change["silence"] < 0.5 * change["heldout"], change
-    silent = results["silence"]
-    assert len(np.unique(silent.background_indices)) == 1  # one real frame behind the whole silence
-    assert len(np.unique(results["heldout"].background_indices)) > 3  # speech replays the clip
+    # One real frame behind the whole silence; 'reassign' renders the head in that frame's pose.
+    assert len(np.unique(results["silence"].background_indices)) == 1
