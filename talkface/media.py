@@ -69,13 +69,15 @@ def _ffmpeg_reason(stderr: str) -> str:
 
 
 def _check_complete(path: Path, decoded_s: float, declared_s: float | None, what: str, stderr: str) -> None:
-    """MediaError when a stream decodes to much less than the container declares: a truncated file
-    (an mp4 cut short with its index in front still opens and decodes its first part without failing)."""
+    """MediaError when a stream decodes to much less than the container declares while the decoder
+    reported errors (`stderr`, ffmpeg at -v error): a truncated file. An mp4 cut short with its index
+    in front still opens, decodes its first part and exits 0, logging "partial file"."""
     # A stream may start a little late or end a frame early (priming, VFR); half a second and 2 %
-    # of the length leave room for that, while a cut file falls short by far more.
-    if declared_s is None or decoded_s + 0.5 + 0.02 * declared_s >= declared_s:
+    # of the length leave room for that, while a cut file falls short by far more. A clean decode
+    # that is short is a stream that simply ends before another one (audio shorter than video).
+    if declared_s is None or not stderr.strip() or decoded_s + 0.5 + 0.02 * declared_s >= declared_s:
         return
-    reason = _ffmpeg_reason(stderr) if stderr.strip() else "ends early"
+    reason = _ffmpeg_reason(stderr)
     raise MediaError(f"truncated or damaged: its {what} decodes to {decoded_s:.2f} s of the {declared_s:.2f} s "
                      f"its container declares ({reason})", path)
 
