@@ -70,7 +70,8 @@ class _Grid:
 def build_synthetic_model_arrays(n_vertices: int = 4000, seed: int = 0) -> dict[str, np.ndarray]:
     """Arrays of a synthetic model of about `n_vertices` vertices, keyed and shaped as in bfm.py."""
     if not MIN_VERTICES <= n_vertices <= MAX_VERTICES:
-        raise TalkfaceError(f"a synthetic face has {MIN_VERTICES} to {MAX_VERTICES} vertices, got {n_vertices}")
+        raise TalkfaceError(f"a synthetic face needs at least {MIN_VERTICES} and at most {MAX_VERTICES} vertices, "
+                            f"got {n_vertices}")
     if seed < 0:
         raise TalkfaceError(f"the seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
