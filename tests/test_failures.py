@@ -120,6 +120,15 @@ def test_a_checkpoint_that_is_not_one_is_named_without_pytorch_advice(clip, tmp_
           "is a directory, not a talkface checkpoint file")
 
 
+def test_missing_rnet_advice_names_the_way_each_command_sets_it(tmp_path, capsys):
+    (tmp_path / "lrw" / "WORD" / "train").mkdir(parents=True)
+    config = tmp_path / "pre.yaml"
+    config.write_text(f"rnet: {tmp_path / 'absent.pt'}\n")
+    err = fails(capsys, ["lrw", "preprocess", "--root", tmp_path / "lrw", "--out", tmp_path / "cache",
+                         "--preprocess-config", config], tmp_path / "absent.pt", "R-Net")
+    assert "lrw preprocess: rnet in the --preprocess-config file" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. media: truncated files, variable frame rate, no audio
 
