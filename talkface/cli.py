@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 from typing import Sequence
 
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     configure_threads(args.threads)
+    # The library reports its choices (e.g. which morphable model `auto` picked) as INFO log lines.
+    logging.basicConfig(level=logging.INFO, format="talkface: %(message)s")
     try:
         result = args.handler(args)
     except TalkfaceError as error:

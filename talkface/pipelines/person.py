@@ -99,7 +99,7 @@ def _finetune_stages(clip: str | Path, folder: Path, config: PersonConfig, progr
     workspace = Workspace(folder)
     inputs = {step: workspace.step_record(step)["key"] for step in READ_STEPS}
     book = StageBook(folder / PERSON_FILE, PERSON_KIND)
-    book.record.update(clip=str(Path(clip).resolve()), morphable_model=config.preprocess.morphable_model)
+    book.record.update(clip=str(Path(clip).resolve()), morphable_model=result.morphable_model)
     results = [book.run("preprocess", stage_key(inputs),
                         lambda: {"ran": result.ran, "seconds": result.seconds})]
     if result.ran:  # the book's time for preprocess is this run's, not a skipped call's
