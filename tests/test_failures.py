@@ -137,7 +137,8 @@ def test_a_truncated_mp4_is_one_line_naming_it(clip, tmp_path, capsys):
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.3)])  # its index (in front) still says 6 s
-    for argv in (["media", "convert", cut, tmp_path / "out.mp4"], ["audio", "features", cut, "--out", tmp_path / "f.npy"],
+    for argv in (["media", "convert", cut, tmp_path / "out.mp4"],
+                 ["audio", "features", cut, "--out", tmp_path / "f.npy"],
                  ["eval", "--generated", cut, "--reference", clip, "--out", tmp_path / "m.json"]):
         err = fails(capsys, argv, cut, "truncated or damaged")
         assert "6.00 s" in err
