@@ -198,8 +198,8 @@ def summary(clips: dict, variants: list[str]) -> dict:
             "train_r": {k: v[variant]["train"]["mouth_r"] for k, v in done.items()},
             "clips_train_r_at_least_0.8": sum(v[variant]["train"]["mouth_r"] >= 0.8 for v in done.values()),
             "clips_beating_mean_and_general_held_out": sum(
-                v[variant]["held_out"]["mouth_lmd"] < min(v["mean_mouth"]["held_out"]["mouth_lmd"],
-                                                          v["general"]["held_out"]["mouth_lmd"]) for v in done.values()),
+                v["held_out_lmd"][variant] < min(v["held_out_lmd"]["mean_mouth"], v["held_out_lmd"]["general"])
+                for v in done.values()),
             "clips": len(done),
         }
     return out
