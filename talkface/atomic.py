@@ -33,3 +33,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def copy_file(source: str | Path, target: str | Path) -> Path:
+    """Copy `source` to `target` atomically (a reader never sees half a file); returns `target`."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(target)

@@ -27,6 +27,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.motion",
     "talkface.commands.gan",
     "talkface.commands.eval",
+    "talkface.commands.pretrain",
     "talkface.commands.person",
     "talkface.commands.demo",
     "talkface.commands.bench",

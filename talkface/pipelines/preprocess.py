@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Collection, Literal, Optional
 
 import numpy as np
 
@@ -68,15 +68,20 @@ class PreprocessResult:
     seconds: dict[str, float]  # time per step that ran
 
 
-def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True) -> PreprocessResult:
-    """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped."""
+def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True,
+               steps: Collection[str] = tuple(STEPS)) -> PreprocessResult:
+    """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped.
+
+    `steps`: only these (each with the steps it needs among them); a photo has no audio, so it
+    takes frames, landmarks, align and coeffs.
+    """
     clip = Path(clip)
     workspace = Workspace(out)
     workspace.check_target()
     source = file_fingerprint(clip, workspace.manifest.get("source"))
     runner = _Runner(workspace, clip, config, progress)
     keys = runner.keys(source["sha256"])
-    stale = [name for name in STEPS if not workspace.is_current(name, keys[name])]
+    stale = [name for name in STEPS if name in steps and not workspace.is_current(name, keys[name])]
     # Before writing anything: the weights the stale steps need must exist.
     if "landmarks" in stale and config.landmarks.backend == "fan":
         from talkface.recon.landmarks import fan_weight_paths
@@ -94,7 +99,7 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
         fields = getattr(runner, name)()
         workspace.record(name, keys[name], inputs=runner.inputs[name], config=runner.configs[name], **fields)
         seconds[name] = time.perf_counter() - start
-    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds)
+    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n in steps and n not in stale], seconds)
 
 
 def _check_rnet(path: Path) -> None:
