@@ -163,3 +163,20 @@ def test_a_photo_becomes_a_person_that_infer_animates(person, capsys):
     frames = read_video(out)
     assert (frames.shape[1], frames.shape[2]) == (128, 128)  # the photo's size: the photo is the background
     assert np.abs(frames[1:].astype(int) - frames[:-1]).mean() > 0  # the face moves
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ([], ["--config", str(REPO / "configs" / "person_cpu.yaml")]),  # no GPU here: the CPU profile
+    (["--config", "mine.yaml", "--set", "gan.epochs=2"], ["--config", "mine.yaml", "--set", "gan.epochs=2"]),
+])
+def test_finetune_script_picks_the_cpu_profile_without_a_gpu_unless_told(tmp_path, extra, expected):
+    import subprocess
+
+    fake = tmp_path / "talkface"  # records its arguments instead of fine-tuning
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "TALKFACE": str(fake)}  # no nvidia-smi on this PATH
+    done = subprocess.run(["bash", str(REPO / "scripts" / "finetune.sh"), "clip.mp4", "ada", *extra],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:-1] == ["finetune", "clip.mp4", "--name", "ada", *expected]
