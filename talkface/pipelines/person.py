@@ -9,6 +9,10 @@
 `finetune_person` runs preprocess -> motion fine-tune -> GAN fine-tune. Preprocess keeps its own
 per-step keys in the workspace; each fine-tuning stage is skipped when done with the same config
 and inputs, resumed from its latest checkpoint when interrupted, and redone when either changed.
+
+A clip shorter than preprocess.frames is fine-tuned on all its frames (said), one shorter than
+`minimum_frames` is refused in one line. A photo (`is_photo`) becomes a one-frame person that keeps
+the general models; `talkface infer` animates the photo itself (background/single_image.py).
 """
 
 from __future__ import annotations
