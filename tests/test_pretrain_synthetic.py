@@ -38,7 +38,7 @@ def tiny_person_config(folder: Path, general: dict, rnet: Path) -> Path:
     path = folder / "person_tiny.yaml"
     path.write_text(f"""_base_: {REPO / 'configs' / 'person.yaml'}
 people_dir: {folder / 'people'}
-preprocess: {{window_size: 64, rnet: {rnet}, morphable_model: synthetic, device: cpu, refine: {{steps: 100}}}}
+preprocess: {{window_size: 64, rnet: {rnet}, morphable_model: synthetic, device: cpu, refine: {{steps: 30}}}}
 motion: {{pretrained: {general['motion']}, epochs: 2, train: {{device: cpu, eval_every: 1000}}}}
 gan: {{pretrained: {general['gan']}, val_frames: 20, epochs: 1, train: {{batch_size: 8, device: cpu}}}}
 """)
@@ -63,7 +63,7 @@ def person(general, tmp_path_factory) -> dict:
     from talkface.synth.world import write_person
 
     root = tmp_path_factory.mktemp("person")
-    clip = write_person(root / "clip", seconds=CLIP_FRAMES / 25 + 2.0, seed=5, size=128, engine="builtin",
+    clip = write_person(root / "clip", seconds=CLIP_FRAMES / 25 + 1.6, seed=5, size=128, engine="builtin",
                         progress=False)
     audio = read_audio(clip / "truth" / "audio.wav")
     write_video(root / "short.mp4", read_video(clip / "clip.mp4")[:CLIP_FRAMES], audio=(audio[:CLIP_FRAMES * 640], 16000))
@@ -131,6 +131,8 @@ def test_a_short_clip_is_fine_tuned_on_what_there_is_and_speaks(person, capsys):
 def test_a_clip_below_the_minimum_is_refused_in_one_line(person, capsys):
     from talkface.pipelines.person import PersonConfig, minimum_frames
 
+    # the paper's config: the GAN's 50 held-out frames after one 3-frame window; the CPU profile holds out 25
+    assert minimum_frames(load_config(PersonConfig, REPO / "configs" / "person.yaml")) == 53
     minimum = minimum_frames(load_config(PersonConfig, person["config"]))
     assert minimum == 32  # the motion stage's 16 training + 16 held-out frames (the toy GAN holds out 20 + 3)
     tiny = person["root"] / "tiny.mp4"
@@ -180,3 +182,14 @@ def test_finetune_script_picks_the_cpu_profile_without_a_gpu_unless_told(tmp_pat
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:-1] == ["finetune", "clip.mp4", "--name", "ada", *expected]
+
+
+def test_an_image_without_a_face_is_refused_in_one_line_naming_it(person, capsys):
+    import imageio.v3 as iio
+
+    wall = person["root"] / "wall.png"  # smooth noise: texture, no face
+    noise = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    iio.imwrite(wall, np.repeat(np.repeat(noise, 16, axis=0), 16, axis=1))
+    assert cli(["finetune", str(wall), "--name", "wall", "--config", str(person["config"])]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and str(wall) in error and "no face" in error
