@@ -69,12 +69,13 @@ def main() -> int:
     parser.add_argument("--speech", nargs="*", default=None, help="speech file names without .wav (default: all)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/talkface_real_loop"))
     parser.add_argument("--pretrain", action="store_true", help="run `talkface pretrain synthetic` first")
+    parser.add_argument("--real", type=Path, default=REAL, help=f"the real clips and speech (default: {REAL})")
     args = parser.parse_args()
-    if not REAL.is_dir():
-        print(f"no real clips at {REAL}: nothing to check", file=sys.stderr)
+    if not args.real.is_dir():
+        print(f"no real clips at {args.real}: nothing to check", file=sys.stderr)
         return 0
-    clips = sorted(p for p in REAL.glob("*.mp4") if args.clips is None or p.stem in args.clips)
-    speeches = sorted(p for p in REAL.glob("*.wav") if args.speech is None or p.stem in args.speech)
+    clips = sorted(p for p in args.real.glob("*.mp4") if args.clips is None or p.stem in args.clips)
+    speeches = sorted(p for p in args.real.glob("*.wav") if args.speech is None or p.stem in args.speech)
     args.work.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     talkface = str(bin_dir / "talkface")
