@@ -79,7 +79,8 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     talkface = str(bin_dir / "talkface")
-    result: dict[str, Any] = {"clips": {}, "profile": "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"}
+    result: dict[str, Any] = {"clips": {},
+                              "profile": "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"}
     if args.pretrain or not all(path.is_file() for path in GENERAL):
         code, seconds = run([talkface, "pretrain", "synthetic"], args.work / "pretrain.log")
         result["pretrain"] = {"seconds": seconds, "ok": code == 0}
@@ -100,7 +101,7 @@ def main() -> int:
             out = args.work / "videos" / f"{clip.stem}__{speech.stem}.mp4"
             code, seconds = run(["bash", "scripts/infer.sh", str(speech), clip.stem, str(out), *people_set], log)
             video = {"seconds": seconds, "ok": code == 0, **(check_video(out, speech) if code == 0 else {})}
-            video["pass"] = bool(video["ok"] and video.get("fps_25") and video.get("has_audio") and video.get("length_ok"))
+            video["pass"] = all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok"))
             entry["videos"][speech.stem] = video
             print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s)", flush=True)
         entry["pass"] = entry["finetune_ok"] and all(v["pass"] for v in entry["videos"].values())

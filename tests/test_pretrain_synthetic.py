@@ -67,7 +67,8 @@ def person(general, tmp_path_factory) -> dict:
     clip = write_person(root / "clip", seconds=CLIP_FRAMES / 25 + 1.6, seed=5, size=128, engine="builtin",
                         progress=False)
     audio = read_audio(clip / "truth" / "audio.wav")
-    write_video(root / "short.mp4", read_video(clip / "clip.mp4")[:CLIP_FRAMES], audio=(audio[:CLIP_FRAMES * 640], 16000))
+    write_video(root / "short.mp4", read_video(clip / "clip.mp4")[:CLIP_FRAMES],
+                audio=(audio[:CLIP_FRAMES * 640], 16000))
     write_wav(root / "speech.wav", audio[CLIP_FRAMES * 640:])
     return {"root": root, "truth": clip / "truth", "clip": root / "short.mp4", "speech": root / "speech.wav",
             "config": tiny_person_config(root, general), "people": root / "people"}

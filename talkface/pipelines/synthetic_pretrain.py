@@ -1,7 +1,7 @@
 """`talkface pretrain synthetic`: the general motion and GAN models from the synthetic world alone.
 
-    world ─┬─ rendered synthetic LRW (many identities) ─────────────── GAN pretraining ──┐
-           └─ truth-only synthetic LRW ── LRW cache ── motion pretraining ───────────────┴─ checkpoints/general/
+    world ─┬─ rendered synthetic LRW (many identities) ──────── GAN pretraining ───┐
+           └─ truth-only synthetic LRW ── LRW cache ── motion pretraining ─────────┴─ checkpoints/general/
 
 The same stages as the commands `talkface synth lrw`, `lrw preprocess --coeffs truth`, `motion
 pretrain` and `gan pretrain` (and scripts/pretrain_lrw.sh on a real LRW), at sizes that fit about
