@@ -163,10 +163,17 @@ def minimum_frames(config: PersonConfig) -> int:
 
 
 def _clip_length_config(clip: str | Path, config: PersonConfig, say: Callable[[str], None]) -> PersonConfig:
-    """`config` for the frames `clip` has: all of them when fewer than preprocess.frames; an error below the minimum."""
-    from talkface.media import count_frames
+    """`config` for the frames `clip` has: all of them when fewer than preprocess.frames; an error below the minimum.
+
+    The frames with speech count (preprocess drops video frames that outlast the audio); a clip
+    without audio is left to preprocess's one-line error.
+    """
+    from talkface.audio import n_video_frames
+    from talkface.media import count_frames, probe_video, read_audio
 
     available, wanted, needed = count_frames(clip), config.preprocess.frames, minimum_frames(config)
+    if probe_video(clip).has_audio:
+        available = min(available, n_video_frames(len(read_audio(clip))))
     if available < needed:
         raise TalkfaceError(f"has {available} frames at 25 fps ({available / 25:.1f} s); fine-tuning needs at least "
                             f"{needed} ({needed / 25:.1f} s)", clip)

@@ -97,12 +97,13 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
     config = dataclasses.replace(config, morphable_model=resolve_morphable_model(config.morphable_model))
     Workspace(out).check_target()
     with new_folder_removed_on_error(out):
-        return _preprocess(clip, Workspace(out), config, progress)
+        return _preprocess(clip, Workspace(out), config, progress, steps)
 
 
-def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool) -> PreprocessResult:
+def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool,
+                steps: Collection[str]) -> PreprocessResult:
     source = file_fingerprint(clip, workspace.manifest.get("source"))
-    runner = _Runner(workspace, clip, config, progress)
+    runner = _Runner(workspace, clip, config, progress, speech="audio" in steps)
     keys = runner.keys(source["sha256"])
     stale = [name for name in STEPS if name in steps and not workspace.is_current(name, keys[name])]
     # Before writing anything: the weights the stale steps need must exist.
@@ -165,8 +166,10 @@ def rnet_path(rnet: Optional[str]) -> Optional[Path]:
 class _Runner:
     """Computes each step's key and, when asked, its outputs."""
 
-    def __init__(self, workspace: Workspace, clip: Path, config: PreprocessConfig, progress: bool):
+    def __init__(self, workspace: Workspace, clip: Path, config: PreprocessConfig, progress: bool,
+                 speech: bool = True):
         self.ws, self.clip, self.config, self.progress = workspace, clip, config, progress
+        self.speech = speech  # False: a photo, frames without audio
         self.configs: dict[str, Any] = {}
         self.inputs: dict[str, Any] = {}
         self.rnet = rnet_path(config.rnet)  # None: direct fitting
@@ -215,11 +218,13 @@ class _Runner:
         from talkface.errors import MediaError
         from talkface.media import probe_video, read_audio, read_video
 
-        if not probe_video(self.clip).has_audio:
-            raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
-        # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
-        # clip whose last frame is held) would add frames with no speech behind them.
-        speech_frames = n_video_frames(len(read_audio(self.clip)))
+        speech_frames = self.config.frames
+        if self.speech:
+            if not probe_video(self.clip).has_audio:
+                raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
+            # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
+            # clip whose last frame is held) would add frames with no speech behind them.
+            speech_frames = n_video_frames(len(read_audio(self.clip)))
         frames = read_video(self.clip, max_frames=min(self.config.frames, speech_frames))
         if len(frames) < self.config.frames:
             raise TalkfaceError(f"has only {len(frames)} frames with speech at 25 fps, fewer than the "
