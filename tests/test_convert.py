@@ -1,0 +1,161 @@
+"""The original project's released models -> talkface checkpoints, against the original code's own outputs.
+
+tests/data/original/ was made by tests/data/make_original_fixtures.py from the public reference
+code (commits in its manifest.json) with seeded random weights; tests/original_fixture.py rebuilds
+the same files here, so these tests need neither the reference code nor its weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import original_fixture as fx
+from talkface.cli import main
+from talkface.convert.original import (
+    convert_audio, convert_discriminator, convert_generator, convert_memory, convert_original, read_original,
+    reverse_window,
+)
+from talkface.gan.generator import from_gan  # noqa: F401  (the GAN's range is [-1, 1] on both sides)
+from talkface.gan.model import rebuild_networks
+from talkface.motion.network import TRANSLATION_Z
+from talkface.motion.train import load_motion_model
+
+TOLERANCE = 1e-4
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return fx.write_original_files(tmp_path_factory.mktemp("original"))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return dict(np.load(fx.DATA / "reference.npz"))
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return {k: torch.from_numpy(v) for k, v in fx.fixture_inputs().items()}
+
+
+def talkface_window(window: torch.Tensor) -> torch.Tensor:
+    """The original's (t-2, t-1, t) stack [B, 9, H, W] in talkface's order (t, t-1, t-2)."""
+    return window.reshape(window.shape[0], 3, 3, *window.shape[2:]).flip(1).reshape(window.shape)
+
+
+def max_error(a: torch.Tensor, b: np.ndarray) -> float:
+    return float((a.detach().float() - torch.from_numpy(b)).abs().max())
+
+
+def test_reverse_window_swaps_frame_blocks_and_keeps_the_image_channels():
+    weight = torch.arange(12.0).reshape(1, 12, 1, 1)
+    assert reverse_window(weight).flatten().tolist() == [6, 7, 8, 3, 4, 5, 0, 1, 2, 9, 10, 11]
+    assert torch.equal(reverse_window(reverse_window(weight)), weight)
+
+
+def test_audio_network_matches_the_original(files, reference, inputs):
+    net = convert_audio(read_original(files["audio"])).eval()
+    with torch.no_grad():
+        prediction, _ = net(inputs["mfcc"])
+    assert max_error(prediction, reference["motion"]) < TOLERANCE
+    # the original was trained on translation z - 0.5 and adds it back when rendering
+    motion = net.decode_prediction(prediction)
+    shifted = reference["motion"].copy()
+    shifted[..., TRANSLATION_Z] += 0.5
+    assert net.target_mean[TRANSLATION_Z] == 0.5
+    assert max_error(motion, shifted) < TOLERANCE
+
+
+def generator_error(generator, reference, inputs) -> tuple[float, float]:
+    with torch.no_grad():
+        out = generator.eval()(talkface_window(inputs["window"]), inputs["identity"])
+    return max_error(out.image, reference["image"]), max_error(out.mask, reference["mask"])
+
+
+def test_generator_matches_the_original_and_fails_with_the_window_in_the_wrong_order(files, reference, inputs):
+    original = read_original(files["G"])
+    assert any(".body." in key for key in original.contents)  # the copies and AdaIN stats that are dropped
+    assert any(key.endswith("body.2.running_mean") for key in original.contents)
+    generator, args = convert_generator(original)
+    assert args["ngf"] == fx.load_manifest()["sizes"]["ngf"] and args["mapping"] == "original"
+    image_error, mask_error = generator_error(generator, reference, inputs)
+    assert image_error < TOLERANCE and mask_error < TOLERANCE
+    first = generator.encoder[0].conv.weight
+    with torch.no_grad():
+        first.copy_(reverse_window(first))  # as a plain rename would load it
+    assert min(generator_error(generator, reference, inputs)) > 0.05
+
+
+def discriminator_error(discriminator, reference, inputs) -> float:
+    pair = inputs["pair"]
+    with torch.no_grad():
+        logits = discriminator.eval()(talkface_window(pair[:, :9]), pair[:, 9:])
+    return max_error(logits, reference["patches"])
+
+
+def test_discriminator_matches_the_original_and_fails_with_the_window_in_the_wrong_order(files, reference, inputs):
+    discriminator, args = convert_discriminator(read_original(files["D"]))
+    assert args == {"in_channels": 12, "ndf": fx.load_manifest()["sizes"]["ndf"], "layers": 3, "norm": "batch"}
+    assert discriminator_error(discriminator, reference, inputs) < TOLERANCE
+    first = discriminator.net[0].weight
+    with torch.no_grad():
+        first.copy_(reverse_window(first))
+    assert discriminator_error(discriminator, reference, inputs) > 0.05
+
+
+def test_memory_reads_the_original_slots(files, reference, inputs):
+    keys, memory, args = convert_memory(read_original(files["mem"]))
+    assert args["size"] == fx.load_manifest()["sizes"]["memory_slots"]
+    with torch.no_grad():
+        query = keys.eval()(inputs["render"])
+        _, top5 = torch.topk(query @ memory.keys.T, 5, dim=1)
+    assert max_error(query, reference["query"]) < TOLERANCE
+    assert top5.tolist() == reference["top5_index"].tolist()
+    assert max_error(memory.read(query), reference["top1_value"]) == 0.0
+    assert keys.frozen and not any(p.requires_grad for p in keys.backbone.parameters())
+
+
+def test_converted_checkpoints_load_as_general_models_and_record_their_sources(files, tmp_path, inputs, reference):
+    paths = convert_original([str(files[k]) for k in ("mem", "audio", "D", "G")], tmp_path / "general")
+    assert [p.name for p in paths] == ["motion_lrw.pt", "gan_lrw.pt"]
+    net = load_motion_model(paths[0])
+    with torch.no_grad():
+        assert max_error(net(inputs["mfcc"])[0], reference["motion"]) < TOLERANCE
+    networks = rebuild_networks(paths[1])  # what GAN fine-tuning does with `pretrained`
+    assert networks.learned_identity and networks.discriminator is not None
+    assert generator_error(networks.generator, reference, inputs)[0] < TOLERANCE
+    for path, kinds in zip(paths, (["audio"], ["G", "D", "mem"])):
+        sources = torch.load(path, weights_only=True)["provenance"]["converted_from"]
+        assert [s["sha256"] for s in sources] == [hashlib.sha256(files[k].read_bytes()).hexdigest() for k in kinds]
+
+
+def test_cli_converts_and_names_a_file_that_is_not_an_original_one(files, tmp_path, capsys):
+    assert main(["convert", "original", str(files["audio"]), "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "motion_lrw.pt").is_file() and not (tmp_path / "gan_lrw.pt").exists()
+    capsys.readouterr()
+    stray = tmp_path / "notes.pth"
+    torch.save({"weight": torch.zeros(3)}, stray)
+    text = tmp_path / "readme.txt"
+    text.write_text("hello")
+    for bad in (stray, text, tmp_path / "motion_lrw.pt"):
+        assert main(["convert", "original", str(bad), "--out-dir", str(tmp_path / "x")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(bad) in err and "not one of the original project's files" in err
+    assert main(["convert", "original", str(files["G"]), str(files["mem"]), "--out-dir", str(tmp_path / "x")]) == 1
+    assert "missing: discriminator" in capsys.readouterr().err
+    assert main(["convert", "original", str(files["G"]), str(files["G"])]) == 1
+    assert "two generator" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_expression_only_audio_network_is_refused(files, tmp_path):
+    state = torch.load(files["audio"], weights_only=True)
+    state["lstm_fc.0.weight"], state["lstm_fc.0.bias"] = state["lstm_fc.0.weight"][:64], state["lstm_fc.0.bias"][:64]
+    torch.save(state, tmp_path / "atcnet_pose0.pth")
+    with pytest.raises(Exception, match="64 outputs; talkface needs the pose variant"):
+        convert_audio(read_original(tmp_path / "atcnet_pose0.pth"))
