@@ -175,3 +175,20 @@ def test_deep3d_crops_equal_the_reference_pixel_for_pixel():
         offset = np.abs(apply_transform(exact.transform, ours) - face.landmarks).max()
         assert 0.2 < offset < 3.0  # its rounding and half-pixel shift, in crop px (measured 1.5, 0.4, 2.5)
         assert np.abs(exact.crop.astype(int) - crop).mean() > 1.0  # so the exact crop is a different image
+
+
+def test_the_crop_mode_follows_the_rnet(tmp_path):
+    from talkface.pipelines.preprocess import PreprocessConfig, _Runner
+    from talkface.recon.rnet import ReconNet, is_deep3d_checkpoint
+    from talkface.workspace import Workspace
+
+    net = ReconNet(backbone="resnet18")
+    torch.save({"net_recon": net.state_dict()}, tmp_path / "epoch_20.pth")
+    torch.save({"format": "talkface-checkpoint-v1", "models": {"rnet": net.state_dict()}}, tmp_path / "own.pt")
+    assert is_deep3d_checkpoint(tmp_path / "epoch_20.pth") and not is_deep3d_checkpoint(tmp_path / "own.pt")
+    modes = {}
+    for rnet, crop in (("epoch_20.pth", "auto"), ("own.pt", "auto"), ("absent.pt", "auto"), ("own.pt", "deep3d")):
+        runner = _Runner(Workspace(tmp_path / "ws"), tmp_path / "clip.mp4",
+                         PreprocessConfig(rnet=str(tmp_path / rnet), crop=crop), progress=False)
+        modes[rnet, crop] = runner._crop_mode()
+    assert list(modes.values()) == ["deep3d", "exact", "exact", "deep3d"]

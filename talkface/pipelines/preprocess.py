@@ -48,6 +48,9 @@ class PreprocessConfig:
     window_size: int = 256  # side of the fixed per-clip window crops
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     rnet: str = "checkpoints/recon/epoch_20.pth"  # Deep3DFaceRecon 'net_recon' or a talkface recon run's checkpoint
+    # R-Net crops (recon/alignment.py): "auto" = "deep3d" for a Deep3DFaceRecon checkpoint (the crops it
+    # was trained on), else "exact" (the continuous map talkface's own R-Net trains on)
+    crop: Literal["auto", "exact", "deep3d"] = "auto"
     morphable_model: str = "checkpoints/BFM/BFM_model_front.mat"  # or "synthetic"
     refine: RefineConfig = field(default_factory=RefineConfig)
     batch_size: int = 32  # R-Net inference batch
@@ -119,7 +122,7 @@ class _Runner:
             "mfcc": {},
             "landmarks": {"backend": lm.backend, "max_gap": lm.max_gap, "smooth_window": lm.smooth_window,
                           "smooth_order": lm.smooth_order},
-            "align": {"window_size": c.window_size},
+            "align": {"window_size": c.window_size, "crop": self._crop_mode()},
             "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model},
         }
         external: dict[str, dict[str, Any]] = {"frames": {"clip": clip_hash}, "audio": {"clip": clip_hash}}
@@ -196,7 +199,7 @@ class _Runner:
 
         frames = self.ws.load_array("frames.npy", mmap=True)
         landmarks = self.ws.load_array("landmarks.npy")
-        faces = align_faces(frames, landmarks)
+        faces = align_faces(frames, landmarks, mode=self.configs["align"]["crop"])
         window = clip_window(landmarks, frames.shape[1:3], self.config.window_size)
         self.ws.save_array("transforms.npy", faces.transforms)
         self.ws.save_array("crops.npy", faces.crops)
@@ -219,6 +222,13 @@ class _Runner:
                           progress=self.progress, transforms=self.ws.load_array("transforms.npy"))
         self.ws.save_array("coeffs.npy", coeffs)
         return {"rnet_file": self.rnet_record}
+
+    def _crop_mode(self) -> str:
+        from talkface.recon.rnet import is_deep3d_checkpoint
+
+        if self.config.crop != "auto":
+            return self.config.crop
+        return "deep3d" if Path(self.config.rnet).is_file() and is_deep3d_checkpoint(self.config.rnet) else "exact"
 
     def _device(self) -> str:
         import torch

@@ -100,6 +100,15 @@ def load_rnet(path: str | Path, model_name: str | None = None) -> ReconNet:
     return net.eval()
 
 
+def is_deep3d_checkpoint(path: str | Path) -> bool:
+    """Whether `path` is a Deep3DFaceRecon checkpoint (its net under 'net_recon'), read without loading the weights."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+        checkpoint = load_weight_file(path, "R-Net", RNET_SOURCE)
+    return isinstance(checkpoint, dict) and "net_recon" in checkpoint
+
+
 def _load_exact(net: ReconNet, state: dict, path: Path) -> None:
     """load_state_dict(strict=True), reporting missing, unexpected and mis-shaped keys in one line."""
     expected = net.state_dict()
