@@ -19,7 +19,6 @@ from talkface.convert.original import (
     convert_audio, convert_discriminator, convert_generator, convert_memory, convert_original, read_original,
     reverse_window,
 )
-from talkface.gan.generator import from_gan  # noqa: F401  (the GAN's range is [-1, 1] on both sides)
 from talkface.gan.model import rebuild_networks
 from talkface.motion.network import TRANSLATION_Z
 from talkface.motion.train import load_motion_model

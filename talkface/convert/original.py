@@ -60,6 +60,10 @@ WHERE = (f"the original project's pre-trained models are linked from its README 
 WINDOW_FRAMES = 3  # the generator sees frames t, t-1, t-2 (REFERENCE.md)
 MOTION_FILE, GAN_FILE = "motion_lrw.pt", "gan_lrw.pt"  # the names configs/*_finetune.yaml point to
 MEMORY_BUFFERS = {"mem_key": "keys", "mem_value": "values", "mem_age": "ages"}
+# AudioToMotion's buffers the original lacks, kept at their defaults: the target statistics (the
+# default mean is the z - 0.5 shift), and the per-person pose calibration and rhythm (off)
+TALKFACE_ONLY_BUFFERS = ("target_mean", "target_std", "pose_scale", "pose_shift", "pose_rhythm_frequency",
+                         "pose_rhythm_std")
 KINDS = {
     "audio": "audio network (ATC_net, e.g. Audio/model/atcnet_lstm_general.pth)",
     "G": "generator (N_net_G.pth)",
@@ -164,9 +168,8 @@ def convert_audio(original: OriginalFile) -> AudioToMotion:
     rules = [(r"audio_eocder\.(.*)", r"encoder.\1"), (r"audio_eocder_fc\.(.*)", r"fc.\1"),
              (r"lstm_fc\.0\.(.*)", r"head.\1")]
     renamed = _rename(state, rules, drop=None)
-    buffers = {k: v for k, v in net.state_dict().items() if k not in dict(net.named_parameters())
-               and not k.startswith("encoder.")}  # target statistics, calibration, rhythm: defaults
-    _load_strict(net, {**renamed, **buffers}, "ATC_net", path)
+    defaults = {key: value for key, value in net.state_dict().items() if key in TALKFACE_ONLY_BUFFERS}
+    _load_strict(net, {**renamed, **defaults}, "ATC_net", path)
     return net
 
 
