@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -162,6 +163,14 @@ def reference_crops(deep3d: Path) -> dict[str, np.ndarray]:
     return {"landmarks": landmarks, "crops": np.stack(crops), "trans_params": np.stack(params)}
 
 
+def compact_json(value: dict) -> str:
+    """Indented JSON with each innermost list (a shape) and each [shape, dtype] pair on one line."""
+    text = json.dumps(value, indent=1)
+    for _ in range(2):  # shapes, then the pairs holding them
+        text = re.sub(r"\[\s+((?:[^\[\]]|\[[^\[\]]*\])*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+    return text + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--talkingface", type=Path, required=True)
@@ -184,7 +193,7 @@ def main() -> None:
         load_into(kind, module, files[manifest["files"][kind]["file"]])
     np.savez_compressed(fx.DATA / "reference.npz", **reference_outputs(modules))
     np.savez_compressed(fx.DATA / "crops.npz", **reference_crops(args.deep3d))
-    fx.MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    fx.MANIFEST.write_text(compact_json(manifest))
     if args.files_out is not None:
         for kind, path in fx.write_original_files(args.files_out, manifest).items():
             print(f"wrote {path}")
