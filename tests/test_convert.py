@@ -191,3 +191,19 @@ def test_the_crop_mode_follows_the_rnet(tmp_path):
                          PreprocessConfig(rnet=str(tmp_path / rnet), crop=crop), progress=False)
         modes[rnet, crop] = runner._crop_mode()
     assert list(modes.values()) == ["deep3d", "exact", "exact", "deep3d"]
+
+
+def test_the_arcface_identity_option_names_its_file(files, tmp_path, capsys):
+    from talkface.gan.identity import IResNet
+
+    gan_files = [str(files[k]) for k in ("G", "D", "mem")]
+    missing = tmp_path / "no_backbone.pth"
+    assert main(["convert", "original", *gan_files, "--identity-encoder", "arcface", "--identity-weights",
+                 str(missing), "--out-dir", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err and not (tmp_path / "a").exists()
+    torch.save(IResNet((2, 2, 2, 2)).state_dict(), tmp_path / "backbone.pth")  # an arcface_torch r18 layout
+    (path,) = convert_original(gan_files, tmp_path / "b", "arcface", tmp_path / "backbone.pth")
+    networks = rebuild_networks(path)  # fine-tuning reloads the ArcFace the checkpoint names
+    assert networks.args["identity"] == {"name": "arcface", "weights": str((tmp_path / "backbone.pth").resolve())}
+    assert "identity" not in torch.load(path, weights_only=True)["models"]  # a frozen ArcFace is not saved

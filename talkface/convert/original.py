@@ -271,10 +271,10 @@ def convert_original(
 
 def _save_gan(path: Path, files: dict[str, OriginalFile], identity_encoder: str,
               identity_weights: str | Path | None) -> Path:
+    identity = make_identity_encoder(identity_encoder, identity_weights)  # an ArcFace file must load, first
     generator, generator_args = convert_generator(files["G"])
     discriminator, discriminator_args = convert_discriminator(files["D"])
     keys, memory, memory_args = convert_memory(files["mem"])
-    identity = make_identity_encoder(identity_encoder, identity_weights)  # an ArcFace file must load now
     models = {GENERATOR: generator.state_dict(), KEYS: keys.state_dict(), MEMORY: memory.state_dict(),
               DISCRIMINATOR: discriminator.state_dict()}
     if identity_encoder == "learned":
