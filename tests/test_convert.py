@@ -184,7 +184,9 @@ def test_the_crop_mode_follows_the_rnet(tmp_path):
     net = ReconNet(backbone="resnet18")
     torch.save({"net_recon": net.state_dict()}, tmp_path / "epoch_20.pth")
     torch.save({"format": "talkface-checkpoint-v1", "models": {"rnet": net.state_dict()}}, tmp_path / "own.pt")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
     assert is_deep3d_checkpoint(tmp_path / "epoch_20.pth") and not is_deep3d_checkpoint(tmp_path / "own.pt")
+    assert not is_deep3d_checkpoint(tmp_path / "garbage.pth")  # loading it as the R-Net says why, later
     modes = {}
     for rnet, crop in (("epoch_20.pth", "auto"), ("own.pt", "auto"), ("absent.pt", "auto"), ("own.pt", "deep3d")):
         runner = _Runner(Workspace(tmp_path / "ws"), tmp_path / "clip.mp4",
