@@ -188,9 +188,9 @@ def test_the_crop_mode_follows_the_rnet(tmp_path):
     assert is_deep3d_checkpoint(tmp_path / "epoch_20.pth") and not is_deep3d_checkpoint(tmp_path / "own.pt")
     assert not is_deep3d_checkpoint(tmp_path / "garbage.pth")  # loading it as the R-Net says why, later
     modes = {}
-    for rnet, crop in (("epoch_20.pth", "auto"), ("own.pt", "auto"), ("absent.pt", "auto"), ("own.pt", "deep3d")):
-        runner = _Runner(Workspace(tmp_path / "ws"), tmp_path / "clip.mp4",
-                         PreprocessConfig(rnet=str(tmp_path / rnet), crop=crop), progress=False)
+    for rnet, crop in (("epoch_20.pth", "auto"), ("own.pt", "auto"), (None, "auto"), ("own.pt", "deep3d")):
+        config = PreprocessConfig(rnet=None if rnet is None else str(tmp_path / rnet), crop=crop)  # None: direct fit
+        runner = _Runner(Workspace(tmp_path / "ws"), tmp_path / "clip.mp4", config, progress=False)
         modes[rnet, crop] = runner._crop_mode()
     assert list(modes.values()) == ["deep3d", "exact", "exact", "deep3d"]
 
