@@ -61,7 +61,7 @@ class PreprocessConfig:
     # 'net_recon' or a talkface recon run's checkpoint) must exist.
     rnet: Optional[str] = "auto"
     # R-Net crops (recon/alignment.py): "auto" = "deep3d" for a Deep3DFaceRecon checkpoint (the crops it
-    # was trained on), else "exact" (the continuous map talkface's own R-Net trains on)
+    # was trained on), else "exact" (the continuous map: talkface's own R-Net trains on it; direct fitting uses it)
     crop: Literal["auto", "exact", "deep3d"] = "auto"
     morphable_model: str = "auto"  # the BFM file when present, else "synthetic"; or a .mat path, or "synthetic"
     refine: RefineConfig = field(default_factory=RefineConfig)
