@@ -22,5 +22,6 @@ if [[ "${1:-}" == "--all" ]]; then
     "$python" benchmarks/bench_motion_personal.py
     "$python" benchmarks/bench_recon.py
     "$python" benchmarks/bench_gan_quality.py
+    "$python" benchmarks/bench_synth_mouth_loudness.py  # synthetic and real mouths against loudness
     "$python" benchmarks/bench_real_loop.py           # every real clip x speech file through the scripts (CPU profile)
 fi

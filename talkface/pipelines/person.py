@@ -226,8 +226,8 @@ def check_general_models(config: PersonConfig) -> None:
     from talkface.errors import MissingWeightsError
 
     how = "make the general models with `talkface pretrain synthetic` (~10 min on a CPU, no downloads), " \
-          "or from LRW with scripts/pretrain_lrw.sh LRW_ROOT, or from the original authors' released models " \
-          "with `talkface convert original`; or name another file with --set {key}=PATH"
+          "or from LRW with scripts/pretrain_lrw.sh LRW_ROOT, or convert the original project's with " \
+          "`talkface convert original` (checkpoints/README.md); or name another file with --set {key}=PATH"
     for key, what, source in (("motion.pretrained", "pretrained audio-to-motion", config.motion.pretrained),
                               ("gan.pretrained", "pretrained GAN", config.gan.pretrained)):
         if source is not None and not Path(source).exists():
