@@ -333,6 +333,22 @@ def predicted_motion(net: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
         return net.decode_prediction(out[0]).numpy()
 
 
+def test_a_short_clip_gets_the_papers_steps_per_epoch(world: dict, pretrained: Path, tmp_path: Path) -> None:
+    short = write_truth_person(tmp_path / "short", PERSON_SEED, 5.0).root  # 125 frames
+    train, _ = person_split(125, 300, 0.1)
+    sequences = train.stop - 15  # 109 training frames: 94 sequences, 5 batches of 16
+    steps = {}
+    for epoch_sequences in (285, 1):
+        config = FinetuneConfig(
+            pretrained=str(pretrained), run_dir=str(tmp_path / f"run_{epoch_sequences}"), epochs=2,
+            epoch_sequences=epoch_sequences, calibrate_pose=False,
+            train=TrainConfig(batch_size=16, num_workers=0, log_every=100, eval_every=10**6, device="cpu"))
+        final, _ = finetune(short, config)
+        steps[epoch_sequences] = torch.load(final, weights_only=True)["config"]["train"]["steps"]
+    # The default: an epoch of the paper's 285 sequences (17 batches), whatever the clip's length.
+    assert sequences == 94 and steps == {285: 2 * 17, 1: 2 * 5}
+
+
 @pytest.mark.slow
 def test_finetuning_fits_an_offset_persons_training_mouth_better_when_recentred(
         offset_person: Path, pretrained: Path, tmp_path: Path) -> None:
