@@ -136,9 +136,9 @@ class FinetuneConfig:
     epochs: Optional[int] = 100
     # An epoch counts at least this many sequences (the paper's 300 frames give 285), so a shorter
     # clip gets the optimiser steps the paper's recipe gives a 300-frame one (100 epochs at batch 16:
-    # 1700 steps) and simply sees its frames more often. Counted over the clip's own sequences, a 5 s
-    # clip's 4-8 batches per epoch gave 400-800 steps at lr 1e-4, and the net did not fit even its own
-    # training frames (benchmarks/bench_motion_real.py).
+    # 1700 steps) and sees its frames more often. Counted over a 5 s real clip's own 4-8 batches, lr
+    # 1e-4 fitted talk3's and talk4's own frames at mouth r ~0.70 (60 epochs); with 285-sequence
+    # epochs, 0.86 and 0.91 at the CPU profile's 30 (benchmarks/bench_motion_real.py).
     epoch_sequences: int = PAPER_SEQUENCES
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
