@@ -223,8 +223,8 @@ def test_finetune_beats_the_pretrained_model_on_held_out_frames(world: dict, pre
     assert tuned < 0.9 * before
 
 
-def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(world: dict, cache: Path, pretrained: Path,
-                                                                              finetuned: Path) -> None:
+def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(
+        world: dict, cache: Path, pretrained: Path, finetuned: Path) -> None:
     from talkface.face3d.model import load_morphable_model
     from talkface.motion.records import split_records
     from talkface.motion.train import LossConfig, motion_landmarks, person_validation
