@@ -29,6 +29,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.eval",
     "talkface.commands.person",
     "talkface.commands.demo",
+    "talkface.commands.heldout",
     "talkface.commands.bench",
 )
 
