@@ -1,0 +1,62 @@
+"""Held-out scores on real clips and on the synthetic world (`talkface heldout`, issue 12's "must show").
+
+    .venv/bin/python benchmarks/bench_heldout.py CLIP [CLIP ...] [--synthetic DEMO_OUT] \
+        [--config configs/heldout.yaml] [--set key=value ...] [--work DIR] [--out results/heldout_real.json]
+
+Each clip is fine-tuned on its first frames (300, or 75 % of a shorter clip) and its remaining
+frames are generated from their own audio and scored: mouth LMD (the same landmark backend on the
+generated and the real frames) against the person's mean expression, the general model and the
+first frame held still; GAN PSNR / SSIM against the composited render on the held-out frames' own
+reconstruction; pose statistics; the reconstruction's identity. `--synthetic DEMO_OUT` adds the
+demo's synthetic person (`talkface demo`: its clip and truth landmarks), so the two can be compared.
+
+Results are merged into the output JSON clip by clip (run one clip per call on a busy machine);
+every entry names the machine, the config overrides and the time it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from talkface.benchmarking import machine_info, write_result
+from talkface.config import load_config
+from talkface.pipelines.heldout import HeldoutConfig, run_heldout
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("clips", nargs="*", metavar="CLIP")
+    parser.add_argument("--synthetic", default=None, metavar="DEMO_OUT",
+                        help="also the synthetic person of a finished `talkface demo --out DEMO_OUT`")
+    parser.add_argument("--config", default=str(REPO / "configs" / "heldout.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--work", default="/tmp/talkface_heldout", help="one output folder per clip under here")
+    parser.add_argument("--out", default=str(RESULTS / "heldout_real.json"))
+    args = parser.parse_args()
+    runs = [(Path(clip).stem, Path(clip), []) for clip in args.clips]
+    if args.synthetic is not None:
+        person = Path(args.synthetic) / "world" / "person"
+        runs.append(("synthetic", person / "clip.mp4",
+                     ["person.preprocess.landmarks.backend=file",
+                      f"person.preprocess.landmarks.file={person / 'truth' / 'landmarks.npy'}",
+                      "person.preprocess.morphable_model=synthetic"]))
+    out = Path(args.out)
+    for name, clip, extra in runs:
+        config = load_config(HeldoutConfig, args.config, [*args.overrides, *extra])
+        start = time.perf_counter()
+        result = run_heldout(clip, Path(args.work) / name, config)
+        record = json.loads(out.read_text()) if out.is_file() else {"clips": {}}
+        record["clips"][name] = {**result, "overrides": [*args.overrides, *extra],
+                                 "wall_seconds": round(time.perf_counter() - start, 1), "machine": machine_info()}
+        write_result(out, record)
+        print(f"{name}: {json.dumps(result['checks'])}")
+
+
+if __name__ == "__main__":
+    main()
