@@ -159,13 +159,14 @@ def write_heldout_clip(paths: HeldoutPaths, frames: np.ndarray, audio: np.ndarra
         for frame in frames:
             writer.write(frame)
     landmarks = person.preprocess.landmarks
-    if landmarks.backend == "file":
-        from talkface.recon.landmarks import FileLandmarks
-
-        track = FileLandmarks(landmarks.file).detect()[start:start + len(frames)]
+    if landmarks.backend == "file":  # the file's own rows, unconverted: preprocess reads them as it reads the file
+        try:
+            track = np.load(landmarks.file, mmap_mode="r", allow_pickle=False)[start:start + len(frames)]
+        except (OSError, ValueError) as error:
+            raise TalkfaceError(f"not a readable .npy file ({error})", landmarks.file) from None
         if len(track) < len(frames):
             raise TalkfaceError(f"has no landmarks for frames {start}-{start + len(frames) - 1}", landmarks.file)
-        np.save(paths.heldout_landmarks, track)
+        np.save(paths.heldout_landmarks, np.asarray(track))
 
 
 def _preprocess_heldout(paths: HeldoutPaths, person: PersonConfig, count: int, progress: bool) -> None:
