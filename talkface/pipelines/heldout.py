@@ -215,30 +215,28 @@ def load_models(person: PersonConfig, infer: InferConfig, name: str) -> Models:
 
 def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, first_frame: np.ndarray,
           progress: bool) -> dict[str, Any]:
-    """Every figure (JSON-ready) and the contact sheet's images."""
+    """Every figure (JSON-ready), the contact sheet's images and the arrays scored."""
     from talkface.background.animation import load_target
+    from talkface.motion.train import load_person
     from talkface.pipelines.person import person_dir
     from talkface.workspace import Workspace
 
     models = load_models(person, config.infer, config.name)
-    folder = person_dir(person.people_dir, config.name)
+    train = Workspace(person_dir(person.people_dir, config.name))
     held = Workspace(paths.heldout_workspace)
     real = {"frames": held.load_array("frames.npy", mmap=True), "landmarks": held.load_array("landmarks.npy"),
-            "scale": aligned_scale(held.load_array("transforms.npy"))}
-    train = Workspace(folder)
-    reconstruction, recon_images = score_reconstruction(held.root, models, config.infer)
-    variants = audio_driven(paths, folder, held, models, config, person, first_frame, progress)
-    window = load_target(folder).window
-    figures: dict[str, Any] = {"reconstruction": reconstruction, "audio_driven": {},
-                               "identity": identity_figures(train.load_array("coeffs.npy"), held.load_array("coeffs.npy"))}
-    for name, variant in variants.items():
-        figures["audio_driven"][name] = variant_figures(variant, real, window, train)
+            "scale": aligned_scale(held.load_array("transforms.npy")), "window": load_target(train.root).window,
+            "person_motion": load_person(train.root).motion}
+    reconstruction, sheet = score_reconstruction(held.root, models, config.infer)
+    variants = audio_driven(paths, train.root, held, models, config, person, first_frame, progress)
+    figures: dict[str, Any] = {
+        "reconstruction": reconstruction,
+        "audio_driven": {name: variant_figures(variant, real) for name, variant in variants.items()},
+        "identity": identity_figures(train.load_array("coeffs.npy"), held.load_array("coeffs.npy")),
+    }
     figures["checks"] = checks(figures)
-    sheet = {"real": recon_images["real"], "real_landmarks": recon_images["real_landmarks"],
-             "render": recon_images["render"], "gan": recon_images["gan"],
-             "render_landmarks": recon_images["landmarks"], "window": load_target(held.root).window,
-             "audio": variants["finetuned"]["frames"], "audio_landmarks": variants["finetuned"]["landmarks"],
-             "offset": int(len(train.load_array("coeffs.npy", mmap=True))), "rows": config.sheet_rows}
+    sheet.update(audio=variants["finetuned"]["frames"], audio_landmarks=variants["finetuned"]["landmarks"],
+                 offset=len(real["person_motion"]), rows=config.sheet_rows)
     arrays = {"real_landmarks": real["landmarks"],
               **{f"{name}_{key}": v[key] for name, v in variants.items() for key in ("landmarks", "motion")
                  if v[key] is not None}}
@@ -251,32 +249,35 @@ def aligned_scale(transforms: np.ndarray) -> float:
 
 
 def score_reconstruction(workspace: Path, models: Models, infer: InferConfig) -> tuple[dict[str, float], dict[str, Any]]:
-    """The paper's protocol on the held-out frames: their own coefficients, rendered over themselves, then the GAN."""
+    """The paper's protocol on the held-out frames: their own coefficients rendered over themselves, then the GAN.
+
+    Returns the figures and the images (uint8 window crops [H, S, S, 3] real / render / gan, with
+    the real frames' landmarks and the rendered ones in window px) for the contact sheet.
+    """
     from talkface.background.animation import animate, load_target
     from talkface.evaluation import evaluate
     from talkface.gan.pairs import own_pose_plan
     from talkface.media import to_uint8_frame
-
-    target = load_target(workspace)
-    models.enhancer.reset()
-    kept: dict[str, list] = {"render": [], "gan": [], "real": [], "landmarks": []}
-    for chunk in animate(target, own_pose_plan(target), models.face, chunk_frames=infer.chunk_frames,
-                         backend=infer.rasterizer):
-        faces = models.enhancer.enhance(chunk.gan_input)[0].float().cpu()
-        for i in range(len(faces)):
-            kept["render"].append(to_uint8_frame(chunk.composited[i]))
-            kept["gan"].append(to_uint8_frame(faces[i]))
-            kept["real"].append(np.asarray(target.backgrounds[chunk.indices[i]]))
-        kept["landmarks"].append(chunk.landmarks.cpu().numpy())
-    images = {name: np.stack(value) if name != "landmarks" else np.concatenate(value) for name, value in kept.items()}
-    gan, render = (evaluate(images[name], images["real"]) for name in ("gan", "render"))
-    figures = {"psnr_gan": gan["psnr"], "psnr_render": render["psnr"], "ssim_gan": gan["ssim"],
-               "ssim_render": render["ssim"], "psnr_gain_db": gan["psnr"] - render["psnr"]}
     from talkface.recon.alignment import apply_transform
     from talkface.workspace import Workspace
 
-    marks = Workspace(workspace).load_array("landmarks.npy")
-    images["real_landmarks"] = apply_transform(target.window.transform, marks)  # frame px -> window px
+    target = load_target(workspace)
+    models.enhancer.reset()
+    kept: dict[str, list] = {"render": [], "gan": [], "render_landmarks": []}
+    for chunk in animate(target, own_pose_plan(target), models.face, chunk_frames=infer.chunk_frames,
+                         backend=infer.rasterizer):
+        faces = models.enhancer.enhance(chunk.gan_input)[0].float().cpu()
+        kept["render"] += [to_uint8_frame(image) for image in chunk.composited]
+        kept["gan"] += [to_uint8_frame(image) for image in faces]
+        kept["render_landmarks"].append(chunk.landmarks.cpu().numpy())
+    images = {"render": np.stack(kept["render"]), "gan": np.stack(kept["gan"]),
+              "render_landmarks": np.concatenate(kept["render_landmarks"]),
+              "real": np.asarray(target.backgrounds), "window": target.window,
+              "real_landmarks": apply_transform(target.window.transform,  # frame px -> window px
+                                                Workspace(workspace).load_array("landmarks.npy"))}
+    gan, render = (evaluate(images[name], images["real"]) for name in ("gan", "render"))
+    figures = {"psnr_gan": gan["psnr"], "psnr_render": render["psnr"], "ssim_gan": gan["ssim"],
+               "ssim_render": render["ssim"], "psnr_gain_db": gan["psnr"] - render["psnr"]}
     return figures, images
 
 
@@ -365,17 +366,16 @@ def detect_generated(detector: Any, frames: np.ndarray, drawn: np.ndarray) -> tu
     return smooth_track(fill_gaps(track, max_gap=len(track))), missed
 
 
-def variant_figures(variant: dict[str, Any], real: dict[str, Any], window: Any, train: Any) -> dict[str, float]:
+def variant_figures(variant: dict[str, Any], real: dict[str, Any]) -> dict[str, float]:
     """evaluate() of one variant against the real held-out frames, in the person's window."""
     from talkface.evaluation import evaluate
-    from talkface.motion.train import load_person
 
-    count = len(real["frames"])
+    count, window = len(real["frames"]), real["window"]
     generated = np.stack([window.crop(np.asarray(frame)) for frame in variant["frames"][:count]])
     reference = np.stack([window.crop(np.asarray(frame)) for frame in real["frames"]])
     figures = evaluate(generated, reference, generated_landmarks=variant["landmarks"],
                        reference_landmarks=None if variant["landmarks"] is None else real["landmarks"],
-                       generated_motion=variant["motion"], reference_motion=load_person(train.root).motion)
+                       generated_motion=variant["motion"], reference_motion=real["person_motion"])
     figures["frames_without_face"] = float(variant["missed"])
     if "lmd" in figures:
         figures["lmd_224"] = figures["lmd"] * real["scale"]
