@@ -14,6 +14,7 @@ export PYTHONUNBUFFERED=1
 "$python" benchmarks/bench_train_loop.py
 "$python" benchmarks/bench_gan.py
 "$python" benchmarks/bench_background.py
+"$python" benchmarks/bench_landmarks.py              # dlib landmarks: synthetic truth, every clip of ../shared/real
 "$python" -m talkface.cli bench                      # every stage at paper size -> results/pipeline_<cpu|cuda>.json
 if [[ "${1:-}" == "--all" ]]; then
     "$python" benchmarks/bench_motion.py

@@ -56,7 +56,7 @@ STEPS = {
         Step("frames", 1, ("frames.npy",)),
         Step("audio", 1, ("audio.wav",), ("frames",)),
         Step("mfcc", 1, ("mfcc.npy",), ("audio",)),
-        Step("landmarks", 1, ("landmarks.npy",), ("frames",)),
+        Step("landmarks", 2, ("landmarks.npy",), ("frames",)),  # 2: detector output + 0.5 px (pixel centres)
         Step("align", 1, ("transforms.npy", "crops.npy", "crop_landmarks.npy", "window.json", "window_crops.npy"),
              ("frames", "landmarks")),
         Step("coeffs", 2, ("coeffs.npy",), ("align",)),

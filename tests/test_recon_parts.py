@@ -234,8 +234,8 @@ def test_file_backend_loads_and_names_the_file_on_errors(tmp_path):
 
 
 def test_unknown_backend_lists_the_valid_ones():
-    with pytest.raises(TalkfaceError, match="'dlib'.*fan, file"):
-        lmk.make_landmark_backend("dlib")
+    with pytest.raises(TalkfaceError, match="'openface'.*auto, fan, dlib, file"):
+        lmk.make_landmark_backend("openface")
     with pytest.raises(TalkfaceError, match="needs the path"):
         lmk.make_landmark_backend("file")
 
@@ -289,7 +289,7 @@ def test_fan_backend_wires_local_weights_and_keeps_the_largest_face(tmp_path, mo
     assert seen["face_detector_kwargs"]["path_to_detector"].endswith(lmk.S3FD_FILE)
     assert "TORCH_HOME" not in __import__("os").environ  # restored after construction
     track = backend.detect([np.zeros((4, 4, 3), np.uint8), None])
-    np.testing.assert_array_equal(track[0], 2.0)  # the larger box's landmarks
+    np.testing.assert_array_equal(track[0], 2.5)  # the larger box's landmarks, pixel index 2 -> centre 2.5
     assert np.isnan(track[1]).all()
     fake.__version__ = "1.4.1"
     with pytest.raises(TalkfaceError, match="1.4.1 is installed"):

@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="speech for LSE-D / LSE-C (default: the generated video's own audio track)")
     parser.add_argument("--syncnet", nargs="?", const=True, default=None, metavar="PATH",
                         help="SyncNet weights for LSE-D / LSE-C (bare flag: CHECKPOINTS_DIR/syncnet/syncnet_v2.model)")
-    parser.add_argument("--landmarks-backend", choices=("none", "fan"), default="none",
-                        help="detect landmarks where no file gives them (fan: needs its weights)")
+    parser.add_argument("--landmarks-backend", choices=("none", "auto", "fan", "dlib"), default="none",
+                        help="detect landmarks where no file gives them (fan: needs its weights; auto: fan when "
+                             "they are there, else dlib)")
     parser.add_argument("--checkpoints-dir", default="checkpoints", metavar="DIR")
     parser.add_argument("--device", default="cpu", help="torch device for FAN and SyncNet")
     parser.add_argument("--out", required=True, metavar="JSON", help="metrics file (written atomically)")
@@ -49,7 +50,7 @@ def run_eval(args: argparse.Namespace) -> int:
     gen_landmarks = _landmarks(args.generated_landmarks, len(generated))
     if args.reference_landmarks is not None:
         ref_landmarks = _landmarks(args.reference_landmarks, None if ref_frames is None else len(ref_frames))
-    if args.landmarks_backend == "fan":
+    if args.landmarks_backend != "none":
         gen_landmarks, ref_landmarks = _detect_missing(args, (generated, gen_landmarks), (ref_frames, ref_landmarks))
     if args.reference_motion is not None:
         ref_motion = _motion(args.reference_motion)
@@ -157,14 +158,15 @@ def _motion(path: str):
 
 
 def _detect_missing(args: argparse.Namespace, *sides):
-    """Landmarks for each (frames, landmarks) side that has frames but no landmarks, with the fan backend."""
+    """Landmarks for each (frames, landmarks) side that has frames but no landmarks, with one detector."""
     from talkface.recon.landmarks import detect_landmarks, make_landmark_backend
 
     backend = None
     found = []
     for frames, landmarks in sides:
         if frames is not None and landmarks is None:
-            backend = backend or make_landmark_backend("fan", checkpoints_dir=args.checkpoints_dir, device=args.device)
+            backend = backend or make_landmark_backend(args.landmarks_backend, checkpoints_dir=args.checkpoints_dir,
+                                                       device=args.device)
             landmarks = detect_landmarks(backend, list(frames))
         found.append(landmarks)
     return found

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fine.add_argument("clip", metavar="CLIP", help="~10 s video of the person speaking (with audio)")
     fine.add_argument("--name", required=True, help="the person's name (a folder under people_dir)")
     fine.add_argument("--landmarks", default=None, metavar="NPY",
-                      help="use these landmarks [T, 68, 2] (frame pixels) instead of detecting them")
+                      help="use these landmarks [T, 68, 2] instead of detecting them: frame pixels, pixel (i, j) "
+                           "centred at (j+0.5, i+0.5), or at (j, i) with "
+                           "--set preprocess.landmarks.file_convention=index")
     add_config_arguments(fine, FINETUNE_CONFIG)
     fine.set_defaults(handler=_finetune)
 

@@ -11,7 +11,9 @@ Deep3DFaceRecon projects to (f x / z + c, f y / z + c) with y up and compares wi
 landmarks flipped as y_up = H - 1 - y. Its renderer (nvdiffrast, pixel centres at half-integers)
 places a projected point at our continuous coordinates with y_down = H - y_up, so renders agree;
 only its landmark flip (H - 1 - y) differs from ours (H - y) by half a pixel. Landmark
-detectors report pixel-index coordinates (centre of pixel j at j); add 0.5 to compare with ours.
+detectors report pixel-index coordinates (centre of pixel j at j); every landmark backend adds the
+0.5 on the way in (talkface/recon/landmarks.py, `to_pixel_centres`), so all landmarks in the
+package are already in these image coordinates.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@
 Every stage runs the same code as its command (talkface synth / recon train / lrw preprocess /
 motion pretrain / gan pretrain / finetune / infer) at tiny sizes (configs/demo.yaml). Stages are
 recorded in OUT/demo.json (pipelines/stages.py): a re-run skips what is done and resumes what was
-interrupted. The landmarks of the person's clip are the synthetic truth (the FAN detector's
-weights cannot be assumed on a fresh machine); everything else is estimated.
+interrupted. Nothing of the person's clip comes from the synthetic truth: its landmarks are detected
+(the `auto` backend: FAN when its weights are present, else dlib, which pip installs with its
+weights) and everything else is estimated; the truth only scores the result in the report.
 """
 
 from __future__ import annotations
@@ -192,10 +193,8 @@ def pretrain_gan(config: GanPretrainConfig, paths: DemoPaths) -> dict[str, Any]:
 
 
 def person_config(person: PersonConfig, paths: DemoPaths, rnet: str, motion: str, gan: str) -> PersonConfig:
-    """The demo's person config: its own people folder, the general models just trained, truth landmarks."""
-    landmarks = dataclasses.replace(person.preprocess.landmarks, backend="file",
-                                    file=str(paths.person_clip / "truth" / "landmarks.npy"))
-    preprocess = dataclasses.replace(person.preprocess, rnet=rnet, landmarks=landmarks, morphable_model=SYNTHETIC)
+    """The demo's person config: its own people folder, the general models just trained."""
+    preprocess = dataclasses.replace(person.preprocess, rnet=rnet, morphable_model=SYNTHETIC)
     return dataclasses.replace(
         person, people_dir=str(paths.people), preprocess=preprocess,
         motion=dataclasses.replace(person.motion, pretrained=motion, morphable_model=SYNTHETIC),
@@ -219,10 +218,7 @@ def reconstruct_heldout(world: DemoWorldConfig, person: PersonConfig, paths: Dem
     video = read_video(paths.person_clip / "clip.mp4")[world.clip_frames:]
     paths.heldout_clip.parent.mkdir(parents=True, exist_ok=True)
     write_video(paths.heldout_clip, video, audio=(read_audio(paths.heldout_audio), 16000))
-    landmarks = paths.heldout_clip.with_name("landmarks.npy")
-    np.save(landmarks, np.load(paths.person_clip / "truth" / "landmarks.npy")[world.clip_frames:])
-    config = dataclasses.replace(person.preprocess, frames=len(video), landmarks=dataclasses.replace(
-        person.preprocess.landmarks, file=str(landmarks)))
+    config = dataclasses.replace(person.preprocess, frames=len(video))  # the same landmark detector as the clip's
     preprocess(paths.heldout_clip, paths.heldout_workspace, config, progress=progress)
     return {"workspace": str(paths.heldout_workspace), "frames": len(video)}
 

@@ -32,8 +32,9 @@ RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` 
 class LandmarkConfig:
     """Where the 68 landmarks come from and how the track is cleaned (talkface.recon.landmarks)."""
 
-    backend: Literal["fan", "file"] = "fan"
+    backend: Literal["auto", "fan", "dlib", "file"] = "auto"  # auto: fan when its weights are present, else dlib
     file: Optional[str] = None  # .npy [>=T, 68, 2] frame pixels, for the 'file' backend
+    file_convention: Literal["talkface", "index"] = "talkface"  # the file's pixel centres at j + 0.5, or at j
     checkpoints_dir: str = "checkpoints"  # the 'fan' backend's weights live under <dir>/face_alignment
     max_gap: int = 5  # longest run of frames without a face that is interpolated
     smooth_window: int = 5
@@ -78,10 +79,8 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
     keys = runner.keys(source["sha256"])
     stale = [name for name in STEPS if not workspace.is_current(name, keys[name])]
     # Before writing anything: the weights the stale steps need must exist.
-    if "landmarks" in stale and config.landmarks.backend == "fan":
-        from talkface.recon.landmarks import fan_weight_paths
-
-        fan_weight_paths(config.landmarks.checkpoints_dir)
+    if "landmarks" in stale:
+        _check_landmark_backend(runner.landmark_backend, config.landmarks.checkpoints_dir)
     if "coeffs" in stale:
         _check_rnet(Path(config.rnet))
     if stale:
@@ -95,6 +94,17 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
         workspace.record(name, keys[name], inputs=runner.inputs[name], config=runner.configs[name], **fields)
         seconds[name] = time.perf_counter() - start
     return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds)
+
+
+def _check_landmark_backend(backend: str, checkpoints_dir: str) -> None:
+    if backend == "fan":
+        from talkface.recon.landmarks import fan_weight_paths
+
+        fan_weight_paths(checkpoints_dir)
+    elif backend == "dlib":
+        from talkface.recon.dlib_landmarks import predictor_path
+
+        predictor_path()
 
 
 def _check_rnet(path: Path) -> None:
@@ -111,19 +121,26 @@ class _Runner:
         self.inputs: dict[str, Any] = {}
 
     def keys(self, clip_hash: str) -> dict[str, str]:
+        from talkface.recon.landmarks import resolve_backend
+
         c = self.config
         lm = c.landmarks
+        # The backend that runs, not "auto": new FAN weights (or their removal) redo the landmarks.
+        self.landmark_backend = resolve_backend(lm.backend, lm.checkpoints_dir)
+        landmarks = {"backend": self.landmark_backend, "max_gap": lm.max_gap, "smooth_window": lm.smooth_window,
+                     "smooth_order": lm.smooth_order}
+        if self.landmark_backend == "file":
+            landmarks["file_convention"] = lm.file_convention
         self.configs = {
             "frames": {"frames": c.frames},
             "audio": {},
             "mfcc": {},
-            "landmarks": {"backend": lm.backend, "max_gap": lm.max_gap, "smooth_window": lm.smooth_window,
-                          "smooth_order": lm.smooth_order},
+            "landmarks": landmarks,
             "align": {"window_size": c.window_size},
             "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model},
         }
         external: dict[str, dict[str, Any]] = {"frames": {"clip": clip_hash}, "audio": {"clip": clip_hash}}
-        if lm.backend == "file":
+        if self.landmark_backend == "file":
             if lm.file is None:
                 raise TalkfaceError("the 'file' landmark backend needs a landmarks file (--landmarks NPY)")
             external["landmarks"] = {"file": file_fingerprint(lm.file)["sha256"]}
@@ -175,13 +192,14 @@ class _Runner:
 
         frames = self.ws.load_array("frames.npy", mmap=True)
         c = self.config.landmarks
-        if c.backend == "file":
-            track = lmk.FileLandmarks(c.file).detect()
+        if self.landmark_backend == "file":
+            track = lmk.FileLandmarks(c.file, c.file_convention).detect()
             if len(track) < len(frames):
                 raise TalkfaceError(f"has landmarks for {len(track)} frames, the workspace has {len(frames)}", c.file)
             track = track[: len(frames)]
         else:
-            backend = lmk.make_landmark_backend("fan", checkpoints_dir=c.checkpoints_dir, device=self._device())
+            backend = lmk.make_landmark_backend(self.landmark_backend, checkpoints_dir=c.checkpoints_dir,
+                                                device=self._device())
             track = backend.detect(frames)
         try:
             clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)

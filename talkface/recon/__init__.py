@@ -1,6 +1,7 @@
 """3D reconstruction of a clip: 68 landmarks per frame, 5-point alignment, and the R-Net.
 
-landmarks.py  detector backends ("fan", "file") and the shared clean-up (gaps, smoothing)
+landmarks.py  the landmark pixel convention, the backends ("auto", "fan", "dlib", "file"), gaps, smoothing
+dlib_landmarks.py  the "dlib" backend: HOG detector + iBUG 68-point predictor, one face tracked
 alignment.py  5 points, the POS fit, 224x224 aligned crops and the fixed per-clip window
 rnet.py       the ResNet-50 coefficient regressor, loadable from Deep3DFaceRecon checkpoints
 losses.py     the R-Net's self-supervised losses (photometric, landmarks, priors, identity)

@@ -1,19 +1,28 @@
 """68 facial landmarks per frame: detector backends and the clean-up every track goes through.
 
-A backend returns a raw track, float32 [T, 68, 2] in pixel coordinates of the frame (x right,
-y down, pixel (i, j) centred at (j + 0.5, i + 0.5)), with a whole frame set to NaN where it found
-no face. `clean_track` then fills short gaps and smooths, or fails naming the frames it cannot
-fill. `detect_landmarks` does both.
+Pixel convention (the one of the whole package, README "Conventions"): x right, y down, and the
+pixel in row i, column j has its centre at (j + 0.5, i + 0.5), so an image of width W spans
+[0, W). Detectors report pixel-index coordinates instead (the centre of pixel j at j): every
+backend converts with `to_pixel_centres` on the way in, and nothing downstream converts again.
+
+A backend returns a raw track, float32 [T, 68, 2] in that convention, with a whole frame set to
+NaN where it found no face. `clean_track` then fills short gaps and smooths, or fails naming the
+frames it cannot fill. `detect_landmarks` does both.
 
 Backends:
+  auto  fan when its weight files and package are present, else dlib (`resolve_backend`)
   fan   face-alignment 1.5.0 (S3FD detector + 2DFAN-4), weights from local files only
-  file  a .npy [T, 68, 2] written by another tool (NaN frames allowed, as above)
+  dlib  dlib's HOG detector + iBUG 68-point predictor, weights from pip (dlib_landmarks.py)
+  file  a .npy [T, 68, 2] written by another tool (NaN frames allowed, as above), in the
+        talkface convention or, declared with convention "index", in pixel-index coordinates
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +34,10 @@ from scipy.signal import savgol_filter
 from talkface.errors import MissingWeightsError, TalkfaceError
 
 N_LANDMARKS = 68
+INDEX_TO_CENTRES = 0.5  # pixel-index coordinates (centre of pixel j at j) + this = talkface's (at j + 0.5)
+CONVENTIONS = ("talkface", "index")  # what a landmark file's coordinates mean, see the module docstring
+
+log = logging.getLogger(__name__)
 
 # face-alignment 1.5.0 (face_alignment/detection/sfd/sfd_detector.py and api.py `models_urls`,
 # read from the 1.5.0 wheel): the detector file is passed by path, the landmark net is looked up
@@ -38,6 +51,11 @@ FAN2D_FILE = "2DFAN4-11f355bf06.pth.tar"
 class LandmarkBackend(Protocol):
     def detect(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """RGB uint8 frames [H, W, 3] -> raw track float32 [T, 68, 2], NaN frames where no face."""
+
+
+def to_pixel_centres(points: np.ndarray) -> np.ndarray:
+    """Pixel-index coordinates (pixel j centred at j, as FAN, dlib and most tools report) -> talkface's."""
+    return points + INDEX_TO_CENTRES
 
 
 def fan_weight_paths(checkpoints_dir: str | Path) -> tuple[Path, Path]:
@@ -102,17 +120,25 @@ class FanLandmarks:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "No faces were detected": reported per clip instead
                 points, _, boxes = self.model.get_landmarks_from_image(frame, return_bboxes=True)
-            if points:  # continuous frame coordinates, to within FAN's heatmap resolution
+            if points:  # pixel-index coordinates, to within FAN's heatmap resolution
                 areas = [(box[2] - box[0]) * (box[3] - box[1]) for box in boxes]
-                track[index] = points[int(np.argmax(areas))][:, :2]
+                track[index] = to_pixel_centres(points[int(np.argmax(areas))][:, :2])
         return track
 
 
 class FileLandmarks:
-    """Landmarks precomputed by another tool, as a .npy float [T, 68, 2]."""
+    """Landmarks precomputed by another tool, as a .npy float [T, 68, 2].
 
-    def __init__(self, path: str | Path):
+    `convention` says what the file's coordinates mean: "talkface" (pixel centres at j + 0.5: what
+    talkface itself writes, e.g. a workspace's landmarks.npy or the synthetic truth) or "index"
+    (pixel centres at j: the raw output of FAN, dlib, OpenFace, ...), converted on loading.
+    """
+
+    def __init__(self, path: str | Path, convention: str = "talkface"):
+        if convention not in CONVENTIONS:
+            raise TalkfaceError(f"unknown landmark file convention {convention!r}; valid: {', '.join(CONVENTIONS)}")
         self.path = Path(path)
+        self.convention = convention
 
     def detect(self, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """Load and check the file; `frames`, when given, must have as many frames."""
@@ -139,10 +165,30 @@ class FileLandmarks:
             raise TalkfaceError(
                 f"non-finite values in frames {format_ranges(bad)} (only whole frames may be NaN)", self.path
             )
-        return track
+        return to_pixel_centres(track) if self.convention == "index" else track
 
 
-BACKENDS = ("fan", "file")
+BACKENDS = ("auto", "fan", "dlib", "file")
+
+
+def resolve_backend(name: str, checkpoints_dir: str | Path = "checkpoints") -> str:
+    """The backend that runs for `name`: 'auto' becomes 'fan' when its weight files and package are
+    there, else 'dlib'; the choice and why are logged."""
+    if name not in BACKENDS:
+        raise TalkfaceError(f"unknown landmark backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    home = Path(checkpoints_dir) / "face_alignment"
+    try:
+        fan_weight_paths(checkpoints_dir)
+    except MissingWeightsError:
+        log.info("landmarks: dlib (no FAN weights under %s)", home)
+        return "dlib"
+    if importlib.util.find_spec("face_alignment") is None:
+        log.info("landmarks: dlib (FAN weights under %s, but face-alignment is not installed)", home)
+        return "dlib"
+    log.info("landmarks: FAN (weights under %s)", home)
+    return "fan"
 
 
 def make_landmark_backend(
@@ -151,15 +197,20 @@ def make_landmark_backend(
     checkpoints_dir: str | Path = "checkpoints",
     device: str = "cpu",
     path: str | Path | None = None,
+    convention: str = "talkface",
 ) -> LandmarkBackend:
-    """Build the backend `name`: 'fan' uses checkpoints_dir and device, 'file' uses path."""
+    """Build the backend `name` ('auto' resolved first): 'fan' uses checkpoints_dir and device, 'file'
+    uses path and convention."""
+    name = resolve_backend(name, checkpoints_dir)
     if name == "fan":
         return FanLandmarks(checkpoints_dir, device)
-    if name == "file":
-        if path is None:
-            raise TalkfaceError("the 'file' landmark backend needs the path of a .npy [T, 68, 2]")
-        return FileLandmarks(path)
-    raise TalkfaceError(f"unknown landmark backend {name!r}; valid backends: {', '.join(BACKENDS)}")
+    if name == "dlib":
+        from talkface.recon.dlib_landmarks import DlibLandmarks
+
+        return DlibLandmarks()
+    if path is None:
+        raise TalkfaceError("the 'file' landmark backend needs the path of a .npy [T, 68, 2]")
+    return FileLandmarks(path, convention)
 
 
 def frame_ranges(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -203,7 +254,7 @@ def fill_gaps(track: np.ndarray, max_gap: int = 5) -> np.ndarray:
 
 
 def smooth_track(track: np.ndarray, window: int = 5, order: int = 2) -> np.ndarray:
-    """Savitzky-Golay filter along time of a gap-free [T, 68, 2] track.
+    """Savitzky-Golay filter along time (axis 0) of a gap-free track, [T, 68, 2] landmarks or [T, 4] boxes.
 
     Why this filter: the whole clip is known, so a zero-phase (centred) filter adds no lag, and a
     local quadratic fit keeps the peaks of fast motion that a moving average flattens. Window 5 /
