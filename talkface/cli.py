@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from typing import Sequence
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    # The library reports its choices (e.g. which morphable model `auto` picked) as INFO log lines.
+    logging.basicConfig(level=logging.INFO, format="talkface: %(message)s")
     try:
         result = args.handler(args)
     except TalkfaceError as error:

@@ -8,7 +8,9 @@ camera z <- 10 - z; lighting with the rotated normals in world space.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from talkface.errors import TalkfaceError
+from talkface.face3d.bfm import DEFAULT_PATH as BFM_PATH
 from talkface.face3d.camera import Camera, rotation_matrix
 from talkface.face3d.coeffs import split_coeffs
 from talkface.face3d.lighting import shade
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,21 +125,43 @@ class MorphableModel(nn.Module):
 
 
 SYNTHETIC = "synthetic"
+AUTO = "auto"  # the BFM file when present, else the synthetic model
 
 
-def load_morphable_model(source: str | Path = "checkpoints/BFM/BFM_model_front.mat") -> MorphableModel:
-    """A model from a BFM_model_front.mat, or "synthetic[:<n_vertices>]" for the synthetic model (seed 0).
+def resolve_morphable_model(source: str | Path = AUTO) -> str:
+    """The model `source` names: "auto" -> the BFM file (checkpoints/BFM/BFM_model_front.mat) when
+    present, else "synthetic"; anything else unchanged. Workspaces record the resolved name, so that
+    every later stage of a person uses the model its coefficients were fitted with."""
+    if str(source) != AUTO:
+        return str(source)
+    return _say_auto_choice(str(BFM_PATH) if BFM_PATH.is_file() else SYNTHETIC)
+
+
+@lru_cache(maxsize=None)
+def _say_auto_choice(choice: str) -> str:
+    """Log the auto choice once per process (and per choice)."""
+    if choice == SYNTHETIC:
+        log.info("morphable model auto: no %s, using the built-in synthetic model", BFM_PATH)
+    else:
+        log.info("morphable model auto: using %s", choice)
+    return choice
+
+
+def load_morphable_model(source: str | Path = AUTO) -> MorphableModel:
+    """A model from a BFM_model_front.mat, "synthetic[:<n_vertices>]" for the synthetic model (seed 0),
+    or "auto" (resolve_morphable_model).
 
     A missing file raises MissingWeightsError naming it and how to get it.
     """
     from talkface.face3d import bfm, synthetic
 
-    text = str(source)
+    text = resolve_morphable_model(source)
     if text == SYNTHETIC or text.startswith(SYNTHETIC + ":"):
         size = text[len(SYNTHETIC) + 1:] or "4000"
         if not size.isdigit():
             raise TalkfaceError(
-                f"bad morphable model source {text!r}: expected a .mat path, 'synthetic' or 'synthetic:<n_vertices>'"
+                f"bad morphable model source {text!r}: expected a .mat path, 'auto', 'synthetic' or "
+                "'synthetic:<n_vertices>'"
             )
         return MorphableModel.from_bfm_arrays(synthetic.cached_synthetic_model_arrays(int(size)))
-    return MorphableModel.from_bfm_arrays(bfm.read_bfm(source))
+    return MorphableModel.from_bfm_arrays(bfm.read_bfm(text))

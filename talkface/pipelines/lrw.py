@@ -184,13 +184,10 @@ def _recon_coeffs(path: Path, config: Any, cache: Path) -> np.ndarray:
 
 
 def _check_recon_weights(config: Any) -> None:
-    """Fail once, before any clip, when the R-Net weights are missing (not once per clip as a bad clip)."""
-    from talkface.errors import MissingWeightsError
-    from talkface.pipelines.preprocess import RNET_HELP, PreprocessConfig
+    """Fail once, before any clip, when named R-Net weights are missing (not once per clip as a bad clip)."""
+    from talkface.pipelines.preprocess import PreprocessConfig, rnet_path
 
-    rnet = Path((config or PreprocessConfig()).rnet)
-    if not rnet.is_file():
-        raise MissingWeightsError(rnet, "R-Net", RNET_HELP)
+    rnet_path((config or PreprocessConfig()).rnet)
 
 
 def _check_cache(out: Path, coeffs: str) -> None:

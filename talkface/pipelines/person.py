@@ -89,7 +89,7 @@ def finetune_person(clip: str | Path, name: str, config: PersonConfig, progress:
     workspace = Workspace(folder)
     inputs = {step: workspace.step_record(step)["key"] for step in READ_STEPS}
     book = StageBook(folder / PERSON_FILE, PERSON_KIND)
-    book.record.update(clip=str(Path(clip).resolve()), morphable_model=config.preprocess.morphable_model)
+    book.record.update(clip=str(Path(clip).resolve()), morphable_model=result.morphable_model)
     results = [book.run("preprocess", stage_key(inputs),
                         lambda: {"ran": result.ran, "seconds": result.seconds})]
     if result.ran:  # the book's time for preprocess is this run's, not a skipped call's

@@ -1,7 +1,10 @@
 """Preprocess one clip of a person into a workspace (talkface/workspace.py has the layout).
 
     frames ─┬─ audio ── mfcc
-            └─ landmarks ── align ── coeffs (R-Net + whole-clip refinement)
+            └─ landmarks ── align ── coeffs (R-Net or the posed mean face, + whole-clip refinement)
+
+Without R-Net weights (`rnet: auto` and no checkpoints/recon/epoch_20.pth, or `rnet: null`) the
+whole-clip refinement fits the clip directly from its landmarks and pixels (recon/fitting.py).
 
 Each step runs only when its key (version, config, inputs) differs from the manifest's or an
 output is missing; everything downstream of a redone step is redone too (its inputs' keys change).
@@ -9,7 +12,9 @@ output is missing; everything downstream of a redone step is redone too (its inp
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +24,13 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.config import config_to_dict
-from talkface.errors import MissingWeightsError, TalkfaceError
+from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
 from talkface.workspace import STEPS, Workspace, file_fingerprint, step_key
+
+log = logging.getLogger(__name__)
+
+RNET_DEFAULT = "checkpoints/recon/epoch_20.pth"  # where `rnet: auto` looks
 
 RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and pass its checkpoint with "
              "--rnet, or download Deep3DFaceRecon_pytorch's epoch_20.pth "
@@ -48,8 +57,10 @@ class PreprocessConfig:
     frames: int = 300  # the first N frames at 25 fps (the paper fine-tunes on ~300)
     window_size: int = 256  # side of the fixed per-clip window crops
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
-    rnet: str = "checkpoints/recon/epoch_20.pth"  # Deep3DFaceRecon 'net_recon' or a talkface recon run's checkpoint
-    morphable_model: str = "checkpoints/BFM/BFM_model_front.mat"  # or "synthetic"
+    # auto: RNET_DEFAULT when present, else direct fitting; null/"none": direct fitting; a path (Deep3DFaceRecon
+    # 'net_recon' or a talkface recon run's checkpoint) must exist.
+    rnet: Optional[str] = "auto"
+    morphable_model: str = "auto"  # the BFM file when present, else "synthetic"; or a .mat path, or "synthetic"
     refine: RefineConfig = field(default_factory=RefineConfig)
     batch_size: int = 32  # R-Net inference batch
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -67,11 +78,16 @@ class PreprocessResult:
     ran: list[str]  # steps computed this time
     skipped: list[str]  # steps already up to date
     seconds: dict[str, float]  # time per step that ran
+    morphable_model: str  # the model the coefficients were fitted with ("auto" resolved)
 
 
 def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True) -> PreprocessResult:
     """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped."""
+    from talkface.face3d.model import resolve_morphable_model
+
     clip = Path(clip)
+    # The manifest records the resolved model: infer and the GAN read it (gan/data.py).
+    config = dataclasses.replace(config, morphable_model=resolve_morphable_model(config.morphable_model))
     workspace = Workspace(out)
     workspace.check_target()
     source = file_fingerprint(clip, workspace.manifest.get("source"))
@@ -81,8 +97,9 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
     # Before writing anything: the weights the stale steps need must exist.
     if "landmarks" in stale:
         _check_landmark_backend(runner.landmark_backend, config.landmarks.checkpoints_dir)
-    if "coeffs" in stale:
-        _check_rnet(Path(config.rnet))
+    if "coeffs" in stale and runner.rnet is None and not (config.refine.enabled and config.refine.steps > 0):
+        raise ConfigError("without R-Net weights the coefficients are fitted by the whole-clip refinement; "
+                          "set refine.enabled true and refine.steps > 0, or give an R-Net with --rnet")
     if stale:
         workspace.manifest["source"] = source
         workspace.manifest["config"] = config_to_dict(config)
@@ -93,7 +110,8 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
         fields = getattr(runner, name)()
         workspace.record(name, keys[name], inputs=runner.inputs[name], config=runner.configs[name], **fields)
         seconds[name] = time.perf_counter() - start
-    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds)
+    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds,
+                            config.morphable_model)
 
 
 def _check_landmark_backend(backend: str, checkpoints_dir: str) -> None:
@@ -107,9 +125,16 @@ def _check_landmark_backend(backend: str, checkpoints_dir: str) -> None:
         predictor_path()
 
 
-def _check_rnet(path: Path) -> None:
-    if not path.is_file():
-        raise MissingWeightsError(path, "R-Net", RNET_HELP)
+def rnet_path(rnet: Optional[str]) -> Optional[Path]:
+    """The R-Net checkpoint `rnet` names, or None for direct fitting (auto without the default file,
+    null or "none"); a named file that is missing is a MissingWeightsError."""
+    if rnet is None or rnet.lower() == "none":
+        return None
+    if rnet == "auto":
+        return Path(RNET_DEFAULT) if Path(RNET_DEFAULT).is_file() else None
+    if not Path(rnet).is_file():
+        raise MissingWeightsError(rnet, "R-Net", RNET_HELP + " (or set rnet to auto/null to fit without R-Net)")
+    return Path(rnet)
 
 
 class _Runner:
@@ -119,6 +144,7 @@ class _Runner:
         self.ws, self.clip, self.config, self.progress = workspace, clip, config, progress
         self.configs: dict[str, Any] = {}
         self.inputs: dict[str, Any] = {}
+        self.rnet = rnet_path(config.rnet)  # None: direct fitting
 
     def keys(self, clip_hash: str) -> dict[str, str]:
         from talkface.recon.landmarks import resolve_backend
@@ -137,16 +163,18 @@ class _Runner:
             "mfcc": {},
             "landmarks": landmarks,
             "align": {"window_size": c.window_size},
-            "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model},
+            "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model,
+                       "init": "direct" if self.rnet is None else "rnet"},
         }
         external: dict[str, dict[str, Any]] = {"frames": {"clip": clip_hash}, "audio": {"clip": clip_hash}}
         if self.landmark_backend == "file":
             if lm.file is None:
                 raise TalkfaceError("the 'file' landmark backend needs a landmarks file (--landmarks NPY)")
             external["landmarks"] = {"file": file_fingerprint(lm.file)["sha256"]}
-        if Path(c.rnet).is_file():
+        self.rnet_record = None
+        if self.rnet is not None:
             previous = (self.ws.step_record("coeffs") or {}).get("rnet_file")
-            self.rnet_record = file_fingerprint(c.rnet, previous)
+            self.rnet_record = file_fingerprint(self.rnet, previous)
             external["coeffs"] = {"rnet": self.rnet_record["sha256"]}
         keys: dict[str, str] = {}
         for name, step in STEPS.items():  # dependency order
@@ -230,13 +258,19 @@ class _Runner:
         from talkface.recon.fitting import fit_clip
         from talkface.recon.rnet import load_rnet
 
-        rnet = load_rnet(self.config.rnet)
+        if self.rnet is None:
+            log.info("coeffs: no R-Net weights, fitting the clip directly from the mean face (%d refinement steps)",
+                     self.config.refine.steps)
+        else:
+            log.info("coeffs: R-Net %s, then the whole-clip refinement", self.rnet)
+        rnet = None if self.rnet is None else load_rnet(self.rnet)
         model = load_morphable_model(self.config.morphable_model)
         coeffs = fit_clip(self.ws.load_array("crops.npy"), self.ws.load_array("crop_landmarks.npy"), rnet, model,
                           self.config.refine, batch_size=self.config.batch_size, device=self._device(),
                           progress=self.progress, transforms=self.ws.load_array("transforms.npy"))
         self.ws.save_array("coeffs.npy", coeffs)
-        return {"rnet_file": self.rnet_record}
+        return {"rnet_file": self.rnet_record, "init": "direct" if self.rnet is None else "rnet",
+                "morphable_model": self.config.morphable_model}
 
     def _device(self) -> str:
         import torch

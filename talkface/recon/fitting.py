@@ -1,4 +1,8 @@
-"""Per-clip 3D reconstruction: R-Net per frame, then an optional joint refinement of the whole clip.
+"""Per-clip 3D reconstruction: an initial estimate per frame, then a joint refinement of the whole clip.
+
+The initial estimate is R-Net's prediction when there are R-Net weights, else the mean face posed to
+each frame's landmarks (`posed_mean_face`, a PnP fit): the refinement then fits identity, texture,
+lighting and expression from the landmarks and pixels alone ("direct fitting").
 
 The refinement goes beyond the original (which kept each frame's R-Net prediction, so identity
 flickered): one identity and one texture for the clip, per-frame expression, pose and lighting,
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,7 +45,9 @@ class RefineConfig:
     """How the whole-clip refinement runs (also the `refine` section of configs/preprocess.yaml)."""
 
     enabled: bool = True
-    steps: int = 800  # Adam steps over the whole clip (subtle mouth shapes need ~800: bench_recon.py)
+    # Adam steps over the whole clip: subtle mouth shapes need ~800, with or without R-Net
+    # (benchmarks/bench_recon.py, bench_recon_direct.py)
+    steps: int = 800
     lr: float = 0.02  # decays linearly to lr/10 over the steps
     photometric_frames: int = 4  # frames rendered per step for the photometric term (0 = landmarks only)
     photometric_size: int = 112  # side of those renders (the 224 px crops are downsampled to it)
@@ -208,10 +215,35 @@ class _PhotometricTerm:
         return self.weight * photometric_loss(rendered.image, self.targets[frames], rendered.mask * skin)
 
 
+def posed_mean_face(landmarks: np.ndarray | Tensor, model: "MorphableModel", camera: Camera = Camera()) -> Tensor:
+    """Crop landmarks [T, 68, 2] -> [T, 257]: the mean face (zero identity, expression, texture and
+    light) with each frame's head rotation and translation solved by PnP from its 68 keypoints."""
+    points = model.mean_shape[model.keypoints].detach().cpu().double().numpy()  # [68, 3] model space
+    matrix = np.array([[camera.focal, 0, camera.center], [0, camera.focal, camera.center], [0, 0, 1]])
+    # OpenCV's camera has y down and looks along +z: p_cv = FLIP·(R·p + t) + (0, 0, distance).
+    flip = np.diag([1.0, -1.0, -1.0])
+    coeffs = torch.zeros(len(landmarks), layout.N_COEFFS)
+    for t, target in enumerate(np.asarray(landmarks, dtype=np.float64)):
+        ok, rvec, tvec = cv2.solvePnP(points, target, matrix, None, flags=cv2.SOLVEPNP_SQPNP)
+        if not ok:  # degenerate landmarks: keep the frontal face at the default distance
+            continue
+        rotation = flip @ cv2.Rodrigues(rvec)[0]
+        translation = flip @ (tvec[:, 0] - [0.0, 0.0, camera.distance])
+        coeffs[t, layout.ANGLES] = torch.from_numpy(euler_angles(rotation)).float()
+        coeffs[t, layout.TRANSLATION] = torch.from_numpy(translation).float()
+    return coeffs
+
+
+def euler_angles(rotation: np.ndarray) -> np.ndarray:
+    """[3, 3] R = Rz·Ry·Rx -> its angles (x, y, z) in radians (face3d.camera.rotation_matrix's inverse)."""
+    y = -np.arcsin(np.clip(rotation[2, 0], -1.0, 1.0))
+    return np.array([np.arctan2(rotation[2, 1], rotation[2, 2]), y, np.arctan2(rotation[1, 0], rotation[0, 0])])
+
+
 def fit_clip(
     crops: np.ndarray | Tensor,
     landmarks: np.ndarray | Tensor,
-    rnet: "ReconNet",
+    rnet: "ReconNet | None",
     model: "MorphableModel",
     refine: RefineConfig | None = RefineConfig(),
     weights: LossWeights = LossWeights(),
@@ -221,8 +253,17 @@ def fit_clip(
     transforms: np.ndarray | Tensor | None = None,
 ) -> np.ndarray:
     """Aligned crops + crop landmarks (+ the crop transforms [T, 2, 3]) -> float32 [T, 257] in the 224
-    crop's camera (R-Net, then refinement)."""
-    coeffs = predict_coeffs(rnet, crops, batch_size, device)
+    crop's camera: R-Net (or, with `rnet` None, the posed mean face), then the whole-clip refinement.
+
+    Without R-Net the refinement is the only fit of identity, expression, texture and light, so it
+    cannot be disabled.
+    """
+    if rnet is None:
+        if refine is None or not refine.enabled or refine.steps == 0:
+            raise ValueError("fitting without R-Net needs the whole-clip refinement (refine.enabled, steps > 0)")
+        coeffs = posed_mean_face(landmarks, model)
+    else:
+        coeffs = predict_coeffs(rnet, crops, batch_size, device)
     if refine is not None and refine.enabled and refine.steps > 0:
         coeffs = refine_clip(coeffs, crops, landmarks, model, refine, weights, device, progress, transforms)
     return coeffs.numpy().astype(np.float32)

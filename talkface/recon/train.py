@@ -48,7 +48,7 @@ class ReconConfig:
     """configs/recon.yaml."""
 
     run_dir: str = "runs/recon"
-    morphable_model: str = "checkpoints/BFM/BFM_model_front.mat"  # or "synthetic"
+    morphable_model: str = "auto"  # the BFM file when present, else "synthetic"; or a .mat path, or "synthetic"
     data: ReconDataConfig = field(default_factory=ReconDataConfig)
     model: ReconModelConfig = field(default_factory=ReconModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)
