@@ -126,8 +126,7 @@ def run_heldout(clip: str | Path, out: str | Path, config: HeldoutConfig, progre
     seconds["score"] = time.perf_counter() - start
     result = {"clip": str(Path(clip).resolve()), "frames": len(frames), "train_frames": count,
               "heldout_frames": len(frames) - count, "frame_size": list(frames.shape[1:3]),
-              "landmarks": person.preprocess.landmarks.backend, "morphable_model": person.preprocess.morphable_model,
-              **scored["figures"], "seconds": seconds}
+              **fit_record(person, config.name), **scored["figures"], "seconds": seconds}
     write_report(paths, result, scored["sheet"], config.sheet_tile)
     with atomic_path(paths.arrays) as tmp:
         with tmp.open("wb") as handle:
@@ -140,6 +139,17 @@ def person_config(config: HeldoutConfig, paths: HeldoutPaths, count: int) -> Per
     person = config.person
     preprocess = dataclasses.replace(person.preprocess, frames=count)
     return dataclasses.replace(person, people_dir=str(paths.people), preprocess=preprocess)
+
+
+def fit_record(person: PersonConfig, name: str) -> dict[str, Any]:
+    """How the person's clip was reconstructed: landmark backend, morphable model and initialisation as run."""
+    from talkface.pipelines.person import load_person_book, person_dir
+    from talkface.workspace import Workspace
+
+    steps = Workspace(person_dir(person.people_dir, name)).manifest["steps"]
+    return {"landmarks": steps["landmarks"]["config"]["backend"],
+            "morphable_model": load_person_book(person.people_dir, name).record["morphable_model"],
+            "fit_init": steps["coeffs"].get("init", "rnet")}
 
 
 def write_heldout_clip(paths: HeldoutPaths, frames: np.ndarray, audio: np.ndarray, start: int,

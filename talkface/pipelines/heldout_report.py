@@ -73,7 +73,8 @@ def markdown(result: dict[str, Any], paths: Any) -> str:
     lines = [f"# Held-out evaluation of {Path(result['clip']).name}", "",
              f"{result['frames']} frames at 25 fps ({result['frame_size'][1]}x{result['frame_size'][0]}): fine-tuned "
              f"on the first {result['train_frames']}, scored on the last {result['heldout_frames']}. Landmarks: "
-             f"`{result['landmarks']}`; morphable model: `{result['morphable_model']}`.", "",
+             f"`{result['landmarks']}`; morphable model: `{result['morphable_model']}`; coefficients "
+             f"initialised by `{result['fit_init']}` (direct: the posed mean face; rnet: R-Net).", "",
              "## Audio-driven held-out frames against the real ones", "",
              "| | " + " | ".join(h for _, h in VARIANT_COLUMNS) + " |",
              "|---" * (len(VARIANT_COLUMNS) + 1) + "|"]
