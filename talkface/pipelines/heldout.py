@@ -402,7 +402,7 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r, NaN when either is constant (a mouth held still)."""
-    if a.std() < 1e-9 or b.std() < 1e-9:
+    if any(x.std() <= 1e-6 * max(1.0, float(np.abs(x).mean())) for x in (a, b)):  # float rounding of a constant
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
