@@ -46,7 +46,11 @@ def apply_override(config: T, override: str) -> T:
     if not sep or not key.strip():
         raise ConfigError(f"{source}: expected KEY=VALUE, e.g. train.lr=1e-4")
     parts = key.strip().split(".")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{source}: the value is not valid YAML ({problem})") from None
     return _replace_path(config, parts, value, prefix="", source=source)
 
 

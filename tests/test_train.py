@@ -279,8 +279,15 @@ def test_load_weights_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(TalkfaceError, match="bare.pt: not a talkface checkpoint"):
         load_weights(tmp_path / "bare.pt", model)
     torch.save({"format": "talkface-checkpoint-v1", "models": {"net": Regression()}}, tmp_path / "pickled.pt")
-    with pytest.raises(TalkfaceError, match="pickled.pt: not a loadable talkface checkpoint"):
+    with pytest.raises(TalkfaceError, match="pickled.pt: not a talkface checkpoint, or a corrupt one") as error:
         load_weights(tmp_path / "pickled.pt", model)  # weights_only refuses to unpickle the object
+    assert "weights_only" not in str(error.value) and "\n" not in str(error.value)  # not torch's advice
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(TalkfaceError, match="random.pt: not a talkface checkpoint, or a corrupt one") as error:
+        load_weights(tmp_path / "random.pt", model)
+    assert "weights_only" not in str(error.value)
+    with pytest.raises(TalkfaceError, match="is a directory, not a talkface checkpoint file"):
+        load_weights(tmp_path, model)
 
 
 @pytest.mark.parametrize("with_model_args, expected", [

@@ -11,6 +11,11 @@ matched at training frame I, a keyframe `period` output frames later is searched
 [I - floor(speed * period), I + floor(speed * period)]. Between keyframes the index moves by at most
 ceil(speed) per frame (exactly `speed` when it is a whole number); speed=1 (the original's pipeline
 setting) never plays the real clip faster than real time, forwards or backwards.
+
+Beyond the original: where the predicted head holds still (between two keyframes it moves at less
+than STILL_FRACTION of the training clip's typical speed, as it does in silence), the background
+holds its frame instead of replaying the clip towards the next match, since a replay would show
+the clip's own head motion while the predicted head rests.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ SPEED = 1.0  # the original's pipeline (test_personalized) calls the matcher wit
 # One second at 25 fps: a shorter clip cannot replay even one nod (~0.5-1 s) of head motion; the
 # paper's clips have ~300 frames.
 MIN_TRAIN_FRAMES = 25
+# A stretch whose predicted pose moves at under this fraction of the training clip's median speed
+# holds still. On the end-to-end test person the predicted head moves at ~1.0 x the clip's speed
+# during speech and at 0.01-0.3 x in silence (the LSTM settling in its first frames).
+STILL_FRACTION = 0.25
 
 MODES = ("reassign", "predicted", "pingpong")
 AXES = (0, 1, 2, "all")
@@ -156,11 +165,22 @@ def match_background(
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
     matches = [nearest_pose(train, pred[keys[0]])]
+    typical = float(np.median(pose_speed(train))) if len(train) > 1 else 0.0
+    speed_per_frame = pose_speed(pred)  # [T - 1]
     for prev, key in zip(keys[:-1], keys[1:]):
+        if speed_per_frame[prev:key].mean() < STILL_FRACTION * typical:
+            matches.append(matches[-1])  # the predicted head rests: so does the background
+            continue
         radius = int(np.floor(speed * (key - prev)))
         lo, hi = max(0, matches[-1] - radius), min(len(train), matches[-1] + radius + 1)
         matches.append(lo + nearest_pose(train[lo:hi], pred[key]))
     return _interpolate(keys, np.asarray(matches, np.int64), len(pred))
+
+
+def pose_speed(angles: np.ndarray) -> np.ndarray:
+    """Per-frame pose change [T - 1] (radians, L1 over the three angles) of `smooth`ed angles [T, 3]."""
+    smoothed = np.stack([smooth(axis) for axis in np.asarray(angles, np.float64).T], axis=1)  # [T, 3]
+    return np.abs(np.diff(smoothed, axis=0)).sum(axis=1)
 
 
 def _interpolate(keys: np.ndarray, matches: np.ndarray, n: int) -> np.ndarray:

@@ -53,12 +53,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.landmarks_backend != "none":
         gen_landmarks, ref_landmarks = _detect_missing(args, (generated, gen_landmarks), (ref_frames, ref_landmarks))
     if args.reference_motion is not None:
-        ref_motion = _motion(args.reference_motion)
+        ref_motion = _motion(args.reference_motion, None if ref_frames is None else len(ref_frames))
     weights = _syncnet_path(args)
     syncnet, audio = _sync_inputs(args, weights)
     result = evaluate(
         generated, ref_frames, generated_landmarks=gen_landmarks, reference_landmarks=ref_landmarks,
-        generated_motion=None if args.generated_motion is None else _motion(args.generated_motion),
+        generated_motion=None if args.generated_motion is None else _motion(args.generated_motion, len(generated)),
         reference_motion=ref_motion, audio=audio, syncnet=syncnet,
     )
     inputs = {key: getattr(args, key) for key in ("generated", "reference", "workspace", "start", "generated_landmarks",
@@ -90,6 +90,11 @@ def _reference(args: argparse.Namespace, n_generated: int, size: tuple[int, int]
         return None, None, None
     frames = read_video(args.reference)
     check_lengths(n_generated, len(frames), "frames", args.reference)
+    if tuple(frames.shape[1:3]) != tuple(size):
+        from talkface.errors import TalkfaceError
+
+        raise TalkfaceError(f"frames are {frames.shape[2]}x{frames.shape[1]}, the generated video's "
+                            f"{size[1]}x{size[0]}", args.reference)
     return frames, None, None
 
 
@@ -138,13 +143,14 @@ def _landmarks(path: str | None, n_frames: int | None):
     return track
 
 
-def _motion(path: str):
-    """A [T, 70] motion file (64 expression, 3 angles, 3 translation)."""
+def _motion(path: str, n_frames: int | None):
+    """A finite [T, 70] motion file (64 expression, 3 angles, 3 translation), T checked against its video's."""
     from pathlib import Path
 
     import numpy as np
 
     from talkface.errors import TalkfaceError
+    from talkface.evaluation import check_lengths
 
     if not Path(path).is_file():
         raise TalkfaceError("motion file not found", path)
@@ -154,6 +160,11 @@ def _motion(path: str):
         raise TalkfaceError(f"not a readable .npy file ({error})", path) from None
     if motion.ndim != 2 or motion.shape[1] != 70 or not np.issubdtype(motion.dtype, np.number):
         raise TalkfaceError(f"expected motion of shape [T, 70], got {motion.dtype} {list(motion.shape)}", path)
+    if not np.isfinite(motion).all():
+        raise TalkfaceError(f"{int((~np.isfinite(motion).all(axis=1)).sum())} of its {len(motion)} frames are not "
+                            "finite (NaN or inf); motion statistics need finite values", path)
+    if n_frames is not None:
+        check_lengths(n_frames, len(motion), "video frames and motion", path)
     return motion.astype(np.float32)
 
 

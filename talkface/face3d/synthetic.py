@@ -28,6 +28,7 @@ from talkface.errors import TalkfaceError
 EXPRESSION_DIRECTIONS = {"jaw_open": 0, "lip_spread": 1, "lip_round": 2, "smile": 3, "brow_raise": 4, "blink": 5}
 
 MIN_VERTICES = 500
+MAX_VERTICES = 100_000  # ~3x the BFM's 35,709 (which takes ~0.5 GB to build); memory grows linearly
 
 # Face layout in model units (decimetres, y up). x is the image's right, so iBUG point 0 has x < 0.
 Y_BOTTOM, Y_TOP = -0.9, 0.9  # chin bottom, top of the forehead
@@ -68,8 +69,11 @@ class _Grid:
 
 def build_synthetic_model_arrays(n_vertices: int = 4000, seed: int = 0) -> dict[str, np.ndarray]:
     """Arrays of a synthetic model of about `n_vertices` vertices, keyed and shaped as in bfm.py."""
-    if n_vertices < MIN_VERTICES:
-        raise TalkfaceError(f"a synthetic face needs at least {MIN_VERTICES} vertices, got {n_vertices}")
+    if not MIN_VERTICES <= n_vertices <= MAX_VERTICES:
+        raise TalkfaceError(f"a synthetic face needs at least {MIN_VERTICES} and at most {MAX_VERTICES} vertices, "
+                            f"got {n_vertices}")
+    if seed < 0:
+        raise TalkfaceError(f"the seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     grid = _build_grid(n_vertices)
     v = grid.vertices

@@ -69,6 +69,8 @@ class GanModelConfig:
     ndf: int = 64
 
     def kwargs(self, window_size: int) -> dict[str, Any]:
+        if window_size < 16:
+            raise TalkfaceError(f"window_size must be at least 16 px, got {window_size}")
         levels = self.levels if self.levels is not None else default_levels(window_size)
         if window_size % 2**levels:
             raise TalkfaceError(f"the {window_size} px window is not divisible by 2**levels = {2**levels}")
@@ -326,9 +328,10 @@ def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:
     """Pretrain on the (synthetic) LRW clips of `config.splits`; return the final checkpoint."""
     from talkface.gan.lrw_cache import prepare_split
 
+    model_kwargs = config.model.kwargs(config.window_size)  # an unusable window fails before the cache is built
     clips = [clip for split in config.splits for clip in prepare_split(config, split)]
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
-    networks = build_networks(**config.model.kwargs(config.window_size))
+    networks = build_networks(**model_kwargs)
     validation = None
     if config.val_split is not None and int(os.environ.get("RANK", "0")) == 0:
         val = prepare_split(config, config.val_split, config.val_clips, required=False)

@@ -10,6 +10,8 @@ activity of the audio (activity.py, its state carried too), so the head holds st
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -43,6 +45,10 @@ def predict_motion(
     added, then the pose controls of `apply_controls`.
     """
     _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
+    if chunk_frames < 1:
+        raise TalkfaceError(f"--chunk-frames must be at least 1, got {chunk_frames}")
+    if seed < 0:
+        raise TalkfaceError(f"--seed must be >= 0, got {seed}")
     frames = n_video_frames(len(audio))
     if frames == 0:
         # n_video_frames rounds to the nearest frame, so half a frame of audio is the minimum.
@@ -162,7 +168,6 @@ def _check_controls(
     shape = None if reference_motion is None else np.shape(reference_motion)
     if shape is not None and (len(shape) != 2 or shape[1] != N_MOTION or shape[0] == 0):
         raise TalkfaceError(f"reference motion must be [T, {N_MOTION}] with T >= 1, got {shape}")
-    if head_motion_scale < 0 or expression_scale < 0:
-        raise TalkfaceError(
-            f"motion scales must be >= 0, got head {head_motion_scale}, expression {expression_scale}"
-        )
+    for flag, value in (("--head-motion-scale", head_motion_scale), ("--expression-scale", expression_scale)):
+        if not math.isfinite(value) or value < 0:  # NaN fails every comparison: test it by name
+            raise TalkfaceError(f"{flag} must be a finite number >= 0, got {value}")

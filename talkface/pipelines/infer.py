@@ -75,17 +75,17 @@ def generate(name: str, audio_path: str | Path, out: str | Path, config: InferCo
     from talkface.face3d.model import load_morphable_model
     from talkface.media import read_audio
     from talkface.motion.train import load_motion_model
-    from talkface.pipelines.person import load_person_book, person_dir
+    from talkface.pipelines.person import load_person_book, person_checkpoint, person_dir
 
     book = load_person_book(config.people_dir, name)
     device = resolve_device(config.device)
     audio = read_audio(audio_path)
-    net = load_motion_model(book.outputs("motion")["checkpoint"]).to(device)
+    net = load_motion_model(person_checkpoint(config.people_dir, name, "motion")).to(device)
     enhancer = None
     if config.enhance:
         from talkface.gan.inference import load_enhancer
 
-        enhancer = load_enhancer(book.outputs("gan")["checkpoint"], device=str(device),
+        enhancer = load_enhancer(person_checkpoint(config.people_dir, name, "gan"), device=str(device),
                                  batch_size=config.gan_batch_size, channels_last=config.gan_channels_last,
                                  compile=config.gan_compile)
     model = load_morphable_model(book.record["morphable_model"]).to(device)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from talkface.atomic import new_folder_removed_on_error
 from talkface.config import config_to_dict
 from talkface.errors import TalkfaceError
 from talkface.gan.train import GanFinetuneConfig
@@ -77,12 +78,21 @@ def load_person_book(people_dir: str | Path, name: str) -> StageBook:
 
 def finetune_person(clip: str | Path, name: str, config: PersonConfig, progress: bool = True,
                     say: Callable[[str], None] = print) -> list[StageResult]:
-    """Preprocess `clip`, fine-tune the motion network and the GAN on it as person `name`; one result per stage."""
+    """Preprocess `clip`, fine-tune the motion network and the GAN on it as person `name`; one result per stage.
+
+    A person folder this call created is removed again if it fails on bad input (atomic.py).
+    """
+    folder = person_dir(config.people_dir, name)
+    check_general_models(config)  # before hours of work, not after the preprocessing
+    with new_folder_removed_on_error(folder):
+        return _finetune_stages(clip, folder, config, progress, say)
+
+
+def _finetune_stages(clip: str | Path, folder: Path, config: PersonConfig, progress: bool,
+                     say: Callable[[str], None]) -> list[StageResult]:
     from talkface.pipelines.preprocess import preprocess
     from talkface.workspace import Workspace
 
-    folder = person_dir(config.people_dir, name)
-    check_general_models(config)  # before hours of work, not after the preprocessing
     say(f"[1/3] preprocess {clip} -> {folder}")
     # Preprocess decides per step what to redo; the book records the keys the later stages read.
     result = preprocess(clip, folder, config.preprocess, progress=progress)
@@ -102,6 +112,37 @@ def finetune_person(clip: str | Path, name: str, config: PersonConfig, progress:
     return results
 
 
+def person_checkpoint(people_dir: str | Path, name: str, stage: str) -> Path:
+    """The checkpoint finished stage `stage` ("motion", "gan") of person `name` recorded, inside the
+    person's own folder; refused when its content is not the recorded one (a swapped file).
+
+    person.json names it relative to the folder, so a copied or moved person uses its own files.
+    """
+    from talkface.workspace import file_fingerprint
+
+    folder = person_dir(people_dir, name)
+    outputs = load_person_book(people_dir, name).outputs(stage)
+    path = folder / outputs["checkpoint"]
+    if Path(outputs["checkpoint"]).is_absolute() or "sha256" not in outputs:
+        raise TalkfaceError(f"records its {stage} checkpoint in an older form; run `talkface finetune` for "
+                            f"{name!r} again to update it", folder / PERSON_FILE)
+    if not path.is_file():
+        raise TalkfaceError(f"the {stage} checkpoint person.json records is missing; run `talkface finetune` "
+                            f"for {name!r} again", path)
+    if file_fingerprint(path)["sha256"] != outputs["sha256"]:
+        raise TalkfaceError(f"is not the {stage} checkpoint person.json records (its sha256 differs); run "
+                            f"`talkface finetune` for {name!r} again", path)
+    return path
+
+
+def _checkpoint_record(folder: Path, checkpoint: str | Path) -> dict[str, str]:
+    """{checkpoint: path relative to the person folder, sha256}: what person_checkpoint checks."""
+    from talkface.workspace import file_fingerprint
+
+    path = Path(checkpoint).resolve()
+    return {"checkpoint": str(path.relative_to(folder.resolve())), "sha256": file_fingerprint(path)["sha256"]}
+
+
 def check_general_models(config: PersonConfig) -> None:
     """The pretrained general models the config names exist (a run folder or a checkpoint file)."""
     from talkface.errors import MissingWeightsError
@@ -117,8 +158,9 @@ def check_general_models(config: PersonConfig) -> None:
 def _fine_tune(book: StageBook, folder: Path, name: str, stage_config: Any, inputs: dict[str, str],
                run: Callable[[Path, Any], dict[str, Any]]) -> StageResult:
     run_dir = folder / f"{name}_finetune"
+    # The key names the run folder relative to the person, so a moved person is still up to date.
+    key = stage_key({"config": config_to_dict(replace(stage_config, run_dir=run_dir.name)), "inputs": inputs})
     stage_config = replace(stage_config, run_dir=str(run_dir))
-    key = stage_key({"config": config_to_dict(stage_config), "inputs": inputs})
     return book.run(name, key, lambda: run(folder, stage_config), folder=run_dir)
 
 
@@ -127,14 +169,14 @@ def _motion_stage(folder: Path, config: MotionFinetuneConfig) -> dict[str, Any]:
     from talkface.train.runlog import last_evaluation
 
     final, _ = finetune(folder, config, resume=True)  # resume=True also starts a run that has no checkpoint
-    return {"checkpoint": str(final), "validation": last_evaluation(config.run_dir)}
+    return {**_checkpoint_record(folder, final), "validation": last_evaluation(config.run_dir)}
 
 
 def _gan_stage(folder: Path, config: GanFinetuneConfig) -> dict[str, Any]:
     from talkface.gan.train import finetune
 
     final, validation = finetune(folder, config, resume=True)
-    return {"checkpoint": str(final), "validation": {k: float(v) for k, v in validation.items()}}
+    return {**_checkpoint_record(folder, final), "validation": {k: float(v) for k, v in validation.items()}}
 
 
 def stage_figures(result: StageResult) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 
-from talkface.atomic import atomic_path
+from talkface.atomic import atomic_path, new_folder_removed_on_error
 from talkface.config import config_to_dict
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 
 RNET_DEFAULT = "checkpoints/recon/epoch_20.pth"  # where `rnet: auto` looks
 
-RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and pass its checkpoint with "
-             "--rnet, or download Deep3DFaceRecon_pytorch's epoch_20.pth "
+RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and name its checkpoint as the "
+             "preprocess config's rnet (preprocess: --rnet CKPT; finetune: --set preprocess.rnet=CKPT; "
+             "lrw preprocess: rnet in the --preprocess-config file), or download Deep3DFaceRecon_pytorch's "
+             "epoch_20.pth "
              "(https://github.com/sicxu/Deep3DFaceRecon_pytorch) and place it here")
 
 
@@ -88,8 +90,12 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
     clip = Path(clip)
     # The manifest records the resolved model: infer and the GAN read it (gan/data.py).
     config = dataclasses.replace(config, morphable_model=resolve_morphable_model(config.morphable_model))
-    workspace = Workspace(out)
-    workspace.check_target()
+    Workspace(out).check_target()
+    with new_folder_removed_on_error(out):
+        return _preprocess(clip, Workspace(out), config, progress)
+
+
+def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool) -> PreprocessResult:
     source = file_fingerprint(clip, workspace.manifest.get("source"))
     runner = _Runner(workspace, clip, config, progress)
     keys = runner.keys(source["sha256"])
@@ -112,6 +118,20 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
         seconds[name] = time.perf_counter() - start
     return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds,
                             config.morphable_model)
+
+
+def _check_inside(track: np.ndarray, size: tuple[int, int], path: str | Path) -> None:
+    """Refuse landmarks [T, 68, 2] of frames where none of the 68 points falls inside the H x W
+    frame (landmarks in another unit or of another clip): their crops would be empty."""
+    from talkface.recon.landmarks import format_ranges
+
+    height, width = size
+    with np.errstate(invalid="ignore"):  # NaN frames (no face) are neither inside nor reported
+        inside = ((track >= 0) & (track < [width, height])).all(axis=2).any(axis=1)
+    outside = ~inside & ~np.isnan(track).all(axis=(1, 2))
+    if outside.any():
+        raise TalkfaceError(f"the landmarks of frames {format_ranges(outside)} lie wholly outside the "
+                            f"{width}x{height} frame (landmarks must be in frame pixels)", path)
 
 
 def _check_landmark_backend(backend: str, checkpoints_dir: str) -> None:
@@ -186,12 +206,21 @@ class _Runner:
     # steps: each writes its outputs and returns extra manifest fields
 
     def frames(self) -> dict[str, Any]:
-        from talkface.media import read_video
+        from talkface.audio import n_video_frames
+        from talkface.errors import MediaError
+        from talkface.media import probe_video, read_audio, read_video
 
-        frames = read_video(self.clip, max_frames=self.config.frames)
+        if not probe_video(self.clip).has_audio:
+            raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
+        # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
+        # clip whose last frame is held) would add frames with no speech behind them.
+        speech_frames = n_video_frames(len(read_audio(self.clip)))
+        frames = read_video(self.clip, max_frames=min(self.config.frames, speech_frames))
         if len(frames) < self.config.frames:
-            raise TalkfaceError(f"has only {len(frames)} frames at 25 fps, fewer than the {self.config.frames} "
-                                f"asked for; use --frames {len(frames)} (or fewer)", self.clip)
+            raise TalkfaceError(f"has only {len(frames)} frames with speech at 25 fps, fewer than the "
+                                f"{self.config.frames} asked for; set the preprocess frames to {len(frames)} "
+                                f"or fewer (preprocess: --frames {len(frames)}, finetune: "
+                                f"--set preprocess.frames={len(frames)})", self.clip)
         self.ws.save_array("frames.npy", frames)
         return {"frames": len(frames), "height": frames.shape[1], "width": frames.shape[2]}
 
@@ -225,14 +254,16 @@ class _Runner:
             if len(track) < len(frames):
                 raise TalkfaceError(f"has landmarks for {len(track)} frames, the workspace has {len(frames)}", c.file)
             track = track[: len(frames)]
+            _check_inside(track, frames.shape[1:3], c.file)
         else:
             backend = lmk.make_landmark_backend(self.landmark_backend, checkpoints_dir=c.checkpoints_dir,
                                                 device=self._device())
             track = backend.detect(frames)
         try:
             clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
-        except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the clip too
-            raise TalkfaceError(str(error), self.clip if error.path is None else None) from None
+        except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the file too
+            source = c.file if self.landmark_backend == "file" else self.clip
+            raise TalkfaceError(str(error), source if error.path is None else None) from None
         self.ws.save_array("landmarks.npy", clean)
         missing = np.isnan(track).all(axis=(1, 2))
         return {"frames_without_face": lmk.format_ranges(missing) if missing.any() else ""}

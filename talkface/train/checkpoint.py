@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -99,12 +100,14 @@ def load_weight_file(path: str | Path, what: str, where_to_get: str) -> dict[str
     the file how to obtain it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise TalkfaceError(f"is a directory, not a {what} checkpoint file", path)
     if not path.is_file():
         raise MissingWeightsError(path, what, where_to_get)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise TalkfaceError(f"not a loadable {what} checkpoint ({_reason(error)})", path) from None
+        raise TalkfaceError(f"not a {what} checkpoint, or a corrupt one ({_reason(error)})", path) from None
     if not isinstance(loaded, dict):
         raise TalkfaceError(f"not a {what} checkpoint (a {type(loaded).__name__}, expected a dict)", path)
     return loaded
@@ -119,10 +122,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _reason(error: Exception) -> str:
-    """The informative line of torch.load's many-line message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    unpickler = [line for line in lines if line.startswith("WeightsUnpickler error:")]
-    return (unpickler or lines or [type(error).__name__])[0]
+    """What torch.load found wrong, without its advice to load with weights_only=False (which
+    would run whatever code the file holds: never the right advice for a file that is not ours)."""
+    text = " ".join(str(error).split())
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s*Check the documentation|$)", text)
+    if unpickler:
+        return unpickler.group(1).strip() or type(error).__name__
+    first = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]  # the first sentence
+    return first.rstrip(".") if first and "weights_only" not in first else type(error).__name__
 
 
 @dataclass(frozen=True)
