@@ -208,19 +208,20 @@ def load_models(person: PersonConfig, infer: InferConfig, name: str) -> Models:
     from talkface.face3d.model import load_morphable_model
     from talkface.gan.inference import load_enhancer
     from talkface.motion.train import load_motion_model
-    from talkface.pipelines.person import load_person_book
+    from talkface.pipelines.person import load_person_book, person_checkpoint
     from talkface.train.checkpoint import checkpoint_or_latest
     from talkface.train.distributed import resolve_device
 
     book = load_person_book(person.people_dir, name)
     device = resolve_device(infer.device)
-    enhancer = load_enhancer(book.outputs("gan")["checkpoint"], device=str(device), batch_size=infer.gan_batch_size)
+    enhancer = load_enhancer(person_checkpoint(person.people_dir, name, "gan"), device=str(device),
+                             batch_size=infer.gan_batch_size)
     general = None
     if person.motion.pretrained is not None:
         general = load_motion_model(checkpoint_or_latest(person.motion.pretrained, "talkface motion pretrain"))
         general = general.to(device)
     return Models(load_morphable_model(book.record["morphable_model"]).to(device), enhancer,
-                  load_motion_model(book.outputs("motion")["checkpoint"]).to(device), general, device)
+                  load_motion_model(person_checkpoint(person.people_dir, name, "motion")).to(device), general, device)
 
 
 def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, first_frame: np.ndarray,
