@@ -39,7 +39,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--work", default="/tmp/talkface_heldout", help="one output folder per clip under here")
     parser.add_argument("--out", default=str(RESULTS / "heldout_real.json"))
+    parser.add_argument("--table", action="store_true", help="print the recorded results as a markdown table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
+        return
     runs = [(Path(clip).stem, Path(clip)) for clip in args.clips]
     if args.synthetic is not None:  # the same detector and fitting as a real clip: the two compare
         runs.append(("synthetic", Path(args.synthetic) / "world" / "person" / "clip.mp4"))
@@ -53,6 +57,26 @@ def main() -> None:
                                  "wall_seconds": round(time.perf_counter() - start, 1), "machine": machine_info()}
         write_result(out, record)
         print(f"{name}: {json.dumps(result['checks'])}")
+
+
+def table(record: dict) -> str:
+    """One markdown row per clip: mouth LMD at 224 px of the fine-tuned model and each baseline, the GAN."""
+    rows = ["| clip | frames fine-tuned / scored | mouth LMD @224: fine-tuned / mean expr. / general / first frame "
+            "| lip-gap r | GAN vs render PSNR (dB) | SSIM | identity change | wall (s) |", "|---" * 9 + "|"]
+    for name, clip in record["clips"].items():
+        lmd = " / ".join(_fmt(clip["audio_driven"].get(v, {}).get("lmd_224"), 2)
+                         for v in ("finetuned", "mean_expression", "general", "still"))
+        recon = clip["reconstruction"]
+        rows.append(f"| {name} | {clip['train_frames']} / {clip['heldout_frames']} | {lmd} "
+                    f"| {_fmt(clip['audio_driven']['finetuned'].get('mouth_open_r'), 2)} "
+                    f"| {_fmt(recon['psnr_gan'], 1)} vs {_fmt(recon['psnr_render'], 1)} "
+                    f"| {_fmt(recon['ssim_gan'], 3)} vs {_fmt(recon['ssim_render'], 3)} "
+                    f"| {_fmt(clip['identity']['heldout_change'], 2)} | {clip['wall_seconds']:.0f} |")
+    return "\n".join(rows)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
