@@ -53,7 +53,7 @@ def main() -> None:
         start = time.perf_counter()
         result = run_heldout(clip, Path(args.work) / name, config)
         record = json.loads(out.read_text()) if out.is_file() else {"clips": {}}
-        record["clips"][name] = {**result, "overrides": args.overrides,
+        record["clips"][name] = {**result, "config": args.config, "overrides": args.overrides,
                                  "wall_seconds": round(time.perf_counter() - start, 1), "machine": machine_info()}
         write_result(out, record)
         print(f"{name}: {json.dumps(result['checks'])}")
