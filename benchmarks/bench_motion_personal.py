@@ -57,7 +57,8 @@ from talkface.motion.records import read_record, split_records
 from talkface.pipelines.lrw import preprocess_lrw
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
-from talkface.synth.speech import speech_for_duration
+from talkface.synth.speech import utterance_for_duration
+from talkface.synth.variety import VarietyConfig
 from talkface.synth.world import SAMPLE_RATE, VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
@@ -72,21 +73,21 @@ def lrw_seed(word: str, split: str, index: int) -> int:
     return zlib.crc32(f"{word}/{split}/{index}".encode()) & 0x7FFFFFFF
 
 
-def write_truth_lrw(root: Path, words: list[str], clips: int, engine: str) -> None:
+def write_truth_lrw(root: Path, words: list[str], clips: int, engine: str, variety: VarietyConfig) -> None:
     for word in words:
         for split, count in (("train", clips), ("val", max(1, clips // 4))):
             for index in range(1, count + 1):
                 write_lrw_clip_without_frames(lrw_clip_path(root, word, split, index), word,
-                                              lrw_seed(word, split, index), engine)
+                                              lrw_seed(word, split, index), engine, variety)
 
 
 def speaking_person(seed: int, seconds: float, engine: str) -> tuple[np.ndarray, np.ndarray]:
     """(speech [N], coefficients [T, 257]) of subject `seed` talking for `seconds`."""
-    samples = speech_for_duration(seconds, seed, SAMPLE_RATE, engine)
+    speech = utterance_for_duration(seconds, seed, SAMPLE_RATE, engine)
     subject = sample_subject(seed)
     frames = int(round(seconds * 25))
-    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames)
-    return samples, subject.coeffs(motion.expression, motion.angles, motion.translation)
+    motion = generate_motion(speech.audio, SAMPLE_RATE, subject.style, seed, frames, speech.phones)
+    return speech.audio, subject.coeffs(motion.expression, motion.angles, motion.translation)
 
 
 def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> None:
@@ -107,8 +108,9 @@ def own_truth_reference(truth_stats: dict, others: list[dict], seconds: float, e
     runs = []
     for k in range(utterances):
         seed = 70_000 + k
-        speech = speech_for_duration(seconds, seed, SAMPLE_RATE, engine)
-        stats = pose_statistics(generate_motion(speech, SAMPLE_RATE, style, seed, int(round(seconds * 25))).angles)
+        speech = utterance_for_duration(seconds, seed, SAMPLE_RATE, engine)
+        motion = generate_motion(speech.audio, SAMPLE_RATE, style, seed, int(round(seconds * 25)), speech.phones)
+        stats = pose_statistics(motion.angles)
         own = pose_statistics_distance(stats, truth_stats)
         other_distances = [pose_statistics_distance(stats, s) for s in others]
         runs.append((1 + sum(d < own for d in other_distances), own, min(other_distances)))
@@ -145,6 +147,8 @@ def main() -> int:
     parser.add_argument("--normalize-targets", action="store_true", help="per-dimension target statistics")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--engine", default="builtin", choices=["builtin", "espeak", "auto"])
+    parser.add_argument("--no-variety", action="store_true",
+                        help="the corpus's speech in each subject's plain voice, clean and dry (synth/variety.py)")
     parser.add_argument("--result", default=str(RESULT))
     parser.add_argument("--workdir", default=None, help="keep intermediate files here (default: a temp dir)")
     args = parser.parse_args()
@@ -158,7 +162,8 @@ def main() -> int:
 
     start = time.perf_counter()
     words = list(VOCABULARY[:args.words])
-    write_truth_lrw(work / "lrw", words, args.clips, args.engine)
+    variety = VarietyConfig(enabled=not args.no_variety)
+    write_truth_lrw(work / "lrw", words, args.clips, args.engine, variety)
     samples, coeffs = speaking_person(PERSON_SEED, args.person_seconds, args.engine)
     clip_frames = int(CLIP_SECONDS * 25)
     write_workspace(work / "person", samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME], coeffs[:clip_frames])
@@ -279,6 +284,7 @@ def main() -> int:
             "pretrain_steps": args.pretrain_steps, "batch_size": 16, "finetune_epochs": args.finetune_epochs,
             "network": dataclasses.asdict(network), "person_seed": PERSON_SEED, "person_clip_s": CLIP_SECONDS,
             "normalize_targets": args.normalize_targets, "held_out_speech_s": round(held_seconds, 2), "other_persons": args.others, "engine": args.engine,
+            "corpus_speech_variety": dataclasses.asdict(variety),
             "loss": dataclasses.asdict(LossConfig()),
         },
         "lmd_px_224": {k: round(v, 4) for k, v in lmds.items()},

@@ -21,4 +21,5 @@ if [[ "${1:-}" == "--all" ]]; then
     "$python" benchmarks/bench_motion_personal.py
     "$python" benchmarks/bench_recon.py
     "$python" benchmarks/bench_gan_quality.py
+    "$python" benchmarks/bench_synth_mouth_loudness.py  # synthetic and real mouths against loudness
 fi

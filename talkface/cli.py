@@ -29,6 +29,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.lrw",
     "talkface.commands.motion",
     "talkface.commands.gan",
+    "talkface.commands.convert",
     "talkface.commands.eval",
     "talkface.commands.person",
     "talkface.commands.demo",

@@ -416,6 +416,25 @@ def test_converter_checks_the_expression_file_size(tmp_path):
         bfm.convert_bfm(tmp_path, tmp_path / "out.mat")
 
 
+def test_converter_reads_the_expression_file_like_the_reference(tmp_path):
+    """Deep3DFaceRecon reads dim, mean and PCs and ignores what follows; a wrong dimension is refused."""
+    raw = _fake_raw(tmp_path)
+    path = tmp_path / "Exp_Pca.bin"
+    data = path.read_bytes()
+    path.write_bytes(data + b"\x07" * 10)  # trailing bytes
+    first = bfm.convert_bfm(tmp_path, tmp_path / "a.mat")["exBase"]
+    rows_trim = (3 * (raw["front"][:, None] - 1) + np.arange(3)).ravel()
+    np.testing.assert_allclose(first, raw["exp_pcs"][:64, rows_trim].T * raw["std"][:64] / 1e5, rtol=1e-5)
+    for dim in (63, 78, 80):  # below 64; disagreeing with std_exp.txt (79), with and without enough bytes
+        path.write_bytes(np.array([dim], np.int32).tobytes() + data[4:] + b"\0" * 4 * 3 * 250)
+        with pytest.raises(TalkfaceError, match="Exp_Pca.bin|std_exp.txt"):
+            bfm.convert_bfm(tmp_path, tmp_path / "b.mat")
+    path.write_bytes(np.array([79], np.int32).byteswap().tobytes() + data[4:])  # big-endian: a huge dim
+    with pytest.raises(TalkfaceError, match="Exp_Pca.bin"):
+        bfm.convert_bfm(tmp_path, tmp_path / "c.mat")
+    assert not any((tmp_path / name).exists() for name in ("b.mat", "c.mat"))
+
+
 def test_cli_synth_writes_a_loadable_model(tmp_path):
     out = tmp_path / "m.mat"
     assert cli_main(["bfm", "synth", "--out", str(out), "--vertices", "700", "--seed", "2"]) == 0

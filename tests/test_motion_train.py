@@ -33,7 +33,7 @@ from talkface.motion.train import (
 from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
-from talkface.synth.speech import speech_for_duration
+from talkface.synth.speech import utterance_for_duration
 from talkface.synth.world import SAMPLE_RATE, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.workspace import Workspace
 
@@ -63,10 +63,11 @@ def write_truth_lrw(root: Path) -> list[str]:
 
 def write_truth_person(folder: Path, seed: int, seconds: float) -> Workspace:
     """A person workspace holding what preprocess would write for write_person(seed)'s clip: its truth."""
-    samples = speech_for_duration(seconds, seed, SAMPLE_RATE, "builtin")
+    speech = utterance_for_duration(seconds, seed, SAMPLE_RATE, "builtin")
+    samples = speech.audio
     subject = sample_subject(seed)
     frames = int(round(seconds * 25))
-    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames)
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames, speech.phones)
     ws = Workspace(folder)
     ws.root.mkdir(parents=True)
     write_wav(ws.path("audio.wav"), samples)

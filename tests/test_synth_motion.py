@@ -1,4 +1,4 @@
-"""The synthetic world's speech and motion: speech-driven mouth, per-subject head style, blinks."""
+"""The synthetic world's speech and motion: mouth from audio alone, per-subject head style, blinks."""
 
 from __future__ import annotations
 
@@ -36,15 +36,6 @@ def frame_log_rms(audio: np.ndarray, n_frames: int) -> np.ndarray:
     half = SR * 25 // 2000
     centres = ((np.arange(n_frames) + 0.5) * SR / FPS).astype(int)
     return np.array([np.log(np.sqrt(np.mean(audio[max(c - half, 0) : c + half] ** 2)) + 1e-3) for c in centres])
-
-
-def lagged_correlation(mouth: np.ndarray, energy: np.ndarray, lag: int) -> float:
-    """corr(mouth[t], energy[t + lag]): a positive best lag means the mouth moves first."""
-    if lag >= 0:
-        a, b = mouth[: len(mouth) - lag], energy[lag:]
-    else:
-        a, b = mouth[-lag:], energy[: len(energy) + lag]
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def estimate_f0(audio: np.ndarray) -> float:
@@ -140,18 +131,6 @@ def test_espeak_voices():
 # mouth
 
 
-def test_mouth_opening_follows_energy_and_leads_it():
-    audio = speech_for_duration(20.0, seed=7, engine="builtin")
-    style = sample_head_style(7)
-    motion = generate_motion(audio, SR, style, seed=0)
-    energy = frame_log_rms(audio, len(motion.expression))
-    r = {lag: lagged_correlation(motion.expression[:, JAW], energy, lag) for lag in range(-3, 4)}
-    best = max(r, key=r.get)
-    assert r[best] > 0.5
-    assert best in (1, 2)  # the mouth leads the sound by 40-80 ms
-    assert r[best] > r[-best] + 0.05
-
-
 def test_silence_closes_the_mouth():
     speech = speech_for_duration(3.0, seed=2, engine="builtin")
     audio = np.concatenate([np.zeros(2 * SR, np.float32), speech, np.zeros(2 * SR, np.float32)])
@@ -173,11 +152,12 @@ def test_lip_shape_follows_the_vowels():
 def test_speech_features_shapes_and_ranges():
     audio = speech_for_duration(2.0, seed=1, engine="builtin")
     features = speech_features(audio, SR, 50)
-    assert set(features) == {"energy", "openness", "spread"}
+    assert set(features) == {"energy", "openness", "spread", "hiss"}
     for name, value in features.items():
         assert value.shape == (50,) and value.dtype == np.float32, name
         assert np.isfinite(value).all()
-    assert 0 <= features["energy"].min() and features["energy"].max() <= 1
+    for name in ("energy", "openness", "hiss"):
+        assert 0 <= features[name].min() and features[name].max() <= 1, name
     assert np.abs(features["spread"]).max() <= 1
     silent = speech_features(np.zeros(SR, np.float32), SR, 25)
     np.testing.assert_array_equal(silent["energy"], 0.0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_config_arguments, load_command_config
+
 DEFAULT_PERSON_DIR = "data/synth/person"
 DEFAULT_LRW_DIR = "data/synth/lrw"
 
@@ -33,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lrw.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
     lrw.add_argument("--size", type=int, default=256, metavar="PX", help="frame side in pixels (default: 256, as LRW)")
     _add_engine(lrw)
+    add_config_arguments(lrw, "synth_lrw.yaml")  # the speech's variety (talkface/synth/variety.py)
     lrw.set_defaults(handler=_lrw)
 
 
@@ -51,9 +54,11 @@ def _person(args: argparse.Namespace) -> int:
 
 
 def _lrw(args: argparse.Namespace) -> int:
+    from talkface.synth.variety import VarietyConfig
     from talkface.synth.world import write_lrw
 
+    variety = load_command_config(VarietyConfig, args)
     paths = write_lrw(args.out, words=args.words, clips_per_word=args.clips, seed=args.seed, splits=tuple(args.splits),
-                      size=args.size, engine=args.engine)
+                      size=args.size, engine=args.engine, variety=variety)
     print(f"{len(paths)} clips in {args.out}")
     return 0

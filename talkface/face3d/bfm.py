@@ -216,14 +216,19 @@ def _scaled_pcs(bfm: dict[str, np.ndarray], prefix: str, count: int, raw_dir: Pa
 
 
 def _expression_basis(raw_dir: Path, n_trim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Guo et al.'s Exp_Pca.bin -> PCs [3n, dim] (interleaved xyz) and std_exp.txt -> stds [dim]."""
+    """Guo et al.'s Exp_Pca.bin -> PCs [3n, dim] (interleaved xyz) and std_exp.txt -> stds [dim].
+
+    Read as Deep3DFaceRecon's util/load_mats.py `LoadExpBasis` reads it: int32 dim, float32 mean [3n],
+    float32 PCs [dim, 3n], and whatever follows ignored (trailing bytes are tolerated). A dimension
+    below 64, one that disagrees with std_exp.txt, or a file too short for it is an error.
+    """
     path = raw_dir / "Exp_Pca.bin"
     data = path.read_bytes()
     dim = int(np.frombuffer(data[:4], np.int32)[0]) if len(data) >= 4 else 0
     expected = 4 + 4 * 3 * n_trim * (1 + dim)  # int32 dim, float32 mean [3n], float32 PCs [dim, 3n]
-    if dim < N_EXPRESSION or len(data) != expected:
+    if dim < N_EXPRESSION or len(data) < expected:
         raise TalkfaceError(
-            f"expected an int32 dimension >= {N_EXPRESSION} and {expected} bytes for {n_trim} vertices, "
+            f"expected an int32 dimension >= {N_EXPRESSION} and at least {expected} bytes for {n_trim} vertices, "
             f"found dimension {dim} and {len(data)} bytes", path,
         )
     pcs = np.frombuffer(data, np.float32, count=dim * 3 * n_trim, offset=4 + 4 * 3 * n_trim)

@@ -148,7 +148,8 @@ def check_general_models(config: PersonConfig) -> None:
     from talkface.errors import MissingWeightsError
 
     how = "make the general models with scripts/pretrain_lrw.sh LRW_ROOT (or on a synthetic LRW from " \
-          "`talkface synth lrw`), or name another file with --set {key}=PATH"
+          "`talkface synth lrw`), convert the original project's with `talkface convert original` " \
+          "(checkpoints/README.md), or name another file with --set {key}=PATH"
     for key, what, source in (("motion.pretrained", "pretrained audio-to-motion", config.motion.pretrained),
                               ("gan.pretrained", "pretrained GAN", config.gan.pretrained)):
         if source is not None and not Path(source).exists():

@@ -62,6 +62,9 @@ class PreprocessConfig:
     # auto: RNET_DEFAULT when present, else direct fitting; null/"none": direct fitting; a path (Deep3DFaceRecon
     # 'net_recon' or a talkface recon run's checkpoint) must exist.
     rnet: Optional[str] = "auto"
+    # R-Net crops (recon/alignment.py): "auto" = "deep3d" for a Deep3DFaceRecon checkpoint (the crops it
+    # was trained on), else "exact" (the continuous map: talkface's own R-Net trains on it; direct fitting uses it)
+    crop: Literal["auto", "exact", "deep3d"] = "auto"
     morphable_model: str = "auto"  # the BFM file when present, else "synthetic"; or a .mat path, or "synthetic"
     refine: RefineConfig = field(default_factory=RefineConfig)
     batch_size: int = 32  # R-Net inference batch
@@ -182,7 +185,7 @@ class _Runner:
             "audio": {},
             "mfcc": {},
             "landmarks": landmarks,
-            "align": {"window_size": c.window_size},
+            "align": {"window_size": c.window_size, "crop": self._crop_mode()},
             "coeffs": {"refine": config_to_dict(c.refine), "morphable_model": c.morphable_model,
                        "init": "direct" if self.rnet is None else "rnet"},
         }
@@ -273,7 +276,7 @@ class _Runner:
 
         frames = self.ws.load_array("frames.npy", mmap=True)
         landmarks = self.ws.load_array("landmarks.npy")
-        faces = align_faces(frames, landmarks)
+        faces = align_faces(frames, landmarks, mode=self.configs["align"]["crop"])
         window = clip_window(landmarks, frames.shape[1:3], self.config.window_size)
         self.ws.save_array("transforms.npy", faces.transforms)
         self.ws.save_array("crops.npy", faces.crops)
@@ -302,6 +305,13 @@ class _Runner:
         self.ws.save_array("coeffs.npy", coeffs)
         return {"rnet_file": self.rnet_record, "init": "direct" if self.rnet is None else "rnet",
                 "morphable_model": self.config.morphable_model}
+
+    def _crop_mode(self) -> str:
+        from talkface.recon.rnet import is_deep3d_checkpoint
+
+        if self.config.crop != "auto":
+            return self.config.crop
+        return "deep3d" if self.rnet is not None and is_deep3d_checkpoint(self.rnet) else "exact"
 
     def _device(self) -> str:
         import torch

@@ -8,6 +8,14 @@ renders map back to the frame exactly. OpenCV puts pixel centres on integers; `w
 The aligned crop: fit the 5 image points to a 3D 5-point template by least squares (a 2x4 affine
 camera, "POS"), take the template origin's image position t and the scale s (mean row norm of the
 affine's 2x3 part), then map the frame by q = (102 / s) (p - t) + (112, 112) into 224 x 224.
+
+Two crop modes (`CROP_MODES`): "exact" is that continuous map; "deep3d" is the crop of
+Deep3DFaceRecon_pytorch's util/preprocess.py `align_img`, which the public R-Net (`epoch_20.pth`)
+was trained on. It takes landmarks with pixel centres on integers and y flipped (H - 1 - y),
+truncates the rescaled frame size and the crop corner to integers, resizes the whole frame with
+PIL's bicubic filter and cuts 224 x 224 out of it (zeros outside): its crops sit 0.1-1.5 crop px
+from the exact map. "deep3d" repeats those steps, so its crops equal the reference's pixel for
+pixel, and returns the map they really are (a slightly anisotropic zoom and an integer shift).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 import torch
 
 TARGET_SIZE = 224  # R-Net input side (REFERENCE.md)
+CROP_MODES = ("exact", "deep3d")
 RESCALE_FACTOR = 102.0  # crop pixels per template unit (REFERENCE.md)
 
 # The standard 5 points of Deep3DFaceRecon: BFM/similarity_Lm3D_all.mat (68 3D landmarks of the
@@ -77,6 +86,41 @@ def crop_transform(
 def alignment_transform(landmarks: np.ndarray, target_size: int = TARGET_SIZE, rescale_factor: float = RESCALE_FACTOR) -> np.ndarray:
     """Landmarks [..., 68, 2] -> the R-Net crop transform [..., 2, 3]."""
     return crop_transform(*pos_fit(five_points(landmarks)), target_size, rescale_factor)
+
+
+def deep3d_crop(
+    landmarks: np.ndarray, frame_size: tuple[int, int], target_size: int = TARGET_SIZE,
+    rescale_factor: float = RESCALE_FACTOR,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Landmarks [68, 2] (our convention) and (height, width) -> ((w, h) of the resized frame, (left, up) of the crop).
+
+    The integers of `align_img`: its landmarks are ours - 0.5 with y flipped, which moves the fitted
+    template origin the same way and leaves the scale alone (the fit is affine-equivariant).
+    """
+    height, width = frame_size
+    translation, scale = pos_fit(five_points(landmarks))
+    zoom = rescale_factor / scale
+    t_x, t_up = translation[0] - 0.5, height - 0.5 - translation[1]  # their x, their y (up)
+    w, h = int(width * zoom), int(height * zoom)  # truncated, as its astype(np.int32)
+    left = int(np.trunc(w / 2 - target_size / 2 + (t_x - width / 2) * zoom))
+    up = int(np.trunc(h / 2 - target_size / 2 + (height / 2 - t_up) * zoom))
+    return (w, h), (left, up)
+
+
+def _deep3d_align(image: np.ndarray, landmarks: np.ndarray, target_size: int,
+                  rescale_factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [H, W, 3] -> (crop uint8 [size, size, 3], transform [2, 3]) exactly as Deep3DFaceRecon's align_img."""
+    from PIL import Image
+
+    if not (image.ndim == 3 and image.dtype == np.uint8 and image.shape[2] == 3):
+        raise ValueError(f"the deep3d crop takes uint8 [H, W, 3] frames, got {image.dtype} {list(image.shape)}")
+    height, width = image.shape[:2]
+    (w, h), (left, up) = deep3d_crop(landmarks, (height, width), target_size, rescale_factor)
+    resized = Image.fromarray(image).resize((w, h), resample=Image.Resampling.BICUBIC)
+    crop = np.asarray(resized.crop((left, up, left + target_size, up + target_size)))
+    # PIL maps pixel centres (i + 0.5) of the resized frame to (i + 0.5) W / w of the frame
+    matrix = np.array([[w / width, 0.0, -left], [0.0, h / height, -up]])
+    return crop, matrix
 
 
 def invert_transform(matrix: np.ndarray) -> np.ndarray:
@@ -162,13 +206,22 @@ def align_face(
     landmarks: np.ndarray,
     target_size: int = TARGET_SIZE,
     rescale_factor: float = RESCALE_FACTOR,
+    mode: str = "exact",
 ) -> AlignedFace:
-    """Crop one frame (uint8 [H, W, 3] or float [3, H, W]) for the R-Net from its landmarks [68, 2]."""
+    """Crop one frame (uint8 [H, W, 3] or float [3, H, W]) for the R-Net from its landmarks [68, 2].
+
+    mode "exact" or "deep3d" (module docstring; "deep3d" takes uint8 [H, W, 3] frames only).
+    """
     landmarks = np.asarray(landmarks, np.float64)
     if landmarks.shape != (68, 2) or not np.isfinite(landmarks).all():
         raise ValueError(f"expected finite landmarks [68, 2], got {list(landmarks.shape)}")
-    matrix = alignment_transform(landmarks, target_size, rescale_factor)
-    crop = warp_image(image, matrix, target_size)
+    if mode == "deep3d":
+        crop, matrix = _deep3d_align(np.asarray(image), landmarks, target_size, rescale_factor)
+    elif mode == "exact":
+        matrix = alignment_transform(landmarks, target_size, rescale_factor)
+        crop = warp_image(image, matrix, target_size)
+    else:
+        raise ValueError(f"unknown crop mode {mode!r}; valid: {', '.join(CROP_MODES)}")
     return AlignedFace(crop, apply_transform(matrix, landmarks).astype(np.float32), matrix)
 
 
@@ -177,11 +230,12 @@ def align_faces(
     landmarks: np.ndarray,
     target_size: int = TARGET_SIZE,
     rescale_factor: float = RESCALE_FACTOR,
+    mode: str = "exact",
 ) -> AlignedFaces:
     """Batched `align_face`: images uint8 [T, H, W, 3] or float [T, 3, H, W], landmarks [T, 68, 2]."""
     if len(images) != len(landmarks):
         raise ValueError(f"got {len(images)} images and {len(landmarks)} landmark sets")
-    faces = [align_face(image, points, target_size, rescale_factor) for image, points in zip(images, landmarks)]
+    faces = [align_face(image, points, target_size, rescale_factor, mode) for image, points in zip(images, landmarks)]
     stack = torch.stack if isinstance(images, torch.Tensor) else np.stack
     return AlignedFaces(
         stack([face.crop for face in faces]),

@@ -10,6 +10,7 @@ checkpoint's 'net_recon' state dict loads with `load_state_dict` and needs no re
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -98,6 +99,20 @@ def load_rnet(path: str | Path, model_name: str | None = None) -> ReconNet:
     net = ReconNet(backbone=backbone)
     _load_exact(net, state, path)
     return net.eval()
+
+
+def is_deep3d_checkpoint(path: str | Path) -> bool:
+    """Whether `path` is a Deep3DFaceRecon checkpoint (its net under 'net_recon'), memory-mapped, not read.
+
+    A file that cannot be read is not one; `load_rnet` says why when the R-Net is loaded.
+    """
+    for mmap in (True, False):  # the legacy (non-zip) format cannot be memory-mapped
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, OSError):
+            continue
+        return isinstance(checkpoint, dict) and "net_recon" in checkpoint
+    return False
 
 
 def _load_exact(net: ReconNet, state: dict, path: Path) -> None:

@@ -1,15 +1,17 @@
-"""Motion for the synthetic world: speech-driven mouth, per-subject head-motion style, blinks.
+"""Motion for the synthetic world: phone-driven mouth, per-subject head-motion style, blinks.
 
-The audio -> motion network must learn this mapping, so the mouth follows measurable cues of the
-speech (energy envelope for the jaw, spectral shape for lip spread/round), leads the sound by
-40-80 ms and moves more smoothly than the audio; the head follows the subject's style (rhythm,
-amplitude, bias) with nods coupled to speech energy; what the audio cannot explain stays small.
-All outputs are float32, one row per 25 fps frame.
+The audio -> motion network must learn this mapping. The mouth articulates the phones of the
+speech (visemes.py: targets per phone class with coarticulation, not the loudness), leading the
+sound by the subject's 40-80 ms; the phones are the speech engine's timeline, or estimated from
+the audio when it has none (phones.py). The head follows the subject's style (rhythm, amplitude,
+bias) with nods coupled to speech energy; what the audio cannot explain stays small. All outputs
+are float32, one row per 25 fps frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -17,8 +19,10 @@ from scipy.signal import find_peaks
 
 from talkface.face3d.coeffs import N_EXPRESSION
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
+from talkface.synth.acoustics import FPS, speech_features
+from talkface.synth.phones import Phone, phones_from_audio
+from talkface.synth.visemes import articulate
 
-FPS = 25
 MAX_ANGLE = 0.35  # rad; angles are soft-clipped to this bound
 
 _JAW = EXPRESSION_DIRECTIONS["jaw_open"]
@@ -29,20 +33,6 @@ _BROW = EXPRESSION_DIRECTIONS["brow_raise"]
 _BLINK = EXPRESSION_DIRECTIONS["blink"]
 _NAMED = sorted(EXPRESSION_DIRECTIONS.values())
 
-# Energy envelope: RMS level in dBFS mapped linearly from the floor (0) to the top (1). Speech is
-# peak-normalised to 0.9, so vowels sit near -15 dBFS (~0.85) and silence at 0.
-_FLOOR_DB = -50.0
-_RANGE_DB = 40.0
-_WINDOW_S = 0.025
-# Spectral cues. Openness: share of the F1 region (150-850 Hz) above 450 Hz (open vowels have a high F1).
-# Spread: log ratio of the F2/F3 band to the band just below it: front, spread vowels /i e/ have
-# a high F2 (~1.8-2.3 kHz), /a o u/ a low one (Peterson & Barney 1952). Measured on both engines:
-# /i/ ~ +2..+5, /e/ ~ +1.5..+2.5, /a/ ~ -3, /o u/ ~ -4..-0.5; -1 is the neutral point.
-_F1_LOW, _F1_HIGH, _F1_SPLIT = 150.0, 850.0, 450.0
-_LOW_BAND, _HIGH_BAND = (600.0, 1400.0), (1400.0, 3000.0)
-_SPREAD_NEUTRAL, _SPREAD_WIDTH = -1.0, 1.5
-
-_MUSCLE_SIGMA = 0.8  # frames: the mouth is slower than the audio envelope
 # Nod drive: band-pass of the energy envelope (~0.3-2.5 Hz), divided by its std on speech
 # (measured 0.14-0.23 over builtin and espeak-ng subjects).
 _NOD_FAST, _NOD_SLOW, _NOD_SCALE = 1.5, 12.0, 0.2
@@ -96,54 +86,25 @@ def sample_head_style(seed: int) -> HeadStyle:
     )
 
 
-def speech_features(
-    audio: np.ndarray, sample_rate: int, n_frames: int, offset_s: float = 0.0
-) -> dict[str, np.ndarray]:
-    """Per 25 fps frame (25 ms window centred at (i+0.5)/25 + offset_s seconds), float32 [T] each:
-    energy (0 silence .. 1 loud), openness (F1 band share, 0..1), spread (+1 spread .. -1 round)."""
-    audio = np.asarray(audio, np.float64)
-    if audio.ndim != 1:
-        raise ValueError(f"expected mono audio of shape [N], got {audio.shape}")
-    window = max(2, int(round(_WINDOW_S * sample_rate)))
-    centres = np.round(((np.arange(n_frames) + 0.5) / FPS + offset_s) * sample_rate).astype(np.int64)
-    starts = centres - window // 2
-    # Zeros (silence) wherever a window reaches outside the audio.
-    left = max(0, -int(starts.min(initial=0)))
-    right = max(0, int(starts.max(initial=0)) + window - len(audio))
-    padded = np.pad(audio, (left, right))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, window)[starts + left]  # [T, window]
-    hann = np.hanning(window)
-    power_mean = (frames**2 * hann).sum(1) / hann.sum()
-    level_db = 10 * np.log10(power_mean + 1e-12)
-    energy = np.clip((level_db - _FLOOR_DB) / _RANGE_DB, 0.0, 1.0)
-
-    n_fft = int(2 ** np.ceil(np.log2(window)))
-    spectrum = np.abs(np.fft.rfft(frames * hann, n_fft)) ** 2  # [T, n_fft/2+1]
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-
-    def band(low: float, high: float) -> np.ndarray:
-        return spectrum[:, (freqs >= low) & (freqs < high)].sum(1) + 1e-12
-
-    openness = band(_F1_SPLIT, _F1_HIGH) / band(_F1_LOW, _F1_HIGH)
-    spread = np.tanh((np.log(band(*_HIGH_BAND) / band(*_LOW_BAND)) - _SPREAD_NEUTRAL) / _SPREAD_WIDTH)
-    return {name: value.astype(np.float32) for name, value in
-            (("energy", energy), ("openness", openness), ("spread", spread))}
-
-
 def generate_motion(
-    audio: np.ndarray, sample_rate: int, style: HeadStyle, seed: int, n_frames: int | None = None
+    audio: np.ndarray, sample_rate: int, style: HeadStyle, seed: int, n_frames: int | None = None,
+    phones: Sequence[Phone] | None = None,
 ) -> Motion:
-    """Expression [T,64], angles [T,3], translation [T,3] for `audio` spoken by a subject of `style`."""
+    """Expression [T,64], angles [T,3], translation [T,3] for `audio` spoken by a subject of `style`.
+
+    The mouth articulates `phones` (the speech engine's timeline, s from the audio's start); without
+    them, phones estimated from the audio (phones.phones_from_audio).
+    """
     if n_frames is None:
         n_frames = int(round(len(audio) / sample_rate * FPS))
     # One generator per part, so that e.g. the blinks of a seed do not depend on the speech.
     mouth_rng, smile_rng, brow_rng, blink_rng, face_rng, head_rng, shift_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0x3071]).spawn(7))
     heard = speech_features(audio, sample_rate, n_frames)
-    # The mouth shapes a sound before it is heard: read the cues `mouth_lead` ahead.
-    ahead = speech_features(audio, sample_rate, n_frames, offset_s=style.mouth_lead)
+    if phones is None:
+        phones = phones_from_audio(audio, sample_rate)
     expression = np.zeros((n_frames, N_EXPRESSION), np.float32)
-    _mouth(expression, ahead, style, mouth_rng)
+    _mouth(expression, phones, style, mouth_rng)
     expression[:, _SMILE] = style.smile_bias + 0.05 * _smooth_noise(n_frames, 2.0 * FPS, smile_rng)
     expression[:, _BROW] = _brow_raises(heard["energy"], style.brow_rate, brow_rng)
     expression[:, _BLINK] = _blinks(n_frames, style.blink_rate, blink_rng)
@@ -156,22 +117,14 @@ def generate_motion(
     return Motion(expression.astype(np.float32), angles.astype(np.float32), translation.astype(np.float32))
 
 
-def _mouth(expression: np.ndarray, cues: dict[str, np.ndarray], style: HeadStyle, rng: np.random.Generator) -> None:
-    """Jaw from energy (more for open vowels), lip spread/round from the spectral cues; closed in silence."""
-    energy, openness, spread = cues["energy"], cues["openness"], cues["spread"]
-    n = len(energy)
+def _mouth(expression: np.ndarray, phones: Sequence[Phone], style: HeadStyle, rng: np.random.Generator) -> None:
+    """Jaw, lip spread and round from the phones' visemes; the mouth shapes a sound `mouth_lead` before it is heard."""
+    n = len(expression)
+    frame_times = (np.arange(n) + 0.5) / FPS + style.mouth_lead
     jitter = 0.01 * _smooth_noise((n, 3), 2.0, rng)  # small, speech-independent
-    jaw = 0.8 * energy * (0.6 + 0.4 * openness)
-    spread_drive = 0.6 * energy * np.maximum(spread, 0.0)
-    # Rounding needs a back vowel (low F2) that is also fairly close (low F1): /u/ > /o/ > /a/.
-    round_drive = 0.6 * energy * np.maximum(-spread, 0.0) * (1.0 - 0.7 * openness)
-    expression[:, _JAW] = np.maximum(style.mouth_gain * _muscle(jaw) + jitter[:, 0], 0.0)
-    expression[:, _SPREAD] = style.mouth_gain * _muscle(spread_drive) + jitter[:, 1]
-    expression[:, _ROUND] = style.mouth_gain * _muscle(round_drive) + jitter[:, 2]
-
-
-def _muscle(x: np.ndarray) -> np.ndarray:
-    return gaussian_filter1d(x, _MUSCLE_SIGMA, mode="nearest")
+    mouth = articulate(phones, frame_times, style.mouth_gain, rng) + jitter
+    # No direction goes below rest: a negative jaw or rounding would part the lips too.
+    expression[:, [_JAW, _SPREAD, _ROUND]] = np.maximum(mouth, 0.0)
 
 
 def _head_angles(energy: np.ndarray, style: HeadStyle, rng: np.random.Generator) -> np.ndarray:

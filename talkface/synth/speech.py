@@ -3,7 +3,9 @@
 espeak-ng speaks them when it is installed; otherwise (and in tests) a small built-in formant
 synthesiser does: a glottal pulse train with an F0 contour through vowel formant resonators,
 noise bursts and fricatives for consonants, pauses between words. Both are deterministic for a
-seed, and the seed picks the voice, so subjects sound different.
+seed, and the seed picks the voice (pitch, rate, vocal-tract length, breathiness), so subjects
+sound different. The built-in engine also reports its exact phone timeline (phones.py), which the
+synthetic mouth articulates; espeak-ng reports none.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import soundfile as sf
 from scipy.signal import butter, lfilter, resample_poly, sosfilt
 
 from talkface.errors import TalkfaceError
+from talkface.synth.phones import Phone, shift_phones
 
 ENGINES = ("auto", "espeak", "builtin")
 LANGUAGES = ("en", "cmn")
@@ -115,6 +118,8 @@ class Voice:
     espeak_name: str  # espeak-ng -v argument, e.g. "en-gb+f3"
     f0: float  # mean fundamental frequency (Hz)
     rate: float  # speaking-rate factor, 1.0 = about 4-5 syllables per second
+    tract: float = 1.0  # formant-frequency factor of the built-in engine: shorter vocal tract > 1
+    breath: float = 0.0  # share of aspiration noise in the built-in engine's voicing (0..1)
 
     @property
     def espeak_speed(self) -> int:
@@ -140,7 +145,19 @@ def voice_for_seed(seed: int) -> Voice:
     variant = f"+f{rng.integers(1, 5)}" if female else f"+m{rng.integers(1, 8)}"
     low, high = (165.0, 260.0) if female else (85.0, 150.0)
     f0 = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-    return Voice(language, base + variant, f0, float(rng.uniform(0.8, 1.25)))
+    rate = float(rng.uniform(0.8, 1.25))
+    # Drawn after the others, so that a seed keeps the pitch and rate it always had.
+    tract = float(rng.uniform(1.08, 1.22) if female else rng.uniform(0.93, 1.05))
+    return Voice(language, base + variant, f0, rate, tract, float(rng.uniform(0.0, 0.25)))
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """Speech samples and, from the built-in engine, what was said when (None from espeak-ng)."""
+
+    audio: np.ndarray  # float32 [N] in [-1, 1]
+    phones: tuple[Phone, ...] | None
+    engine: str  # "builtin" or "espeak"
 
 
 def have_espeak() -> bool:
@@ -168,37 +185,59 @@ def random_sentence(rng: np.random.Generator, n_words: int | None = None, langua
 
 def synthesize_speech(text: str, seed: int, sample_rate: int = 16000, engine: str = "auto") -> np.ndarray:
     """Speak `text` in subject `seed`'s voice -> float32 [N] in [-1, 1] at `sample_rate`."""
+    return synthesize_utterance(text, seed, sample_rate, engine).audio
+
+
+def synthesize_utterance(text: str, seed: int, sample_rate: int = 16000, engine: str = "auto",
+                         voice: Voice | None = None) -> Utterance:
+    """Speak `text` in `voice` (default: subject `seed`'s) with the phone timeline where the engine has one."""
     if engine not in ENGINES:
         raise ValueError(f"unknown speech engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    voice = voice_for_seed(seed)
+    voice = voice or voice_for_seed(seed)
+    phones: tuple[Phone, ...] | None = None
     if engine == "espeak" or (engine == "auto" and have_espeak()):
-        audio = _espeak(text, voice, sample_rate)
+        audio, engine = _espeak(text, voice, sample_rate), "espeak"
     else:
         rng = np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
-        audio = _builtin(text, voice, sample_rate, rng)
+        audio, phones = _builtin(text, voice, sample_rate, rng)
+        engine = "builtin"
     peak = np.abs(audio).max(initial=0.0)
     # Same peak level for every utterance and engine, so energy means the same thing everywhere.
-    return (audio * (0.9 / peak) if peak > 0 else audio).astype(np.float32)
+    audio = (audio * (0.9 / peak) if peak > 0 else audio).astype(np.float32)
+    return Utterance(audio, phones, engine)
 
 
 def speech_for_duration(seconds: float, seed: int, sample_rate: int = 16000, engine: str = "auto") -> np.ndarray:
     """Sentences with pauses between them, trimmed/padded to exactly round(seconds*sample_rate) samples."""
+    return utterance_for_duration(seconds, seed, sample_rate, engine).audio
+
+
+def utterance_for_duration(seconds: float, seed: int, sample_rate: int = 16000, engine: str = "auto",
+                           voice: Voice | None = None) -> Utterance:
+    """speech_for_duration with its phone timeline (None unless every sentence came with one)."""
     if seconds < 0:
         raise ValueError(f"duration must be non-negative, got {seconds}")
     n = int(round(seconds * sample_rate))
-    voice = voice_for_seed(seed)
+    voice = voice or voice_for_seed(seed)
     rng = np.random.default_rng([seed, 0xD0A])
     parts = [np.zeros(int(rng.uniform(0.1, 0.5) * sample_rate), np.float32)]
     length = len(parts[0])
+    phones: list[Phone] | None = []
+    resolved = engine if engine != "auto" else "espeak" if have_espeak() else "builtin"
     while length < n:
-        sentence = synthesize_speech(random_sentence(rng, language=voice.language), seed, sample_rate, engine)
+        sentence = synthesize_utterance(random_sentence(rng, language=voice.language), seed, sample_rate, resolved,
+                                        voice)
+        if phones is not None and sentence.phones is not None:
+            phones += shift_phones(sentence.phones, length / sample_rate, end=n / sample_rate)
+        else:
+            phones = None
         pause = np.zeros(int(rng.uniform(0.25, 0.7) * sample_rate), np.float32)
-        parts += [sentence, pause]
-        length += len(sentence) + len(pause)
+        parts += [sentence.audio, pause]
+        length += len(sentence.audio) + len(pause)
     audio = np.concatenate(parts)[:n]
     fade = min(n, int(0.01 * sample_rate))  # no click where a word is cut
     audio[n - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    return audio
+    return Utterance(audio, None if phones is None else tuple(phones), resolved)
 
 
 def _espeak(text: str, voice: Voice, sample_rate: int) -> np.ndarray:
@@ -252,9 +291,10 @@ def _words(text: str) -> list[list[tuple[str, int | None]] | None]:
     return words
 
 
-def _plan(text: str, voice: Voice, rng: np.random.Generator) -> tuple[list[_Segment], float]:
-    """Lay out segments in time; returns them and the total duration (s)."""
+def _plan(text: str, voice: Voice, rng: np.random.Generator) -> tuple[list[_Segment], list[Phone], float]:
+    """Lay out segments in time; returns them, the phones they make and the total duration (s)."""
     segments: list[_Segment] = []
+    phones: list[Phone] = []
     scale = 1.0 / voice.rate
     t = 0.08
     for word in _words(text):
@@ -264,12 +304,17 @@ def _plan(text: str, voice: Voice, rng: np.random.Generator) -> tuple[list[_Segm
         stressed = True  # English: stress on the first syllable
         for unit, tone in word:
             if unit[0] in _LETTER_VOWEL:
+                first = len(segments)
                 t = _vowel(segments, unit, tone, stressed, t, scale, rng)
+                phones += [Phone(_LETTER_VOWEL[letter], seg.start, seg.start + seg.duration)
+                           for letter, seg in zip(unit, segments[first:])]
                 stressed = False
             else:
+                start = t
                 t = _consonant(segments, _CONSONANTS[unit], t, scale, rng)
+                phones.append(Phone(unit, start, t))
         t += rng.uniform(0.0, 0.06) * scale  # words run together, with short gaps sometimes
-    return segments, t + 0.08
+    return segments, phones, t + 0.08
 
 
 def _vowel(segments: list[_Segment], letters: str, tone: int | None, stressed: bool, t: float, scale: float,
@@ -305,12 +350,15 @@ def _consonant(segments: list[_Segment], spec: _Consonant, t: float, scale: floa
     return t + duration
 
 
-def _builtin(text: str, voice: Voice, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    segments, total = _plan(text, voice, rng)
+def _builtin(text: str, voice: Voice, sample_rate: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, tuple[Phone, ...]]:
+    """The utterance's samples (float32 [N], not normalised) and its phones."""
+    segments, phones, total = _plan(text, voice, rng)
     n = int(round(total * sample_rate))
     glottal = _glottal_source(segments, voice, total, n, sample_rate, rng)
     noise = rng.standard_normal(n)
-    formant_scale = 1.15 if voice.f0 > 160 else 1.0  # shorter vocal tract, higher formants
+    if voice.breath > 0:  # aspiration: turbulent airflow through the glottis, mixed into the voicing
+        glottal = (1 - voice.breath) * glottal / _rms(glottal) + voice.breath * rng.standard_normal(n)
     out = np.zeros(n)
     for seg in segments:
         ramp = min(0.02, seg.duration / 2)
@@ -321,13 +369,13 @@ def _builtin(text: str, voice: Voice, sample_rate: int, rng: np.random.Generator
         if seg.voiced > 0:
             voiced = glottal[a - warm : b]
             for formant, bandwidth in zip(seg.formants, _FORMANT_BANDWIDTHS):
-                voiced = lfilter(*_resonator(formant * formant_scale, bandwidth, sample_rate), voiced)
+                voiced = lfilter(*_resonator(formant * voice.tract, bandwidth, sample_rate), voiced)
             sound += seg.voiced * voiced / _rms(voiced)
         if seg.voiced < 1 and seg.band is not None:
             hiss = sosfilt(_band_pass(*seg.band, sample_rate), noise[a - warm : b])
             sound += (1 - seg.voiced) * hiss / _rms(hiss)
         out[a:b] += seg.level * sound[warm:] * _envelope(b - a, int(ramp * sample_rate))
-    return out.astype(np.float32)
+    return out.astype(np.float32), tuple(phones)
 
 
 def _glottal_source(segments: list[_Segment], voice: Voice, total: float, n: int, sample_rate: int,

@@ -10,17 +10,23 @@ head video with its speech muxed in, plus the truth it was made from:
     out_dir/truth/landmarks.npy   [T, 68, 2] float32, frame px
     out_dir/truth/transform.npy   [2, 3] float64, canonical 224 px -> frame px
     out_dir/truth/audio.wav       the speech, 16 kHz mono
+    out_dir/truth/phones.json     the phones the mouth articulates: the engine's timeline, or
+                                  estimated from the audio (a file, espeak-ng); see phones.py
     out_dir/truth/subject.json    seed, look, head-motion style, speech engine and text
 
 An LRW corpus (`write_lrw`) follows LRW's layout, WORD/{train,val,test}/WORD_00001.mp4, 29
 frames (1.16 s) per clip with the word spoken in the middle and context speech around it; beside
-each clip, WORD_00001.txt (LRW-style metadata) and WORD_00001.npz (truth).
+each clip, WORD_00001.txt (LRW-style metadata) and WORD_00001.npz (truth, with the phones as
+phone_symbols / phone_starts / phone_ends and the clip's speech variety as JSON). The corpus's
+speech varies in rate, pitch, voice, engine, noise and room (variety.py; on by default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,6 +34,8 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
+from talkface.synth.phones import Phone, phones_from_audio, phones_to_json, shift_phones
+from talkface.synth.variety import ClipVariety, VarietyConfig
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -71,12 +79,18 @@ def write_person(
 
     out_dir = Path(out_dir)
     _check_person_args(out_dir, seconds, text, audio_path, size)
-    samples, engine_used = _person_speech(seconds, seed, text, audio_path, engine)
+    samples, phones, engine_used = _person_speech(seconds, seed, text, audio_path, engine)
     subject = sample_subject(seed)
+    source = "engine" if phones is not None else "audio"
+    if phones is None:
+        phones = phones_from_audio(samples, SAMPLE_RATE)
     with atomic_path(out_dir) as staging:
         (staging / "truth").mkdir(parents=True)
-        coeffs, landmarks, transform = _render_clip(staging / "clip.mp4", subject, samples, size, progress, sheet=True)
+        coeffs, landmarks, transform = _render_clip(staging / "clip.mp4", subject, samples, phones, size, progress,
+                                                    sheet=True)
         truth = staging / "truth"
+        (truth / "phones.json").write_text(json.dumps(
+            {"source": source, "engine": engine_used, "phones": phones_to_json(phones)}, indent=1))
         np.save(truth / "coeffs.npy", coeffs)
         np.save(truth / "landmarks.npy", landmarks)
         np.save(truth / "transform.npy", transform)
@@ -114,25 +128,27 @@ def _manifest_kind(folder: Path) -> str | None:
         return None
 
 
-def _person_speech(seconds: float | None, seed: int, text: str | None, audio_path, engine: str) -> tuple[np.ndarray, str]:
-    """Speech samples [N] at 16 kHz, a whole number of video frames long, and the engine that made them."""
-    from talkface.synth.speech import have_espeak, speech_for_duration, synthesize_speech
+def _person_speech(seconds: float | None, seed: int, text: str | None, audio_path,
+                   engine: str) -> tuple[np.ndarray, list[Phone] | None, str]:
+    """Speech samples [N] at 16 kHz, a whole number of video frames long, its phones if the engine
+    gave them, and the engine that made it ("file" for an audio file)."""
+    from talkface.synth.speech import synthesize_utterance, utterance_for_duration
 
     if engine not in ("auto", "espeak", "builtin"):
         raise TalkfaceError(f"unknown speech engine {engine!r}; valid: auto, espeak, builtin")
-    resolved = engine if engine != "auto" else ("espeak" if have_espeak() else "builtin")
     if audio_path is not None:
         from talkface.media import read_audio
 
-        samples, resolved = read_audio(audio_path, SAMPLE_RATE), "file"
-    elif text is not None:
-        samples = synthesize_speech(text, seed, SAMPLE_RATE, engine)
+        samples, phones, resolved = read_audio(audio_path, SAMPLE_RATE), None, "file"
     else:
-        samples = speech_for_duration(10.0 if seconds is None else seconds, seed, SAMPLE_RATE, engine)
+        utterance = (synthesize_utterance(text, seed, SAMPLE_RATE, engine) if text is not None
+                     else utterance_for_duration(10.0 if seconds is None else seconds, seed, SAMPLE_RATE, engine))
+        samples, phones, resolved = utterance.audio, utterance.phones, utterance.engine
     n_frames = int(round(len(samples) / SAMPLES_PER_FRAME)) if seconds is None else int(round(seconds * FPS))
     if n_frames < 1:
         raise TalkfaceError(f"speech is too short for one video frame ({len(samples) / SAMPLE_RATE:.3f} s)")
-    return _fit_length(samples, n_frames * SAMPLES_PER_FRAME), resolved
+    n = n_frames * SAMPLES_PER_FRAME
+    return _fit_length(samples, n), None if phones is None else shift_phones(phones, 0.0, end=n / SAMPLE_RATE), resolved
 
 
 def _fit_length(samples: np.ndarray, n: int) -> np.ndarray:
@@ -143,9 +159,11 @@ def _fit_length(samples: np.ndarray, n: int) -> np.ndarray:
 
 
 def _render_clip(
-    path: Path, subject: Any, samples: np.ndarray, size: int, progress: bool, sheet: bool, model: Any = None
+    path: Path, subject: Any, samples: np.ndarray, phones: Sequence[Phone], size: int, progress: bool, sheet: bool,
+    model: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drive `subject` with `samples`, write the mp4 at `path` (and a contact sheet beside it if `sheet`).
+    """Drive `subject` with `samples` and their `phones`, write the mp4 at `path` (and a contact sheet
+    beside it if `sheet`).
 
     Returns (coeffs [T, 257] float32, landmarks [T, 68, 2] float32, transform [2, 3]).
     """
@@ -157,7 +175,7 @@ def _render_clip(
     from talkface.synth.motion import generate_motion
 
     n_frames = len(samples) // SAMPLES_PER_FRAME
-    motion = generate_motion(samples, SAMPLE_RATE, subject.style, subject.seed, n_frames)
+    motion = generate_motion(samples, SAMPLE_RATE, subject.style, subject.seed, n_frames, phones)
     coeffs = subject.coeffs(motion.expression, motion.angles, motion.translation)  # [T, 257]
     renderer = RealFrames(subject, model if model is not None else _synthetic_model(), size)
     landmarks = np.empty((n_frames, 68, 2), np.float32)
@@ -201,7 +219,28 @@ def lrw_clip_path(root: str | Path, word: str, split: str, index: int) -> Path:
     return Path(root) / word / split / f"{word}_{index:05d}.mp4"
 
 
-def write_lrw_clip_without_frames(path: str | Path, word: str, seed: int, engine: str = "auto") -> None:
+@dataclass(frozen=True)
+class LrwSpeech:
+    """One LRW clip's speech: samples [18560], the word's span (s), its phones and the variety drawn."""
+
+    samples: np.ndarray
+    span: tuple[float, float]
+    phones: list[Phone]
+    phone_source: str  # "engine", or "audio" where espeak-ng spoke (estimated from the clean speech)
+    variety: ClipVariety
+
+    def truth(self) -> dict[str, np.ndarray]:
+        """The .npz fields that record the speech."""
+        return {"word_start": np.float32(self.span[0]), "word_end": np.float32(self.span[1]),
+                "phone_symbols": np.array([p.symbol for p in self.phones], dtype="<U1"),
+                "phone_starts": np.array([p.start for p in self.phones], np.float64),
+                "phone_ends": np.array([p.end for p in self.phones], np.float64),
+                "phone_source": np.array(self.phone_source),
+                "variety": np.array(json.dumps(self.variety.to_json()))}
+
+
+def write_lrw_clip_without_frames(path: str | Path, word: str, seed: int, engine: str = "auto",
+                                  variety: VarietyConfig = VarietyConfig()) -> None:
     """One LRW-layout clip with blank frames: the word's speech and the true coefficients (.npz).
 
     For the audio -> motion stage with `--coeffs truth`, which reads only the audio and the truth:
@@ -212,13 +251,13 @@ def write_lrw_clip_without_frames(path: str | Path, word: str, seed: int, engine
     from talkface.synth.motion import generate_motion
 
     path = Path(path)
-    samples, _ = lrw_speech(word, seed, engine)
+    speech = lrw_speech(word, seed, engine, variety)
     subject = sample_subject(seed)
-    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES)
+    motion = generate_motion(speech.samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES, speech.phones)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(samples, SAMPLE_RATE))
+    write_video(path, np.zeros((LRW_FRAMES, 16, 16, 3), np.uint8), audio=(speech.samples, SAMPLE_RATE))
     with atomic_path(path.with_suffix(".npz")) as tmp:
-        np.savez(tmp, coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation))
+        np.savez(tmp, coeffs=subject.coeffs(motion.expression, motion.angles, motion.translation), **speech.truth())
 
 
 def choose_words(words: int | Sequence[str], seed: int) -> list[str]:
@@ -245,13 +284,14 @@ def write_lrw(
     engine: str = "auto",
     progress: bool = True,
     with_frames: bool = True,
+    variety: VarietyConfig = VarietyConfig(),
 ) -> list[Path]:
     """Write `clips_per_word` clips per word and split in LRW's layout; existing complete clips are kept.
 
     Every clip has its own subject (identity, look, voice, head style), so identities far
-    outnumber words. `with_frames=False` writes blank frames and only the speech and true
-    coefficients (write_lrw_clip_without_frames: enough for the audio -> motion stage, ~100x
-    faster). Returns the paths of all clips (written or kept).
+    outnumber words; `variety` varies each clip's speech (variety.py). `with_frames=False` writes
+    blank frames and only the speech and true coefficients (write_lrw_clip_without_frames: enough
+    for the audio -> motion stage, ~100x faster). Returns the paths of all clips (written or kept).
     """
     from tqdm import tqdm
 
@@ -273,13 +313,13 @@ def write_lrw(
         if _lrw_clip_complete(path, with_frames):
             continue
         if not with_frames:
-            write_lrw_clip_without_frames(path, word, _clip_seed(seed, word, split, index), engine)
+            write_lrw_clip_without_frames(path, word, _clip_seed(seed, word, split, index), engine, variety)
             continue
         model = model if model is not None else _synthetic_model()
-        _write_lrw_clip(path, word, _clip_seed(seed, word, split, index), size, engine, model)
+        _write_lrw_clip(path, word, _clip_seed(seed, word, split, index), size, engine, variety, model)
     _write_manifest(out_dir / "manifest.json", kind="talkface synthetic LRW", seed=seed, words=vocabulary,
                     clips_per_word=clips_per_word, splits=list(splits), size=size if with_frames else None,
-                    frames_per_clip=LRW_FRAMES)
+                    frames_per_clip=LRW_FRAMES, variety=dataclasses.asdict(variety))
     return paths
 
 
@@ -296,29 +336,43 @@ def _clip_seed(seed: int, word: str, split: str, index: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def _write_lrw_clip(path: Path, word: str, seed: int, size: int, engine: str, model: Any) -> None:
+def _write_lrw_clip(path: Path, word: str, seed: int, size: int, engine: str, variety: VarietyConfig,
+                    model: Any) -> None:
     from talkface.synth.appearance import sample_subject
 
-    samples, (start, end) = lrw_speech(word, seed, engine)
+    speech = lrw_speech(word, seed, engine, variety)
     subject = sample_subject(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    coeffs, landmarks, transform = _render_clip(path, subject, samples, size, progress=False, sheet=False, model=model)
+    coeffs, landmarks, transform = _render_clip(path, subject, speech.samples, speech.phones, size, progress=False,
+                                                sheet=False, model=model)
     with atomic_path(path.with_suffix(".npz")) as tmp:
-        np.savez(tmp, coeffs=coeffs, landmarks=landmarks, transform=transform,
-                 word_start=np.float32(start), word_end=np.float32(end), seed=np.int64(seed))
+        np.savez(tmp, coeffs=coeffs, landmarks=landmarks, transform=transform, seed=np.int64(seed), **speech.truth())
+    start, end = speech.span
     with atomic_path(path.with_suffix(".txt")) as tmp:
         tmp.write_text(f"Text: {word}\nDuration: {end - start:.2f} seconds\nSpan: {start:.2f} {end:.2f}\n")
 
 
-def lrw_speech(word: str, seed: int, engine: str = "auto") -> tuple[np.ndarray, tuple[float, float]]:
-    """1.16 s of speech [18560] with `word` centred and context speech around it, and the word's (start, end) in s."""
-    from talkface.synth.speech import random_sentence, synthesize_speech
+def lrw_speech(word: str, seed: int, engine: str = "auto", variety: VarietyConfig = VarietyConfig()) -> LrwSpeech:
+    """1.16 s of speech [18560] with `word` centred and context speech around it, in the clip's voice and room."""
+    from talkface.synth.speech import random_sentence, synthesize_utterance
+    from talkface.synth.variety import apply_room, draw_variety
 
+    drawn = draw_variety(variety, seed, engine)
     rng = np.random.default_rng([seed, 0x1A3])
     total = LRW_FRAMES * SAMPLES_PER_FRAME
-    spoken = _trim_silence(synthesize_speech(word.lower(), seed, SAMPLE_RATE, engine))[: total - 2 * SAMPLES_PER_FRAME]
-    before = _trim_silence(synthesize_speech(random_sentence(rng, n_words=4), seed, SAMPLE_RATE, engine))
-    after = _trim_silence(synthesize_speech(random_sentence(rng, n_words=4), seed, SAMPLE_RATE, engine))
+
+    def say(text: str) -> tuple[np.ndarray, list[Phone] | None]:
+        """The utterance with its silent ends trimmed; phones in samples of the trimmed audio / SAMPLE_RATE."""
+        utterance = synthesize_utterance(text, seed, SAMPLE_RATE, drawn.engine, drawn.voice)
+        loud = np.nonzero(np.abs(utterance.audio) > 0.02)[0]
+        first, last = (loud[0], loud[-1] + 1) if len(loud) else (0, 0)
+        phones = None if utterance.phones is None else shift_phones(utterance.phones, -first / SAMPLE_RATE)
+        return utterance.audio[first:last], phones
+
+    spoken, word_phones = say(word.lower())
+    spoken = spoken[: total - 2 * SAMPLES_PER_FRAME]
+    before, before_phones = say(random_sentence(rng, n_words=4))
+    after, after_phones = say(random_sentence(rng, n_words=4))
     audio = np.zeros(total, np.float32)
     start = (total - len(spoken)) // 2
     end = start + len(spoken)
@@ -328,9 +382,15 @@ def lrw_speech(word: str, seed: int, engine: str = "auto") -> tuple[np.ndarray, 
     audio[start:end] = spoken
     tail = max(0, total - end - gap_after)
     audio[total - tail :] = after[:tail] if tail <= len(after) else np.pad(after, (0, tail - len(after)))
-    return audio, (start / SAMPLE_RATE, end / SAMPLE_RATE)
-
-
-def _trim_silence(samples: np.ndarray, threshold: float = 0.02) -> np.ndarray:
-    loud = np.nonzero(np.abs(samples) > threshold)[0]
-    return samples[loud[0] : loud[-1] + 1] if len(loud) else samples[:0]
+    # Where each part's sample 0 landed, and the stretch of the clip it fills.
+    placed = ((before_phones, head - len(before), 0, head), (word_phones, start, start, end),
+              (after_phones, total - tail, total - tail, total))
+    if all(part is not None for part, *_ in placed):
+        phones = [p for part, offset, lo, hi in placed
+                  for p in shift_phones(part, offset / SAMPLE_RATE, lo / SAMPLE_RATE, hi / SAMPLE_RATE)]
+        source = "engine"
+    else:
+        phones, source = phones_from_audio(audio, SAMPLE_RATE), "audio"
+    if variety.enabled:
+        audio = apply_room(audio, drawn, SAMPLE_RATE, seed)
+    return LrwSpeech(audio, (start / SAMPLE_RATE, end / SAMPLE_RATE), phones, source, drawn)

@@ -106,7 +106,7 @@ def load_weight_file(path: str | Path, what: str, where_to_get: str) -> dict[str
         raise MissingWeightsError(path, what, where_to_get)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as error:  # KeyError: a text file
         raise TalkfaceError(f"not a {what} checkpoint, or a corrupt one ({_reason(error)})", path) from None
     if not isinstance(loaded, dict):
         raise TalkfaceError(f"not a {what} checkpoint (a {type(loaded).__name__}, expected a dict)", path)

@@ -1,0 +1,1 @@
+"""Converters from other projects' released weights to talkface checkpoints (`talkface convert ...`)."""
