@@ -101,7 +101,8 @@ def test_the_json_has_every_figure_for_the_fine_tuned_model_and_each_baseline(ev
     recon = result["reconstruction"]
     assert recon["psnr_gain_db"] == pytest.approx(recon["psnr_gan"] - recon["psnr_render"])
     assert 0.0 < recon["ssim_render"] <= 1.0 and 0.0 < recon["ssim_gan"] <= 1.0
-    assert result["identity"]["heldout_change"] >= 0.0
+    assert result["identity"]["train_spread_mm"] == pytest.approx(0.0, abs=1e-3)  # one identity per clip fit
+    assert 0.0 < result["identity"]["heldout_change_mm"] < 50.0
     assert set(result["checks"]) == {"mouth lmd: fine-tuned < mean_expression", "mouth lmd: fine-tuned < general",
                                      "mouth lmd: fine-tuned < still", "gan psnr >= composited render + 3 dB"}
     report = (evaluated["out"] / "report.md").read_text()

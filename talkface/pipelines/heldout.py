@@ -45,7 +45,7 @@ from talkface.pipelines.person import PersonConfig
 # Less than a second of held-out speech says little about lip sync or head-motion rhythm.
 MIN_HELDOUT_FRAMES = 25
 INNER_LIPS = (62, 66)  # upper and lower inner-lip midpoints of the 68-point layout
-ALIGNED_SIZE = 224  # LMD is also given in pixels of the aligned face crop, comparable across clips
+MM_PER_UNIT = 100.0  # the morphable models' units are decimetres
 VARIANTS = ("finetuned", "mean_expression", "general", "still")
 
 
@@ -243,7 +243,7 @@ def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, firs
     figures: dict[str, Any] = {
         "reconstruction": reconstruction,
         "audio_driven": {name: variant_figures(variant, real) for name, variant in variants.items()},
-        "identity": identity_figures(train.load_array("coeffs.npy"), held.load_array("coeffs.npy")),
+        "identity": identity_figures(models.face, train.load_array("coeffs.npy"), held.load_array("coeffs.npy")),
     }
     figures["checks"] = checks(figures)
     sheet.update(audio=variants["finetuned"]["frames"], audio_landmarks=variants["finetuned"]["landmarks"],
@@ -408,16 +408,30 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def identity_figures(train_coeffs: np.ndarray, heldout_coeffs: np.ndarray) -> dict[str, float]:
-    """Identity spread over the training clip and the held-out fit's distance from it, relative to its norm."""
-    from talkface.face3d.coeffs import IDENTITY
+def identity_figures(face: Any, train_coeffs: np.ndarray, heldout_coeffs: np.ndarray) -> dict[str, float]:
+    """The reconstructed identity as neutral face shapes (identity only), RMS vertex distances in mm.
 
-    ids = np.asarray(train_coeffs, np.float64)[:, IDENTITY]
-    mean = ids.mean(axis=0)
-    norm = max(float(np.linalg.norm(mean)), 1e-12)
-    held = np.asarray(heldout_coeffs, np.float64)[:, IDENTITY].mean(axis=0)
-    return {"train_spread": float(np.linalg.norm(ids - mean, axis=1).max()) / norm,
-            "heldout_change": float(np.linalg.norm(held - mean)) / norm}
+    train_spread_mm: the training frames' identities around their mean shape (0 when one identity is
+    fitted to the whole clip); heldout_change_mm: the held-out frames' own fit against the training one.
+    """
+    import torch
+
+    from talkface.face3d.coeffs import IDENTITY, N_EXPRESSION
+
+    ids = np.concatenate([np.asarray(train_coeffs, np.float32)[:, IDENTITY],
+                          np.asarray(heldout_coeffs, np.float32)[:, IDENTITY].mean(0, keepdims=True)])
+    device = face.mean_shape.device
+    with torch.no_grad():
+        shapes = face.shape(torch.as_tensor(ids, device=device),
+                            torch.zeros(len(ids), N_EXPRESSION, device=device)).double().cpu().numpy()  # [K+1, N, 3]
+    train, held = shapes[:-1], shapes[-1]
+    mean = train.mean(axis=0)
+    return {"train_spread_mm": _largest_rms_mm(train, mean), "heldout_change_mm": _largest_rms_mm(held[None], mean)}
+
+
+def _largest_rms_mm(shapes: np.ndarray, reference: np.ndarray) -> float:
+    """The largest RMS vertex distance (mm) of shapes [K, N, 3] from reference [N, 3]."""
+    return float(np.sqrt(((shapes - reference) ** 2).sum(-1).mean(-1)).max()) * MM_PER_UNIT
 
 
 def checks(figures: dict[str, Any]) -> dict[str, bool]:

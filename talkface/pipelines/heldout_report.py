@@ -89,8 +89,9 @@ def markdown(result: dict[str, Any], paths: Any) -> str:
               "| | PSNR (dB) | SSIM |", "|---|---|---|",
               f"| GAN output | {_number(recon['psnr_gan'])} | {_number(recon['ssim_gan'])} |",
               f"| composited render | {_number(recon['psnr_render'])} | {_number(recon['ssim_render'])} |", "",
-              f"Identity of the reconstruction: spread over the training clip {_number(result['identity']['train_spread'])}, "
-              f"held-out fit's distance {_number(result['identity']['heldout_change'])} (relative to its norm).", "",
+              f"Identity of the reconstruction (neutral face shapes, RMS vertex distance): spread over the training "
+              f"frames {_number(result['identity']['train_spread_mm'])} mm, the held-out frames' own fit "
+              f"{_number(result['identity']['heldout_change_mm'])} mm from it.", "",
               "## Checks", ""]
     lines += [f"- {'pass' if ok else 'FAIL'}: {name}" for name, ok in result["checks"].items()]
     lines += ["", f"![real, render, GAN, audio-driven]({Path(paths.sheet).name})", "",
