@@ -112,8 +112,10 @@ def run_heldout(clip: str | Path, out: str | Path, config: HeldoutConfig, progre
     person = person_config(config, paths, count)
 
     start = time.perf_counter()
-    finetune_person(clip, config.name, person, progress=progress, say=say)
+    stages = finetune_person(clip, config.name, person, progress=progress, say=say)
     seconds["finetune"] = time.perf_counter() - start
+    # Each stage's own time, also when this call skipped it (the time recorded when it ran).
+    seconds.update({f"finetune_{stage.name}": stage.seconds for stage in stages})
     start = time.perf_counter()
     say("[heldout] preprocess the held-out frames (their real landmarks and own reconstruction)")
     write_heldout_clip(paths, frames[count:], audio, count, person)
