@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the per-stage benchmarks on this machine and record their JSON under benchmarks/results/.
 #   bash scripts/benchmarks.sh            # the quick ones (a few minutes on 2 CPU cores)
-#   bash scripts/benchmarks.sh --all      # also accuracy (recon, motion personalisation, GAN quality) and 60-min motion (~2 h on CPU)
+#   bash scripts/benchmarks.sh --all      # also accuracy (recon, motion personalisation, GAN quality), 60-min motion
+#                                         # and the real-clip loop (../shared/real) (hours on CPU)
 # Each result names the machine it ran on (talkface/benchmarking.py). Run on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,5 @@ if [[ "${1:-}" == "--all" ]]; then
     "$python" benchmarks/bench_recon.py
     "$python" benchmarks/bench_gan_quality.py
     "$python" benchmarks/bench_synth_mouth_loudness.py  # synthetic and real mouths against loudness
+    "$python" benchmarks/bench_real_loop.py           # every real clip x speech file through the scripts (CPU profile)
 fi

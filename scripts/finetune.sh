@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Make a person from one ~10 s clip: preprocess -> audio-to-motion fine-tune -> GAN fine-tune.
+# Make a person from one ~10 s clip (or a photo): preprocess -> audio-to-motion fine-tune -> GAN fine-tune.
 #   scripts/finetune.sh CLIP NAME [extra talkface finetune options, e.g. --set gan.epochs=30]
-# Uses the general models named in configs/person.yaml (scripts/pretrain_lrw.sh makes them) and
-# says which file is missing if one is. Every step is resumable: run the same command again after
-# an interruption. The person lands in people/NAME; then run scripts/infer.sh AUDIO NAME OUT.mp4.
+# The profile: --config YAML when given; else configs/person.yaml with a CUDA GPU (the paper's
+# sizes) and configs/person_cpu.yaml without one (~15 min for 300 frames on 2 cores).
+# Uses the general models the profile names (`talkface pretrain synthetic` makes them) and says
+# which file is missing if one is. Every step is resumable: run the same command again after an
+# interruption. The person lands in people/NAME; then run scripts/infer.sh AUDIO NAME OUT.mp4.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
     echo "usage: $0 CLIP NAME [talkface finetune options]" >&2
@@ -11,4 +13,11 @@ if [[ $# -lt 2 ]]; then
 fi
 clip=$1 name=$2
 shift 2
-exec "${TALKFACE:-talkface}" finetune "$clip" --name "$name" "$@"
+profile=()
+if [[ " $* " != *" --config "* && " $* " != *" --config="* ]]; then
+    if ! nvidia-smi -L 2> /dev/null | grep -q "^GPU"; then
+        profile=(--config "$(cd "$(dirname "$0")/.." && pwd)/configs/person_cpu.yaml")
+        echo "no CUDA GPU: the CPU profile configs/person_cpu.yaml (pass --config to choose another)" >&2
+    fi
+fi
+exec "${TALKFACE:-talkface}" finetune "$clip" --name "$name" "${profile[@]}" "$@"

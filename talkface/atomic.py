@@ -48,6 +48,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def copy_file(source: str | Path, target: str | Path) -> Path:
+    """Copy `source` to `target` atomically (a reader never sees half a file); returns `target`."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(target)
+
+
 @contextlib.contextmanager
 def new_folder_removed_on_error(folder: str | Path) -> Iterator[Path]:
     """Run a block that fills `folder`; if the block created it and fails on bad input (a

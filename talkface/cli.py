@@ -31,6 +31,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.gan",
     "talkface.commands.convert",
     "talkface.commands.eval",
+    "talkface.commands.pretrain",
     "talkface.commands.person",
     "talkface.commands.demo",
     "talkface.commands.heldout",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,30 +31,29 @@ from talkface.gan.train import GanPretrainConfig
 from talkface.motion.train import PretrainConfig as MotionPretrainConfig
 from talkface.pipelines.infer import InferConfig
 from talkface.pipelines.person import PersonConfig
-from talkface.pipelines.stages import StageBook, StageResult, stage_key
+from talkface.pipelines.stages import StageBook, StageResult, StageSequence
+from talkface.pipelines.synthetic_pretrain import (
+    GENERAL_STAGES,
+    GeneralPaths,
+    SyntheticLRWConfig,
+    general_models,
+    write_corpora,
+)
 from talkface.recon.train import ReconConfig
 
 DEMO_KIND = "talkface demo"
-STAGES = ("world", "recon", "lrw_cache", "motion_pretrain", "gan_pretrain", "person", "reference", "infer",
-          "report")
+STAGES = ("world", "recon", *GENERAL_STAGES, "person", "reference", "infer", "report")
 SYNTHETIC = "synthetic"
 
 
 @dataclass
-class DemoWorldConfig:
-    """The synthetic data the demo makes (talkface/synth)."""
+class DemoWorldConfig(SyntheticLRWConfig):
+    """The synthetic data the demo makes (talkface/synth): the general models' corpora and a person."""
 
     person_seed: int = 7  # the person's identity, look, voice and head style
     person_seconds: float = 16.0  # the first clip_frames are the clip, the rest held-out speech
     clip_frames: int = 300  # the paper's ~10 s clip
     frame_size: int = 256
-    motion_words: int = 30  # truth-only LRW clips for motion pretraining: words x clips x (train, val)
-    motion_clips_per_word: int = 6
-    render_words: int = 6  # rendered LRW clips (many identities) for the R-Net and the GAN
-    render_clips_per_word: int = 2
-    render_size: int = 128
-    seed: int = 0
-    engine: Literal["auto", "espeak", "builtin"] = "auto"
 
     def __post_init__(self) -> None:
         if self.person_seconds * 25 < self.clip_frames + 25:
@@ -76,22 +75,13 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
-class DemoPaths:
-    """Where each stage writes, under the demo's output folder."""
-
-    root: Path
+class DemoPaths(GeneralPaths):
+    """Where each stage writes, under the demo's output folder (the general models' stages: GeneralPaths)."""
 
     book = property(lambda self: self.root / "demo.json")
-    world = property(lambda self: self.root / "world")
     person_clip = property(lambda self: self.world / "person")  # talkface synth person: clip.mp4 + truth/
     heldout_audio = property(lambda self: self.world / "heldout.wav")
-    render_lrw = property(lambda self: self.world / "lrw_rendered")
-    motion_lrw = property(lambda self: self.world / "lrw_truth_only")
     recon_run = property(lambda self: self.root / "runs/recon")
-    lrw_cache = property(lambda self: self.root / "runs/lrw_cache")
-    motion_run = property(lambda self: self.root / "runs/motion_lrw")
-    gan_cache = property(lambda self: self.root / "runs/gan_cache")
-    gan_run = property(lambda self: self.root / "runs/gan_lrw")
     people = property(lambda self: self.root / "people")
     heldout_clip = property(lambda self: self.root / "runs/heldout/clip.mp4")  # the clip's held-out frames
     heldout_workspace = property(lambda self: self.root / "runs/heldout/workspace")
@@ -105,27 +95,13 @@ class DemoPaths:
 def run_demo(config: DemoConfig, progress: bool = True, say: Callable[[str], None] = print) -> list[StageResult]:
     """Run (or finish) every stage of the demo; the results in order."""
     paths = DemoPaths(Path(config.out))
-    book = StageBook(paths.book, DEMO_KIND)
-    results: list[StageResult] = []
-    keys: dict[str, str] = {}
-
-    def stage(name: str, parts: Any, fn: Callable[[], dict[str, Any]], folder: Path | None = None,
-              after: tuple[str, ...] = ()) -> dict[str, Any]:
-        keys[name] = stage_key({"parts": parts, "after": [keys[a] for a in after]})
-        say(f"[{len(results) + 1}/{len(STAGES)}] {name}")
-        results.append(book.run(name, keys[name], fn, folder))
-        return results[-1].outputs
-
+    stage = StageSequence(StageBook(paths.book, DEMO_KIND), STAGES, say)
     world = config.world
     stage("world", config_to_dict(world), lambda: make_world(world, paths, progress), folder=paths.world)
     recon = stage("recon", config_to_dict(config.recon), lambda: train_recon(config.recon, paths),
                   paths.recon_run, after=("world",))
-    stage("lrw_cache", {}, lambda: cache_lrw(paths, progress), paths.lrw_cache, after=("world",))
-    motion = stage("motion_pretrain", config_to_dict(config.motion_pretrain),
-                   lambda: pretrain_motion(config.motion_pretrain, paths), paths.motion_run, after=("lrw_cache",))
-    gan = stage("gan_pretrain", config_to_dict(config.gan_pretrain),
-                lambda: pretrain_gan(config.gan_pretrain, paths), paths.gan_run, after=("world",))
-    person = person_config(config.person, paths, recon["checkpoint"], motion["checkpoint"], gan["checkpoint"])
+    motion, gan = general_models(stage, config.motion_pretrain, config.gan_pretrain, paths, progress)
+    person = person_config(config.person, paths, recon["checkpoint"], motion, gan)
     stage("person", config_to_dict(person), lambda: finetune(config.name, person, paths, progress),
           paths.people / config.name, after=("recon", "motion_pretrain", "gan_pretrain"))
     stage("reference", {}, lambda: reconstruct_heldout(config.world, person, paths, progress),
@@ -135,8 +111,8 @@ def run_demo(config: DemoConfig, progress: bool = True, say: Callable[[str], Non
           after=("person",))
     from talkface.pipelines.demo_report import write_report
 
-    stage("report", {}, lambda: write_report(config, paths, book, motion["checkpoint"]), after=("infer",))
-    return results
+    stage("report", {}, lambda: write_report(config, paths, stage.book, motion), after=("infer",))
+    return stage.results
 
 
 # ------------------------------------------------------------------------------------------------
@@ -144,20 +120,16 @@ def run_demo(config: DemoConfig, progress: bool = True, say: Callable[[str], Non
 
 
 def make_world(world: DemoWorldConfig, paths: DemoPaths, progress: bool) -> dict[str, Any]:
-    """The person (clip + held-out speech, with truth) and the two synthetic LRW corpora."""
+    """The person (clip + held-out speech, with truth) and the general models' two synthetic LRW corpora."""
     from talkface.audio import SAMPLES_PER_VIDEO_FRAME
     from talkface.media import read_audio, write_wav
-    from talkface.synth.world import write_lrw, write_person
+    from talkface.synth.world import write_person
 
     write_person(paths.person_clip, seconds=world.person_seconds, seed=world.person_seed, size=world.frame_size,
                  engine=world.engine, progress=progress)
     speech = read_audio(paths.person_clip / "truth" / "audio.wav")
     write_wav(paths.heldout_audio, speech[world.clip_frames * SAMPLES_PER_VIDEO_FRAME:])
-    write_lrw(paths.render_lrw, words=world.render_words, clips_per_word=world.render_clips_per_word,
-              seed=world.seed, splits=("train",), size=world.render_size, engine=world.engine, progress=progress)
-    write_lrw(paths.motion_lrw, words=world.motion_words, clips_per_word=world.motion_clips_per_word,
-              seed=world.seed + 1, splits=("train", "val"), engine=world.engine, progress=progress,
-              with_frames=False)
+    write_corpora(world, paths, progress)
     return {"person": str(paths.person_clip), "heldout_audio": str(paths.heldout_audio)}
 
 
@@ -168,28 +140,6 @@ def train_recon(config: ReconConfig, paths: DemoPaths) -> dict[str, Any]:
     data = dataclasses.replace(config.data, clips=[str(paths.render_lrw)])
     config = dataclasses.replace(config, run_dir=str(paths.recon_run), data=data, morphable_model=SYNTHETIC)
     return {"checkpoint": str(train_rnet(config, resume=True))}
-
-
-def cache_lrw(paths: DemoPaths, progress: bool) -> dict[str, Any]:
-    from talkface.pipelines.lrw import preprocess_lrw
-
-    result = preprocess_lrw(paths.motion_lrw, paths.lrw_cache, coeffs="truth", progress=progress)
-    return {"records": result.written + result.skipped, "bad": result.bad}
-
-
-def pretrain_motion(config: MotionPretrainConfig, paths: DemoPaths) -> dict[str, Any]:
-    from talkface.motion.train import pretrain
-
-    config = dataclasses.replace(config, cache=str(paths.lrw_cache), run_dir=str(paths.motion_run))
-    return {"checkpoint": str(pretrain(config, resume=True))}
-
-
-def pretrain_gan(config: GanPretrainConfig, paths: DemoPaths) -> dict[str, Any]:
-    from talkface.gan.train import pretrain
-
-    config = dataclasses.replace(config, lrw_root=str(paths.render_lrw), cache=str(paths.gan_cache),
-                                 run_dir=str(paths.gan_run))
-    return {"checkpoint": str(pretrain(config, resume=True))}
 
 
 def person_config(person: PersonConfig, paths: DemoPaths, rnet: str, motion: str, gan: str) -> PersonConfig:

@@ -113,10 +113,14 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
                  observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
     """The video of a given motion [T, 70] (predicted, or a baseline's): background matching, render, GAN, mp4."""
     from talkface.background.animation import animate, load_target, plan_animation
+    from talkface.background.single_image import plan_single_image
 
     start = time.perf_counter()
     target = load_target(folder)
-    plan = plan_animation(target, motion, mode=config.background)
+    if target.n_frames == 1:  # a photo (talkface finetune PHOTO): every frame over it, the head near its pose
+        plan = plan_single_image(target, motion)
+    else:
+        plan = plan_animation(target, motion, mode=config.background)
     chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
     frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
     written = write_frames(out, frames, audio, total=len(motion), progress=progress)
@@ -125,10 +129,13 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
 
 def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray, config: InferConfig) -> np.ndarray:
     """The motion network on `audio` -> [T, 70], with the config's pose controls (reference: the clip's poses)."""
+    from talkface.face3d.coeffs import motion_from_coeffs
     from talkface.motion.inference import predict_motion
-    from talkface.motion.train import load_person
+    from talkface.workspace import Workspace
 
-    reference = load_person(folder).motion if config.pose_source != "predicted" else None
+    reference = None
+    if config.pose_source != "predicted":  # the clip's own motion (a photo's one frame); a photo has no MFCC
+        reference = motion_from_coeffs(np.asarray(Workspace(folder).load_array("coeffs.npy"), np.float32))
     return predict_motion(net, audio, chunk_frames=config.motion_chunk_frames, pose_source=config.pose_source,
                           reference_motion=reference, head_motion_scale=config.head_motion_scale,
                           expression_scale=config.expression_scale, seed=config.seed)

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Collection, Literal, Optional
 
 import numpy as np
 
@@ -86,8 +86,13 @@ class PreprocessResult:
     morphable_model: str  # the model the coefficients were fitted with ("auto" resolved)
 
 
-def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True) -> PreprocessResult:
-    """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped."""
+def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, progress: bool = True,
+               steps: Collection[str] = tuple(STEPS)) -> PreprocessResult:
+    """Bring workspace `out` up to date with `clip` under `config`; return what ran and what was skipped.
+
+    `steps`: only these (each with the steps it needs among them); a photo has no audio, so it
+    takes frames, landmarks, align and coeffs.
+    """
     from talkface.face3d.model import resolve_morphable_model
 
     clip = Path(clip)
@@ -95,14 +100,15 @@ def preprocess(clip: str | Path, out: str | Path, config: PreprocessConfig, prog
     config = dataclasses.replace(config, morphable_model=resolve_morphable_model(config.morphable_model))
     Workspace(out).check_target()
     with new_folder_removed_on_error(out):
-        return _preprocess(clip, Workspace(out), config, progress)
+        return _preprocess(clip, Workspace(out), config, progress, steps)
 
 
-def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool) -> PreprocessResult:
+def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, progress: bool,
+                steps: Collection[str]) -> PreprocessResult:
     source = file_fingerprint(clip, workspace.manifest.get("source"))
-    runner = _Runner(workspace, clip, config, progress)
+    runner = _Runner(workspace, clip, config, progress, speech="audio" in steps)
     keys = runner.keys(source["sha256"])
-    stale = [name for name in STEPS if not workspace.is_current(name, keys[name])]
+    stale = [name for name in STEPS if name in steps and not workspace.is_current(name, keys[name])]
     # Before writing anything: the weights the stale steps need must exist.
     if "landmarks" in stale:
         _check_landmark_backend(runner.landmark_backend, config.landmarks.checkpoints_dir)
@@ -119,7 +125,7 @@ def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, prog
         fields = getattr(runner, name)()
         workspace.record(name, keys[name], inputs=runner.inputs[name], config=runner.configs[name], **fields)
         seconds[name] = time.perf_counter() - start
-    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n not in stale], seconds,
+    return PreprocessResult(workspace.root, stale, [n for n in STEPS if n in steps and n not in stale], seconds,
                             config.morphable_model)
 
 
@@ -163,8 +169,10 @@ def rnet_path(rnet: Optional[str]) -> Optional[Path]:
 class _Runner:
     """Computes each step's key and, when asked, its outputs."""
 
-    def __init__(self, workspace: Workspace, clip: Path, config: PreprocessConfig, progress: bool):
+    def __init__(self, workspace: Workspace, clip: Path, config: PreprocessConfig, progress: bool,
+                 speech: bool = True):
         self.ws, self.clip, self.config, self.progress = workspace, clip, config, progress
+        self.speech = speech  # False: a photo, frames without audio
         self.configs: dict[str, Any] = {}
         self.inputs: dict[str, Any] = {}
         self.rnet = rnet_path(config.rnet)  # None: direct fitting
@@ -213,11 +221,13 @@ class _Runner:
         from talkface.errors import MediaError
         from talkface.media import probe_video, read_audio, read_video
 
-        if not probe_video(self.clip).has_audio:
-            raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
-        # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
-        # clip whose last frame is held) would add frames with no speech behind them.
-        speech_frames = n_video_frames(len(read_audio(self.clip)))
+        speech_frames = self.config.frames
+        if self.speech:
+            if not probe_video(self.clip).has_audio:
+                raise MediaError("has no audio stream: fine-tuning needs the person's speech", self.clip)
+            # Frames pair with the speech: a video stream that outlasts its audio (a variable-frame-rate
+            # clip whose last frame is held) would add frames with no speech behind them.
+            speech_frames = n_video_frames(len(read_audio(self.clip)))
         frames = read_video(self.clip, max_frames=min(self.config.frames, speech_frames))
         if len(frames) < self.config.frames:
             raise TalkfaceError(f"has only {len(frames)} frames with speech at 25 fps, fewer than the "

@@ -90,6 +90,27 @@ class StageBook:
             tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
 
 
+class StageSequence:
+    """Named stages run in order through one StageBook, each announced with a numbered line.
+
+    A stage's key folds in the keys of the stages it reads (`after`), so redoing a stage redoes
+    everything downstream of it. Call it like `book.run`; it returns the stage's outputs and keeps
+    every StageResult in `results`.
+    """
+
+    def __init__(self, book: StageBook, names: tuple[str, ...], say: Callable[[str], None] = print):
+        self.book, self.names, self.say = book, names, say
+        self.results: list[StageResult] = []
+        self.keys: dict[str, str] = {}
+
+    def __call__(self, name: str, parts: Any, fn: Callable[[], dict[str, Any]], folder: Path | None = None,
+                 after: tuple[str, ...] = ()) -> dict[str, Any]:
+        self.keys[name] = stage_key({"parts": parts, "after": [self.keys[a] for a in after]})
+        self.say(f"[{len(self.results) + 1}/{len(self.names)}] {name}")
+        self.results.append(self.book.run(name, self.keys[name], fn, folder))
+        return self.results[-1].outputs
+
+
 def summary_table(results: list[StageResult], figures: Callable[[StageResult], dict[str, float]] | None = None) -> str:
     """The printed end-of-job table: status and time per stage, and its figures."""
     lines = [f"{'stage':<16}{'status':<9}{'seconds':>9}  figures"]
