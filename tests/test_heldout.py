@@ -162,3 +162,16 @@ def test_a_clip_without_audio_is_a_one_line_error(tmp_path, capsys):
     assert cli(["heldout", str(clip), "--out", str(tmp_path / "out")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "silent.mp4" in error
+
+
+def test_the_shipped_configs_load_and_the_cpu_one_keeps_the_split_and_takes_the_cpu_person():
+    from talkface.config import load_config
+    from talkface.pipelines.heldout import HeldoutConfig
+    from talkface.pipelines.person import PersonConfig
+
+    default = load_config(HeldoutConfig, REPO / "configs" / "heldout.yaml", [])
+    cpu = load_config(HeldoutConfig, REPO / "configs" / "heldout_cpu.yaml", [])
+    person_cpu = load_config(PersonConfig, REPO / "configs" / "person_cpu.yaml", [])
+    assert (default.train_frames, default.max_train_frames, default.train_fraction) == (None, 300, 0.75)
+    assert cpu.person.preprocess == person_cpu.preprocess and cpu.person.motion == person_cpu.motion
+    assert cpu.person.gan.epochs == person_cpu.gan.epochs and cpu.person.gan.val_frames == 16 == default.person.gan.val_frames
