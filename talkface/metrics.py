@@ -24,6 +24,19 @@ def lmd(predicted: np.ndarray, target: np.ndarray) -> float:
     return _centred_distance(pred, true)
 
 
+# The inner lips' facing pairs of the 68-point layout (upper 61-63 over lower 67-65).
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap [T] of landmarks [T, 68, 2]: the mean distance of the three facing inner-lip pairs."""
+    marks = np.asarray(landmarks, np.float64)
+    if marks.ndim != 3 or marks.shape[1:] != (68, 2):
+        raise ValueError(f"expected landmarks [T, 68, 2], got {marks.shape}")
+    upper, lower = (marks[:, [pair[i] for pair in INNER_LIP_PAIRS]] for i in (0, 1))  # [T, 3, 2]
+    return np.linalg.norm(upper - lower, axis=-1).mean(axis=1)
+
+
 def face_lmd(predicted: np.ndarray, target: np.ndarray) -> float:
     """LMD over all 68 points of [T, 68, 2] landmarks (face shape, head rotation and mouth together)."""
     pred, true = np.asarray(predicted, np.float64), np.asarray(target, np.float64)

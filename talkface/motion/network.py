@@ -202,6 +202,17 @@ class AudioToMotion(nn.Module):
         self.target_mean.copy_(mean)
         self.target_std.copy_(std.clamp_min(MIN_STD))
 
+    def shift_output(self, offset: torch.Tensor) -> None:
+        """Add `offset` [out_dim] (coefficient units) to every decoded prediction, by moving the target mean.
+
+        Targets are encoded with the same mean, so the network's output in target space, its weights
+        and its loss on motion shifted by the same offset are unchanged: only the point the decoded
+        motion centres on moves (fine-tuning re-centres a general model on a person with it).
+        """
+        if offset.shape != self.target_mean.shape:
+            raise ValueError(f"offset must have shape {tuple(self.target_mean.shape)}, got {tuple(offset.shape)}")
+        self.target_mean.add_(offset.to(self.target_mean))
+
     def calibrate_pose(self, motion: torch.Tensor) -> torch.Tensor:
         """Motion in coefficient units [..., 70] -> the same with the pose mapped by the person's calibration.
 
