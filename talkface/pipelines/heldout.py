@@ -44,7 +44,6 @@ from talkface.pipelines.person import PersonConfig
 
 # Less than a second of held-out speech says little about lip sync or head-motion rhythm.
 MIN_HELDOUT_FRAMES = 25
-INNER_LIPS = (62, 66)  # upper and lower inner-lip midpoints of the 68-point layout
 MM_PER_UNIT = 100.0  # the morphable models' units are decimetres
 VARIANTS = ("finetuned", "mean_expression", "general", "still")
 
@@ -382,6 +381,7 @@ def detect_generated(detector: Any, frames: np.ndarray, drawn: np.ndarray) -> tu
 def variant_figures(variant: dict[str, Any], real: dict[str, Any]) -> dict[str, float]:
     """evaluate() of one variant against the real held-out frames, in the person's window."""
     from talkface.evaluation import evaluate
+    from talkface.metrics import mouth_opening
 
     count, window = len(real["frames"]), real["window"]
     generated = np.stack([window.crop(np.asarray(frame)) for frame in variant["frames"][:count]])
@@ -395,12 +395,6 @@ def variant_figures(variant: dict[str, Any], real: dict[str, Any]) -> dict[str, 
         figures["mouth_open_r"] = _correlation(mouth_opening(variant["landmarks"][:count]),
                                                mouth_opening(real["landmarks"]))
     return figures
-
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap [T] of landmarks [T, 68, 2]."""
-    upper, lower = INNER_LIPS
-    return np.linalg.norm(landmarks[:, lower] - landmarks[:, upper], axis=-1)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
