@@ -98,16 +98,17 @@ def train_frame_count(total: int, config: HeldoutConfig, clip: str | Path | None
 def run_heldout(clip: str | Path, out: str | Path, config: HeldoutConfig, progress: bool = True,
                 say: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tune on the clip's first frames, generate and score the rest; write OUT/heldout.json and the report."""
-    from talkface.media import read_audio, read_video
+    from talkface.media import count_frames, read_audio
     from talkface.pipelines.heldout_report import write_report
     from talkface.pipelines.person import finetune_person
 
     paths = HeldoutPaths(Path(out))
     seconds: dict[str, float] = {}
-    frames = read_video(clip)  # [T, H, W, 3]
     audio = read_audio(clip)  # a clip without audio fails here, before any work
-    count = train_frame_count(len(frames), config, clip)
-    say(f"{clip}: {len(frames)} frames; fine-tuning on frames 0-{count - 1}, scoring {count}-{len(frames) - 1}")
+    total = count_frames(clip)
+    count = train_frame_count(total, config, clip)
+    first, held = heldout_frames(clip, count)
+    say(f"{clip}: {total} frames; fine-tuning on frames 0-{count - 1}, scoring {count}-{total - 1}")
     person = person_config(config, paths, count)
 
     start = time.perf_counter()
@@ -117,22 +118,34 @@ def run_heldout(clip: str | Path, out: str | Path, config: HeldoutConfig, progre
     seconds.update({f"finetune_{stage.name}": stage.seconds for stage in stages})
     start = time.perf_counter()
     say("[heldout] preprocess the held-out frames (their real landmarks and own reconstruction)")
-    write_heldout_clip(paths, frames[count:], audio, count, person)
-    _preprocess_heldout(paths, person, len(frames) - count, progress)
+    write_heldout_clip(paths, held, audio, count, person)
+    _preprocess_heldout(paths, person, len(held), progress)
     seconds["heldout_preprocess"] = time.perf_counter() - start
 
     start = time.perf_counter()
     say("[heldout] generate and score")
-    scored = score(paths, config, person, frames[0], progress)
+    scored = score(paths, config, person, first, progress)
     seconds["score"] = time.perf_counter() - start
-    result = {"clip": str(Path(clip).resolve()), "frames": len(frames), "train_frames": count,
-              "heldout_frames": len(frames) - count, "frame_size": list(frames.shape[1:3]),
+    result = {"clip": str(Path(clip).resolve()), "frames": count + len(held), "train_frames": count,
+              "heldout_frames": len(held), "frame_size": list(first.shape[:2]),
               **fit_record(person, config.name), **scored["figures"], "seconds": seconds}
     write_report(paths, result, scored["sheet"], config.sheet_tile)
     with atomic_path(paths.arrays) as tmp:
         with tmp.open("wb") as handle:
             np.savez(handle, **scored["arrays"])
     return result
+
+
+def heldout_frames(clip: str | Path, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frame 0, frames [count, T) [H, h, w, 3]) of the clip, streamed: the training frames are not kept."""
+    from talkface.media import iter_video_frames
+
+    first, held = None, []
+    for index, frame in enumerate(iter_video_frames(clip)):
+        first = frame if index == 0 else first
+        if index >= count:
+            held.append(frame)
+    return first, np.stack(held)
 
 
 def person_config(config: HeldoutConfig, paths: HeldoutPaths, count: int) -> PersonConfig:
