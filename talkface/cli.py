@@ -34,6 +34,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "talkface.commands.pretrain",
     "talkface.commands.person",
     "talkface.commands.demo",
+    "talkface.commands.heldout",
     "talkface.commands.bench",
 )
 

@@ -224,9 +224,12 @@ def test_real_lrw_clips_need_preprocess_weights(tmp: Path, lrw_clips: list[Path]
     real = tmp / "real_lrw" / "WORD" / "train" / "WORD_00001.mp4"  # a clip without truth: preprocessed
     real.parent.mkdir(parents=True)
     shutil.copy(lrw_clips[0], real)
-    preprocess_config = Path(__file__).resolve().parents[1] / "configs" / "preprocess.yaml"
+    # A named R-Net that is not there (`rnet: auto` would fit directly instead, needing no weights).
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "preprocess.yaml"
+    preprocess_config = tmp / "preprocess.yaml"
+    preprocess_config.write_text(f"_base_: {shipped}\nrnet: {tmp / 'no_such_rnet.pth'}\n")
     code = main(["gan", "pretrain", "--set", f"lrw_root={tmp / 'real_lrw'}", "--set", f"cache={tmp / 'real_cache'}",
                  "--set", f"run_dir={tmp / 'real_run'}", "--set", f"preprocess={preprocess_config}",
                  "--set", "val_split=null", "--set", f"window_size={WINDOW}"])
     error = capsys.readouterr().err
-    assert code == 1 and "missing" in error and "weights" in error and len(error.strip().splitlines()) == 1
+    assert code == 1 and "no_such_rnet.pth" in error and len(error.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -101,12 +101,19 @@ def synthesize_video(folder: Path, net: torch.nn.Module, enhancer, model: torch.
     `folder` is the person workspace (frames, coefficients, window); everything runs on the
     morphable model's device.
     """
-    from talkface.background.animation import animate, load_target, plan_animation
-    from talkface.background.single_image import plan_single_image
-
     start = time.perf_counter()
     motion = predict_person_motion(folder, net, audio, config)
     motion_seconds = time.perf_counter() - start
+    result = render_video(folder, motion, enhancer, model, audio, out, config, progress, observe)
+    return replace(result, seconds={"motion": motion_seconds, **result.seconds})
+
+
+def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Module, audio: np.ndarray,
+                 out: str | Path, config: InferConfig, progress: bool = True,
+                 observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
+    """The video of a given motion [T, 70] (predicted, or a baseline's): background matching, render, GAN, mp4."""
+    from talkface.background.animation import animate, load_target, plan_animation
+    from talkface.background.single_image import plan_single_image
 
     start = time.perf_counter()
     target = load_target(folder)
@@ -117,8 +124,7 @@ def synthesize_video(folder: Path, net: torch.nn.Module, enhancer, model: torch.
     chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
     frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
     written = write_frames(out, frames, audio, total=len(motion), progress=progress)
-    return InferResult(Path(out), written, {"motion": motion_seconds, "video": time.perf_counter() - start},
-                       motion, plan.indices)
+    return InferResult(Path(out), written, {"video": time.perf_counter() - start}, motion, plan.indices)
 
 
 def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray, config: InferConfig) -> np.ndarray:

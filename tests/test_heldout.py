@@ -1,0 +1,177 @@
+"""`talkface heldout` at tiny size on a synthetic person: the split, every figure and baseline, the report.
+
+The synthetic truth landmarks stand in for the detector (--landmarks), so the real frames' landmarks
+are known exactly and the split can be checked against them. The general motion model is a few
+steps of pretraining on a frameless synthetic LRW: what is under test is the evaluation, not quality.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from talkface.cli import main as cli
+from talkface.media import count_frames, probe_video, write_video
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+SECONDS = 5.0  # 125 frames: the default split fine-tunes on 75 % (93) and scores the last 32
+TRAIN, TOTAL = 93, 125
+ROWS, TILE = 3, 64
+
+
+def tiny_config(folder: Path, general: Path) -> Path:
+    path = folder / "heldout_tiny.yaml"
+    path.write_text(f"""_base_: {REPO / 'configs' / 'heldout.yaml'}
+sheet_rows: {ROWS}
+sheet_tile: {TILE}
+person:
+  preprocess:
+    window_size: 64
+    rnet: null                    # direct fitting: no R-Net weights on a fresh machine
+    morphable_model: synthetic
+    device: cpu
+    refine: {{steps: 60}}
+  motion:
+    pretrained: {general}
+    epochs: 2
+    train: {{device: cpu, eval_every: 1000}}
+  gan:
+    pretrained: null
+    val_frames: 10
+    epochs: 1
+    model: {{ngf: 8, ndf: 8, memory_size: 32}}
+    train: {{batch_size: 8, device: cpu}}
+infer:
+  device: cpu
+""")
+    return path
+
+
+def general_motion_model(root: Path) -> Path:
+    """A few steps of motion pretraining on a tiny frameless synthetic LRW (the 'general model')."""
+    from talkface.synth.world import write_lrw
+
+    lrw = root / "lrw"
+    write_lrw(lrw, words=2, clips_per_word=2, seed=3, splits=("train", "val"), engine="builtin", progress=False,
+              with_frames=False)
+    assert cli(["lrw", "preprocess", "--root", str(lrw), "--out", str(root / "cache"), "--coeffs", "truth",
+                "--quiet"]) == 0
+    run = root / "motion_lrw"
+    assert cli(["motion", "pretrain", "--set", f"cache={root / 'cache'}", "--set", f"run_dir={run}",
+                "--set", "epochs=null", "--set", "val_clips=2", "--set", "network.channels=[8, 8, 16, 16, 16]",
+                "--set", "network.fc_sizes=[32, 32]", "--set", "network.lstm_hidden=16",
+                "--set", "network.lstm_layers=1", "--set", "train.steps=2", "--set", "train.batch_size=4",
+                "--set", "train.num_workers=0", "--set", "train.device=cpu", "--set", "train.eval_every=2",
+                "--set", "train.checkpoint_every=2"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> dict:
+    from talkface.synth.world import write_person
+
+    root = tmp_path_factory.mktemp("heldout")
+    person = write_person(root / "person", seconds=SECONDS, seed=5, size=128, engine="builtin", progress=False)
+    config = tiny_config(root, general_motion_model(root))
+    out = root / "eval"
+    assert cli(["heldout", str(person / "clip.mp4"), "--out", str(out), "--landmarks",
+                str(person / "truth" / "landmarks.npy"), "--config", str(config)]) == 0
+    return {"out": out, "person": person, "result": json.loads((out / "heldout.json").read_text())}
+
+
+@pytest.mark.slow
+def test_the_json_has_every_figure_for_the_fine_tuned_model_and_each_baseline(evaluated):
+    result = evaluated["result"]
+    assert (result["frames"], result["train_frames"], result["heldout_frames"]) == (TOTAL, TRAIN, TOTAL - TRAIN)
+    variants = result["audio_driven"]
+    assert set(variants) == {"finetuned", "mean_expression", "general", "still"}
+    for name, figures in variants.items():
+        for key in ("lmd", "lmd_224", "face_lmd", "psnr", "ssim", "pose_stats_distance", "generated_pose_std_y"):
+            assert figures[key] is not None and figures[key] >= 0.0, (name, key)
+        assert figures["frames"] == TOTAL - TRAIN
+        assert figures["frames_without_face"] == 0
+    assert variants["still"]["mouth_open_r"] is None  # a mouth held still has no correlation
+    assert -1.0 <= variants["finetuned"]["mouth_open_r"] <= 1.0
+    recon = result["reconstruction"]
+    assert recon["psnr_gain_db"] == pytest.approx(recon["psnr_gan"] - recon["psnr_render"])
+    assert 0.0 < recon["ssim_render"] <= 1.0 and 0.0 < recon["ssim_gan"] <= 1.0
+    assert result["identity"]["train_spread_mm"] == pytest.approx(0.0, abs=1e-3)  # one identity per clip fit
+    assert 0.0 < result["identity"]["heldout_change_mm"] < 50.0
+    assert set(result["checks"]) == {"mouth lmd: fine-tuned < mean_expression", "mouth lmd: fine-tuned < general",
+                                     "mouth lmd: fine-tuned < still", "gan psnr >= composited render + 3 dB"}
+    report = (evaluated["out"] / "report.md").read_text()
+    assert "baseline: general model" in report and "contact_sheet.png" in report
+
+
+@pytest.mark.slow
+def test_the_baselines_are_scored_on_the_held_out_frames(evaluated):
+    """The real landmarks are the truth's last 32 frames; each figure is recomputable from the saved arrays."""
+    from talkface.metrics import lmd
+    from talkface.recon.landmarks import clean_track
+    from talkface.workspace import Workspace
+
+    out, result = evaluated["out"], evaluated["result"]
+    truth = np.load(evaluated["person"] / "truth" / "landmarks.npy")
+    arrays = np.load(out / "heldout_arrays.npz")
+    real = arrays["real_landmarks"]
+    assert real.shape == (TOTAL - TRAIN, 68, 2)
+    # preprocess's clean-up of the truth of exactly the held-out frames, not of a shifted range
+    np.testing.assert_allclose(real, clean_track(truth[TRAIN:TOTAL]), atol=1e-4)
+    assert np.abs(real - clean_track(truth[TRAIN - 1:TOTAL - 1])).max() > 0.1
+    training = np.asarray(Workspace(out / "people" / "person").load_array("coeffs.npy"))
+    assert len(training) == TRAIN  # fine-tuned on the first frames only
+    mean_expression = arrays["mean_expression_motion"]
+    assert mean_expression.shape == (TOTAL - TRAIN, 70)
+    np.testing.assert_allclose(mean_expression[:, :64], np.broadcast_to(training[:, 80:144].mean(0), (32, 64)),
+                               atol=1e-5)
+    for name, figures in result["audio_driven"].items():
+        assert figures["lmd"] == pytest.approx(lmd(arrays[f"{name}_landmarks"], real), rel=1e-6), name
+    np.testing.assert_allclose(arrays["still_landmarks"], np.broadcast_to(truth[0], real.shape), atol=0.5)
+    for name in ("finetuned", "mean_expression", "general"):
+        assert count_frames(out / "videos" / f"{name}.mp4") == TOTAL - TRAIN
+        assert probe_video(out / "videos" / f"{name}.mp4").has_audio
+
+
+@pytest.mark.slow
+def test_the_contact_sheet_has_a_row_per_sampled_frame_and_four_columns(evaluated):
+    sheet = cv2.imread(str(evaluated["out"] / "contact_sheet.png"))
+    assert sheet.shape == (ROWS * TILE, 4 * TILE, 3)
+    real_tile, gan_tile = sheet[:TILE, :TILE].astype(float), sheet[:TILE, 2 * TILE:3 * TILE].astype(float)
+    assert real_tile.std() > 10 and np.abs(real_tile - gan_tile).mean() > 1  # images, and not one image twice
+
+
+def test_a_clip_too_short_to_hold_out_a_second_is_a_one_line_error(tmp_path, capsys):
+    clip = tmp_path / "short.mp4"
+    frames = np.full((40, 64, 64, 3), 128, np.uint8)
+    write_video(clip, frames, audio=(np.zeros(40 * 640, np.float32), 16000))
+    assert cli(["heldout", str(clip), "--out", str(tmp_path / "out"), "--train-frames", "30"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "short.mp4" in error and "10 held-out frames" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_clip_without_audio_is_a_one_line_error(tmp_path, capsys):
+    clip = tmp_path / "silent.mp4"
+    write_video(clip, np.full((60, 64, 64, 3), 128, np.uint8))
+    assert cli(["heldout", str(clip), "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "silent.mp4" in error
+
+
+def test_the_shipped_configs_load_and_the_cpu_one_keeps_the_split_and_takes_the_cpu_person():
+    from talkface.config import load_config
+    from talkface.pipelines.heldout import HeldoutConfig
+    from talkface.pipelines.person import PersonConfig
+
+    default = load_config(HeldoutConfig, REPO / "configs" / "heldout.yaml", [])
+    cpu = load_config(HeldoutConfig, REPO / "configs" / "heldout_cpu.yaml", [])
+    person_cpu = load_config(PersonConfig, REPO / "configs" / "person_cpu.yaml", [])
+    assert (default.train_frames, default.max_train_frames, default.train_fraction) == (None, 300, 0.75)
+    assert cpu.person.preprocess == person_cpu.preprocess and cpu.person.motion == person_cpu.motion
+    assert cpu.person.gan.epochs == person_cpu.gan.epochs and cpu.person.gan.val_frames == 16 == default.person.gan.val_frames
