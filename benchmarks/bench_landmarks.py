@@ -26,7 +26,7 @@ import numpy as np
 from talkface.benchmarking import machine_info, write_result
 from talkface.media import read_video
 from talkface.recon.dlib_landmarks import DlibLandmarks
-from talkface.recon.landmarks import clean_track, format_ranges
+from talkface.recon.track import clean_track, format_ranges
 from talkface.synth.world import write_person
 
 ROOT = Path(__file__).resolve().parents[1]

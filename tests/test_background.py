@@ -110,6 +110,24 @@ def head_curve(s: np.ndarray) -> np.ndarray:
     )
 
 
+def test_silent_stretches_hold_the_background_whatever_the_pose_does():
+    """A head that moves (e.g. a network settling in the first frames of a silence) is replayed while
+    there is speech and held where the speech-activity gate is shut throughout a keyframe stretch."""
+    train = head_curve(np.arange(300))
+    pred = head_curve(np.arange(0, 160, 2))  # [80, 3]: faster than the clip, never 'still'
+    keys = find_keyframes(keyframe_signal(pred, "all"))
+    assert len(keys) > 3
+    moving = match_background(pred, train, keys)
+    assert len(np.unique(moving)) > 3
+    silent = np.zeros(80, bool)
+    silent[keys[1]:] = True  # speech up to the second keyframe, silence after it
+    held = match_background(pred, train, keys, silent=silent)
+    np.testing.assert_array_equal(held[: keys[1] + 1], moving[: keys[1] + 1])
+    assert (held[keys[1]:] == held[keys[1]]).all()
+    with pytest.raises(ValueError, match="silent has 79 frames"):
+        match_background(pred, train, keys, silent=silent[1:])
+
+
 @pytest.mark.parametrize("speed", [1, 2])
 def test_background_indices_are_in_range_monotone_and_bounded(speed):
     rng = np.random.default_rng(speed)

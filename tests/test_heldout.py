@@ -113,7 +113,7 @@ def test_the_json_has_every_figure_for_the_fine_tuned_model_and_each_baseline(ev
 def test_the_baselines_are_scored_on_the_held_out_frames(evaluated):
     """The real landmarks are the truth's last 32 frames; each figure is recomputable from the saved arrays."""
     from talkface.metrics import lmd
-    from talkface.recon.landmarks import clean_track
+    from talkface.recon.track import clean_track
     from talkface.workspace import Workspace
 
     out, result = evaluated["out"], evaluated["result"]

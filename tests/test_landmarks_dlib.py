@@ -15,6 +15,7 @@ import pytest
 from talkface.cli import main as cli
 from talkface.errors import TalkfaceError
 from talkface.recon import landmarks as lmk
+from talkface.recon import track as lmk_track
 from talkface.recon.dlib_landmarks import DlibLandmarks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,10 +106,10 @@ def test_a_frame_without_the_face_is_nan_then_filled_or_named(faces, backend):
     frames[2] = covered
     track = backend.detect(frames)
     assert np.isnan(track[2]).all() and np.isfinite(np.delete(track, 2, axis=0)).all()
-    filled = lmk.clean_track(track)
+    filled = lmk_track.clean_track(track)
     np.testing.assert_allclose(filled[2], (track[1] + track[3]) / 2, atol=0.5)  # interpolated, then smoothed
     with pytest.raises(TalkfaceError, match="frames 2 are gaps longer than 0 frames"):
-        lmk.fill_gaps(track, max_gap=0)
+        lmk_track.fill_gaps(track, max_gap=0)
 
 
 def test_a_clip_without_any_face_is_one_line_naming_it(tmp_path, capsys):
@@ -152,7 +153,7 @@ def test_file_landmarks_declare_their_convention(tmp_path):
     loaded = lmk.FileLandmarks(tmp_path / "index.npy", "index").detect()
     np.testing.assert_array_equal(loaded, index + 0.5)
     np.testing.assert_array_equal(lmk.FileLandmarks(tmp_path / "index.npy").detect(), index)  # talkface's own
-    np.testing.assert_array_equal(lmk.to_pixel_centres(index), index + 0.5)
+    np.testing.assert_array_equal(lmk_track.to_pixel_centres(index), index + 0.5)
     with pytest.raises(TalkfaceError, match="'centre'.*talkface, index"):
         lmk.FileLandmarks(tmp_path / "index.npy", "centre")
 
@@ -186,6 +187,8 @@ def test_auto_runs_fan_when_its_weights_are_there_else_dlib_and_the_workspace_re
     config.landmarks.checkpoints_dir = str(checkpoints)
     assert config.landmarks.backend == "auto"
 
+    (tmp_path / "ws").mkdir()  # made here, so the failed preprocess keeps it (it removes only folders it made)
+
     def landmarks_step() -> tuple[dict, np.ndarray]:
         with pytest.raises(TalkfaceError, match="rnet.pth"):
             preprocess(clip, tmp_path / "ws", config, progress=False)
@@ -217,7 +220,7 @@ def test_a_real_clip_has_a_face_in_every_frame(backend):
 
     frames = read_video(REAL / "talk4.mp4", max_frames=50)  # 30 fps source, glasses
     track = backend.detect(frames)
-    assert np.isfinite(track).all(), f"no face in frames {lmk.format_ranges(np.isnan(track).any(axis=(1, 2)))}"
+    assert np.isfinite(track).all(), f"no face in frames {lmk_track.format_ranges(np.isnan(track).any(axis=(1, 2)))}"
     # One face, tracked: the face centre moves little from frame to frame at 25 fps.
     centre = track.mean(axis=1)
     assert np.abs(np.diff(centre, axis=0)).max() < 0.05 * frames.shape[2]

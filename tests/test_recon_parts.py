@@ -12,6 +12,7 @@ import torch
 from talkface.errors import MissingWeightsError, TalkfaceError
 from talkface.face3d import coeffs
 from talkface.recon import landmarks as lmk
+from talkface.recon import track as lmk_track
 from talkface.recon.alignment import (
     TEMPLATE_5PT,
     align_face,
@@ -156,7 +157,7 @@ def static_track(frames: int = 100) -> np.ndarray:
 
 def test_smoothing_reduces_jitter_of_a_static_track():
     noisy = static_track() + np.random.default_rng(4).normal(0, 1.0, (100, 68, 2)).astype(np.float32)
-    smoothed = lmk.clean_track(noisy)
+    smoothed = lmk_track.clean_track(noisy)
     raw_error, smooth_error = (np.std(x - static_track()) for x in (noisy, smoothed))
     assert smooth_error < 0.8 * raw_error, (raw_error, smooth_error)
 
@@ -164,7 +165,7 @@ def test_smoothing_reduces_jitter_of_a_static_track():
 def test_smoothing_keeps_a_step_where_it_is():
     track = static_track(100).copy()
     track[50:] += 10.0  # the head jumps 10 px at frame 50
-    smoothed = lmk.clean_track(track) - static_track(100)
+    smoothed = lmk_track.clean_track(track) - static_track(100)
     np.testing.assert_allclose(smoothed[:48], 0, atol=1e-4)
     np.testing.assert_allclose(smoothed[52:], 10, atol=1e-4)
     assert (smoothed[49] < 5).all() and (smoothed[50] > 5).all()  # the midpoint is crossed at the step
@@ -174,11 +175,11 @@ def test_short_gaps_are_interpolated_and_edges_held():
     track = static_track(40) + np.arange(40, dtype=np.float32)[:, None, None]  # moving 1 px per frame
     holes = track.copy()
     holes[[0, 1, 10, 11, 12, 13, 14, 39]] = np.nan
-    filled = lmk.fill_gaps(holes, max_gap=5)
+    filled = lmk_track.fill_gaps(holes, max_gap=5)
     np.testing.assert_allclose(filled[2:39], track[2:39], atol=1e-4)  # linear inside
     np.testing.assert_allclose(filled[:2], track[[2, 2]], atol=1e-4)  # held at the ends
     np.testing.assert_allclose(filled[39], track[38], atol=1e-4)
-    np.testing.assert_allclose(lmk.clean_track(holes)[4:37], track[4:37], atol=1e-3)  # SG keeps linear motion
+    np.testing.assert_allclose(lmk_track.clean_track(holes)[4:37], track[4:37], atol=1e-3)  # SG keeps linear motion
 
 
 def test_long_gaps_fail_listing_frame_ranges():
@@ -187,18 +188,18 @@ def test_long_gaps_fail_listing_frame_ranges():
     track[77] = np.nan  # short: fine on its own
     track[100:111] = np.nan
     with pytest.raises(TalkfaceError) as error:
-        lmk.clean_track(track, max_gap=5)
+        lmk_track.clean_track(track, max_gap=5)
     message = str(error.value)
     assert "\n" not in message and "12-40, 100-110" in message and "41 of 150" in message
     with pytest.raises(TalkfaceError, match="no face found in any"):
-        lmk.clean_track(np.full((3, 68, 2), np.nan, np.float32))
+        lmk_track.clean_track(np.full((3, 68, 2), np.nan, np.float32))
 
 
 def test_format_ranges():
     mask = np.zeros(30, bool)
     mask[[3, 12, 13, 14, 29]] = True
-    assert lmk.format_ranges(mask) == "3, 12-14, 29"
-    assert lmk.format_ranges(mask, limit=2) == "3, 12-14, ... (1 more)"
+    assert lmk_track.format_ranges(mask) == "3, 12-14, 29"
+    assert lmk_track.format_ranges(mask, limit=2) == "3, 12-14, ... (1 more)"
 
 
 # ---------------------------------------------------------------- backends

@@ -160,12 +160,14 @@ def plan_animation(
     axis: int | Literal["all"] = 2,
     speed: float = SPEED,
     lighting: Literal["mean", "first"] = "mean",
+    silent: np.ndarray | None = None,
 ) -> AnimationPlan:
-    """Predicted motion [T, 70] (expression + pose) -> the background frames and coefficients to render."""
+    """Predicted motion [T, 70] (expression + pose) -> the background frames and coefficients to render;
+    `silent` (bool [T], frames without speech) holds the background still there (keyframes.match_background)."""
     motion = check_motion(motion)
     train_motion = motion_from_coeffs(target.coeffs)  # [M, 70]
     indices, keyframes = plan_background(motion[:, MOTION_ANGLES], train_motion[:, MOTION_ANGLES], mode, axis, speed,
-                                         target.source)
+                                         target.source, silent)
     rendered = apply_pose_mode(motion, train_motion, indices, mode)  # [T, 70]
     return AnimationPlan(indices, keyframes, animation_coeffs(target, rendered, lighting))
 

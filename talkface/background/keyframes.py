@@ -150,6 +150,7 @@ def match_background(
     keyframes: np.ndarray,
     speed: float = SPEED,
     source: str | Path | None = None,
+    silent: np.ndarray | None = None,
 ) -> np.ndarray:
     """Background frame index for each output frame: [T, 3], [M, 3], keyframes -> int64 [T] in [0, M).
 
@@ -157,19 +158,25 @@ def match_background(
     nearest within +-floor(speed * period) of the previous match, period = output frames since the
     previous keyframe. Between keyframes the index is linearly interpolated and rounded half up.
     `keyframes` must be sorted and run from 0 to T-1 (as find_keyframes returns them). `source`
-    names the training clip in the error raised when it is too short.
+    names the training clip in the error raised when it is too short. `silent` (bool [T], frames
+    without speech, talkface.motion.activity) holds the background over every stretch between two
+    keyframes that is silent throughout, whatever the network's pose does there (its recurrent
+    state still settles in the first frames of a silence).
     """
     check_train_frames(len(np.asarray(train_angles)), source)
     pred, train = _angles(pred_angles, "pred_angles"), _angles(train_angles, "train_angles")
     keys = _check_keyframes(keyframes, len(pred))
+    if silent is not None and len(silent) != len(pred):
+        raise ValueError(f"silent has {len(silent)} frames, the predicted pose {len(pred)}")
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
     matches = [nearest_pose(train, pred[keys[0]])]
     typical = float(np.median(pose_speed(train))) if len(train) > 1 else 0.0
     speed_per_frame = pose_speed(pred)  # [T - 1]
     for prev, key in zip(keys[:-1], keys[1:]):
-        if speed_per_frame[prev:key].mean() < STILL_FRACTION * typical:
-            matches.append(matches[-1])  # the predicted head rests: so does the background
+        quiet = silent is not None and bool(np.all(silent[prev:key + 1]))
+        if quiet or speed_per_frame[prev:key].mean() < STILL_FRACTION * typical:
+            matches.append(matches[-1])  # the speaker is silent or the predicted head rests: the background holds
             continue
         radius = int(np.floor(speed * (key - prev)))
         lo, hi = max(0, matches[-1] - radius), min(len(train), matches[-1] + radius + 1)
@@ -209,15 +216,17 @@ def plan_background(
     axis: int | Literal["all"] = 2,
     speed: float = SPEED,
     source: str | Path | None = None,
+    silent: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(background indices int64 [T], keyframes int64 [K]) for one utterance; K = 0 for pingpong."""
+    """(background indices int64 [T], keyframes int64 [K]) for one utterance; K = 0 for pingpong.
+    `silent`: bool [T] frames without speech, as in match_background."""
     _check_mode(mode)
     check_train_frames(len(np.asarray(train_angles)), source)
     pred, train = _angles(pred_angles, "pred_angles"), _angles(train_angles, "train_angles")
     if mode == "pingpong":
         return pingpong_indices(len(pred), len(train)), np.zeros(0, np.int64)
     keys = find_keyframes(keyframe_signal(pred, axis))
-    return match_background(pred, train, keys, speed, source), keys
+    return match_background(pred, train, keys, speed, source, silent), keys
 
 
 def apply_pose_mode(pred_motion: np.ndarray, train_motion: np.ndarray, indices: np.ndarray, mode: Mode) -> np.ndarray:

@@ -133,7 +133,8 @@ def _workspace_reference(root: str, start: int | None, count: int, size: tuple[i
 def _landmarks(path: str | None, n_frames: int | None):
     """A [T, 68, 2] landmark file, short no-face gaps filled; its length checked against its video."""
     from talkface.evaluation import check_lengths
-    from talkface.recon.landmarks import FileLandmarks, fill_gaps
+    from talkface.recon.landmarks import FileLandmarks
+    from talkface.recon.track import fill_gaps
 
     if path is None:
         return None

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from talkface.atomic import atomic_path
 from talkface.errors import MissingWeightsError, TalkfaceError
@@ -51,7 +50,7 @@ from talkface.gan.memory import Memory
 from talkface.gan.model import DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, MEMORY, freeze_key_backbone
 from talkface.motion.network import AudioToMotion
 from talkface.provenance import provenance
-from talkface.train.checkpoint import FORMAT, load_weight_file, strip_wrapper_prefixes
+from talkface.train.checkpoint import FORMAT, load_strict, load_weight_file, strip_wrapper_prefixes
 from talkface.workspace import file_fingerprint
 
 ORIGINAL = "https://github.com/yiranran/Audio-driven-TalkingFace-HeadPose"
@@ -137,18 +136,6 @@ def _rename(state: dict[str, torch.Tensor], rules: list[tuple[str, str]], drop: 
     return out
 
 
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: str) -> None:
-    expected = module.state_dict()
-    problems = {
-        "missing": sorted(expected.keys() - state.keys()),
-        "unexpected": sorted(state.keys() - expected.keys()),
-        "wrong shape": sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape),
-    }
-    if any(problems.values()):
-        detail = "; ".join(f"{kind}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                           for kind, keys in problems.items() if keys)
-        raise TalkfaceError(f"does not match the original's {what} ({detail})", path)
-    module.load_state_dict(state, strict=True)
 
 
 def _shape(state: dict[str, torch.Tensor], key: str, path: str) -> torch.Size:
@@ -169,7 +156,7 @@ def convert_audio(original: OriginalFile) -> AudioToMotion:
              (r"lstm_fc\.0\.(.*)", r"head.\1")]
     renamed = _rename(state, rules, drop=None)
     defaults = {key: value for key, value in net.state_dict().items() if key in TALKFACE_ONLY_BUFFERS}
-    _load_strict(net, {**renamed, **defaults}, "ATC_net", path)
+    load_strict(net, {**renamed, **defaults}, "original's ATC_net", path)
     return net
 
 
@@ -191,7 +178,7 @@ def convert_generator(original: OriginalFile) -> tuple[MemoryGenerator, dict[str
     renamed = _rename(state, rules, drop=r"\.body\.")  # conv copies and AdaIN dummy running stats
     renamed["encoder.0.conv.weight"] = reverse_window(renamed["encoder.0.conv.weight"])
     generator = MemoryGenerator(**args)
-    _load_strict(generator, renamed, "unet_generator_ac_adain (at 8 levels, ngf read from e1)", path)
+    load_strict(generator, renamed, "original's unet_generator_ac_adain (at 8 levels, ngf read from e1)", path)
     return generator, args
 
 
@@ -208,7 +195,7 @@ def convert_discriminator(original: OriginalFile) -> tuple[PatchDiscriminator, d
     renamed = _rename(state, [(r"model\.(.*)", r"net.\1")], drop=None)
     renamed["net.0.weight"] = reverse_window(renamed["net.0.weight"])
     discriminator = PatchDiscriminator(**args)
-    _load_strict(discriminator, renamed, "NLayerDiscriminator", path)
+    load_strict(discriminator, renamed, "original's NLayerDiscriminator", path)
     return discriminator, args
 
 
@@ -221,13 +208,13 @@ def convert_memory(original: OriginalFile) -> tuple[KeyEncoder, Memory, dict[str
     # ResNet18.body.* and body.* are the same modules again; the ResNet's fc is unused
     state = _rename(strip_wrapper_prefixes(contents["mem_model"]), rules,
                     drop=r"^(ResNet18\.body\.|body\.|ResNet18\.model\.fc\.)")
-    _load_strict(keys, state, "Memory_Network key encoder (ResNet-18 + Linear)", path)
+    load_strict(keys, state, "original's Memory_Network key encoder (ResNet-18 + Linear)", path)
     size, key_dim = contents["mem_key"].shape
     args = {"size": int(size), "key_dim": int(key_dim), "value_dim": int(contents["mem_value"].shape[1])}
     memory = Memory(**args)
     buffers = {ours: contents[theirs].float().reshape(getattr(memory, ours).shape)
                for theirs, ours in MEMORY_BUFFERS.items()}
-    _load_strict(memory, buffers, "memory buffers", path)
+    load_strict(memory, buffers, "original's memory buffers", path)
     return keys, memory, args
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from talkface import tvcompat  # noqa: F401, I001 - must precede torchvision on CPU torch
 import torchvision  # isort: skip
 from talkface.errors import ConfigError, TalkfaceError
-from talkface.train.checkpoint import load_weight_file, strip_wrapper_prefixes
+from talkface.train.checkpoint import load_strict, load_weight_file, strip_wrapper_prefixes
 
 IDENTITY_DIM = 512
 ENCODERS = ("learned", "arcface")
@@ -48,21 +48,6 @@ RESNET18_URL = f"https://download.pytorch.org/models/{RESNET18_FILE}"
 RESNET18_WEIGHTS = Path("checkpoints") / RESNET18_FILE  # the documented place for KeyEncoder(pretrained=...)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
-    """load_state_dict(strict=True), with missing / unexpected / mis-shaped keys in one line."""
-    expected = module.state_dict()
-    problems = {
-        "missing": sorted(expected.keys() - state.keys()),
-        "unexpected": sorted(state.keys() - expected.keys()),
-        "wrong shape": sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape),
-    }
-    if any(problems.values()):
-        detail = "; ".join(f"{kind}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                           for kind, keys in problems.items() if keys)
-        raise TalkfaceError(f"weights do not match the {what} ({detail})", path)
-    module.load_state_dict(state, strict=True)
 
 
 class FrozenModule(nn.Module):
@@ -218,7 +203,7 @@ class ArcFaceEncoder(FrozenModule):
         for name, buffer in encoder.backbone.state_dict().items():
             if name.endswith("num_batches_tracked"):  # older torch did not save these counters
                 state.setdefault(name, buffer)
-        _load_strict(encoder.backbone, state, "insightface IResNet", path)
+        load_strict(encoder.backbone, state, "insightface IResNet", path)
         encoder.freeze()
         return encoder
 
@@ -257,7 +242,7 @@ class KeyEncoder(nn.Module):
             state = strip_wrapper_prefixes(
                 load_weight_file(path, "ImageNet ResNet-18", f"download {RESNET18_URL} and place it at {path}")
             )
-            _load_strict(self.backbone, {k: v for k, v in state.items() if not k.startswith("fc.")},
+            load_strict(self.backbone, {k: v for k, v in state.items() if not k.startswith("fc.")},
                          "torchvision ResNet-18", path)
             self.backbone.requires_grad_(False)
         self.project = nn.Linear(512, dim)

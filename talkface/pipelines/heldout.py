@@ -380,7 +380,7 @@ def detect_generated(detector: Any, frames: np.ndarray, drawn: np.ndarray) -> tu
     Gaps are interpolated whatever their length (the evaluation reports them instead of failing),
     then smoothed like preprocess smooths the real frames' track. Without a detector, the drawn ones.
     """
-    from talkface.recon.landmarks import fill_gaps, smooth_track
+    from talkface.recon.track import fill_gaps, smooth_track
 
     if detector is None:
         return drawn.astype(np.float32), 0

@@ -120,11 +120,19 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
     if target.n_frames == 1:  # a photo (talkface finetune PHOTO): every frame over it, the head near its pose
         plan = plan_single_image(target, motion)
     else:
-        plan = plan_animation(target, motion, mode=config.background)
+        plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)))
     chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
     frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
     written = write_frames(out, frames, audio, total=len(motion), progress=progress)
     return InferResult(Path(out), written, {"video": time.perf_counter() - start}, motion, plan.indices)
+
+
+def _silent_frames(audio: np.ndarray, frames: int) -> np.ndarray:
+    """bool [frames]: the frames of 16 kHz `audio` where the speech-activity gate is shut."""
+    from talkface.motion.activity import speech_activity
+
+    gate = speech_activity(audio)[:frames]
+    return np.pad(gate, (0, frames - len(gate))) == 0  # frames past the audio count as silent
 
 
 def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray, config: InferConfig) -> np.ndarray:

@@ -132,7 +132,7 @@ def _preprocess(clip: Path, workspace: Workspace, config: PreprocessConfig, prog
 def _check_inside(track: np.ndarray, size: tuple[int, int], path: str | Path) -> None:
     """Refuse landmarks [T, 68, 2] of frames where none of the 68 points falls inside the H x W
     frame (landmarks in another unit or of another clip): their crops would be empty."""
-    from talkface.recon.landmarks import format_ranges
+    from talkface.recon.track import format_ranges
 
     height, width = size
     with np.errstate(invalid="ignore"):  # NaN frames (no face) are neither inside nor reported
@@ -259,6 +259,7 @@ class _Runner:
 
     def landmarks(self) -> dict[str, Any]:
         from talkface.recon import landmarks as lmk
+        from talkface.recon.track import clean_track, format_ranges
 
         frames = self.ws.load_array("frames.npy", mmap=True)
         c = self.config.landmarks
@@ -273,13 +274,13 @@ class _Runner:
                                                 device=self._device())
             track = backend.detect(frames)
         try:
-            clean = lmk.clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
+            clean = clean_track(track, c.max_gap, c.smooth_window, c.smooth_order)
         except TalkfaceError as error:  # "no face found in ..." names frames; the user needs the file too
             source = c.file if self.landmark_backend == "file" else self.clip
             raise TalkfaceError(str(error), source if error.path is None else None) from None
         self.ws.save_array("landmarks.npy", clean)
         missing = np.isnan(track).all(axis=(1, 2))
-        return {"frames_without_face": lmk.format_ranges(missing) if missing.any() else ""}
+        return {"frames_without_face": format_ranges(missing) if missing.any() else ""}
 
     def align(self) -> dict[str, Any]:
         from talkface.recon.alignment import align_faces, clip_window

@@ -15,7 +15,7 @@ dlib's HOG face detector finds the face, the 68-point iBUG shape predictor (the 
    least `predictor_size` px: dlib rounds its points to whole pixels, so a small face would be
    quantized to a good fraction of a lip opening.
 
-Frames where the tracked face is not found stay NaN; `talkface.recon.landmarks.clean_track` fills
+Frames where the tracked face is not found stay NaN; `talkface.recon.track.clean_track` fills
 short gaps and names the frames of longer ones.
 """
 
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from talkface.errors import MissingWeightsError, TalkfaceError
-from talkface.recon.landmarks import N_LANDMARKS, frame_ranges, smooth_track, to_pixel_centres
+from talkface.recon.track import N_LANDMARKS, frame_ranges, smooth_track, to_pixel_centres
 
 PREDICTOR_PACKAGE = "face_recognition_models"
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"

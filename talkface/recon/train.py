@@ -113,7 +113,7 @@ def _npz_landmarks(path: Path) -> np.ndarray:
 def _aligned_clip(clip: Path, track: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
     from talkface.media import read_video
     from talkface.recon.alignment import align_faces
-    from talkface.recon.landmarks import clean_track
+    from talkface.recon.track import clean_track
 
     frames = read_video(clip, max_frames=max_frames)
     if len(track) < len(frames):

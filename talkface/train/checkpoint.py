@@ -224,3 +224,18 @@ def _check_plain(value: Any, where: str) -> None:
             _check_plain(item, f"{where}[{index}]")
     elif type(value) not in _PLAIN:
         raise TypeError(f"{where} is a {type(value).__name__}, which a weights_only checkpoint cannot hold")
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: str | Path) -> None:
+    """load_state_dict(strict=True), with missing / unexpected / mis-shaped keys in one line."""
+    expected = module.state_dict()
+    problems = {
+        "missing": sorted(expected.keys() - state.keys()),
+        "unexpected": sorted(state.keys() - expected.keys()),
+        "wrong shape": sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape),
+    }
+    if any(problems.values()):
+        detail = "; ".join(f"{kind}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for kind, keys in problems.items() if keys)
+        raise TalkfaceError(f"weights do not match the {what} ({detail})", path)
+    module.load_state_dict(state, strict=True)
