@@ -13,7 +13,7 @@ benchmarks/results/rasterizer_<device>[_<backend>][_synthetic].json.
 By default the process raises glibc's malloc mmap and trim thresholds first (mallopt via ctypes,
 the same effect as MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 in the
 environment): with the defaults every large temporary is mmap'd and unmapped on each call, and
-each frame page-faults on fresh memory (REFERENCE.md, "Rasterizing a face mesh on CPU").
+each frame page-faults on fresh memory (talkface/render/torch_rasterizer.py).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def face_mesh(grid: int = 187, image_size: int = 224) -> tuple[torch.Tensor, tor
     """A bumped half-ellipsoid face seen from the front: screen [N,2], depth [N], triangles [F,3].
 
     grid=187 gives 34,969 vertices and 69,192 triangles, close to BFM's front face (35,709 / 70,789).
-    The camera is the 3DMM one (focal 1015, centre 112 at 224 px, distance 10; REFERENCE.md).
+    The camera is the 3DMM one (focal 1015, centre 112 at 224 px, distance 10; docs/method.md).
     """
     u, v = torch.meshgrid(torch.linspace(-1, 1, grid), torch.linspace(-1, 1, grid), indexing="xy")
     # Square grid -> disc (elliptical grid mapping), then an ellipse of semi-axes 0.69 x 0.9 world

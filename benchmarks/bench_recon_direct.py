@@ -44,7 +44,7 @@ from talkface.workspace import Workspace  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real"
 MM_PER_UNIT = 100.0  # the model's units are decimetres
-SAME_SPEAKER = {("hdtf_aoc", "talk3")}  # ../shared/real/README.md: one speaker in two clips
+SAME_SPEAKER = {("hdtf_aoc", "talk3")}  # the real clips' notes: one speaker in two clips
 
 
 def config(frames: int, landmarks: Path, rnet: str | None, steps: int) -> PreprocessConfig:

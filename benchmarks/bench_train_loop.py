@@ -27,7 +27,7 @@ from talkface.train import StepContext, Task, TrainConfig, Trainer
 from talkface.benchmarking import machine_info, write_result
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_loop_cpu.json"
-IN_DIM, OUT_DIM = 256, 70  # the audio net's FC 256 features -> 64 expression + 6 pose (REFERENCE.md)
+IN_DIM, OUT_DIM = 256, 70  # the audio net's FC 256 features -> 64 expression + 6 pose (docs/method.md)
 
 
 def mlp(hidden: int) -> nn.Module:

@@ -1,11 +1,11 @@
 """MFCC features and the per-video-frame 28x12 audio windows of the audio -> motion network.
 
 The MFCC is python_speech_features' `mfcc(signal, 16000, winstep=0.01)` with its defaults and the
-first coefficient dropped (REFERENCE.md, "Audio -> expression + pose network"), recomputed here
+first coefficient dropped (docs/method.md, "Audio features"), recomputed here
 with vectorised NumPy: one strided view for the frames, one FFT over all of them, one matmul with
 a cached mel filterbank and one with a cached DCT+lifter matrix.
 
-Time bases (REFERENCE.md): 16 kHz audio, 100 MFCC frames/s (10 ms step), 25 video frames/s, so
+Time bases (docs/method.md, "Time bases"): 16 kHz audio, 100 MFCC frames/s (10 ms step), 25 video frames/s, so
 one video frame = 4 MFCC frames = 640 samples. Video frame i sees MFCC frames
 [(i-3)*4, (i+4)*4): 28 frames = 280 ms, three video frames either side of its own. The audio is
 zero-padded by 1920 samples (0.12 s = 12 MFCC frames = 3 video frames) on both ends, so in the
@@ -22,17 +22,17 @@ import numpy as np
 
 from talkface.errors import MediaError
 
-SAMPLE_RATE = 16000  # Hz; the network's audio rate (REFERENCE.md)
-VIDEO_FPS = 25  # frames/s of every video in the pipeline (DESIGN.md)
+SAMPLE_RATE = 16000  # Hz; the network's audio rate (docs/method.md, time bases)
+VIDEO_FPS = 25  # frames/s of every video in the pipeline (docs/method.md, time bases)
 MFCC_FPS = 100  # MFCC frames/s: python_speech_features' 10 ms step
 MFCC_PER_VIDEO_FRAME = MFCC_FPS // VIDEO_FPS  # 4
 SAMPLES_PER_VIDEO_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
 WINDOW_MFCC_FRAMES = 28  # per-frame window: 7 video frames (i-3 .. i+3) = 280 ms
 CONTEXT_VIDEO_FRAMES = 3  # video frames of audio context before (and after) frame i
-PAD_SAMPLES = 1920  # 0.12 s of zeros on both ends of fine-tune/test audio (REFERENCE.md)
+PAD_SAMPLES = 1920  # 0.12 s of zeros on both ends of fine-tune/test audio (docs/method.md, audio features)
 N_COEFFS = 12  # 13 cepstra minus c0 (c0 would be the log frame energy)
 
-# python_speech_features defaults (REFERENCE.md).
+# python_speech_features defaults (docs/method.md, audio features).
 WINDOW_SECONDS = 0.025
 STEP_SECONDS = 0.01
 N_CEPSTRA = 13

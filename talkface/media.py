@@ -1,8 +1,8 @@
 """Read video as 25 fps RGB frames, read audio as 16 kHz mono, write H.264 mp4 with audio.
 
-Everything goes through the ffmpeg binary shipped inside the imageio-ffmpeg wheel (REFERENCE.md,
-machine facts), driven through pipes so that no video is ever held whole unless asked for. There
-is no ffprobe in that wheel, so probing parses the stream summary `ffmpeg -i` prints.
+Everything goes through the ffmpeg binary shipped inside the imageio-ffmpeg wheel (with libx264
+and aac: no system ffmpeg is needed), driven through pipes so that no video is ever held whole
+unless asked for. There is no ffprobe in that wheel, so probing parses the stream summary `ffmpeg -i` prints.
 
 User-facing failures (missing, empty or unreadable files, a missing video or audio stream) raise
 `MediaError` with one line naming the file; ffmpeg's stderr is only mined for a short reason.
@@ -26,8 +26,8 @@ import numpy as np
 from talkface.atomic import atomic_path
 from talkface.errors import MediaError
 
-VIDEO_FPS = 25.0  # the frame rate of every coefficient/landmark track (DESIGN.md, Contracts)
-AUDIO_RATE = 16000  # the audio rate of the MFCC front end (REFERENCE.md, ATC-net)
+VIDEO_FPS = 25.0  # the frame rate of every coefficient/landmark track (docs/method.md, time bases)
+AUDIO_RATE = 16000  # the audio rate of the MFCC front end (docs/method.md, time bases)
 
 # An audio source for `VideoWriter`: a media file with an audio track, or (samples, rate).
 AudioSource = Union[str, Path, tuple[np.ndarray, int], None]
@@ -263,7 +263,7 @@ def iter_video_frames(
     N frames gives round(N * 25/30) frames (halves round up). Frames start at the first video
     timestamp, so a clip whose video starts after its audio is not padded. Closing the generator
     early stops ffmpeg. A variable-frame-rate clip gives one frame per 40 ms of its video's span
-    (talk1.mp4 in ../shared/real: 22.1 fps average, 6.13 s -> 152 frames). A video that decodes to
+    (a real phone clip: 22.1 fps average, 6.13 s -> 152 frames). A video that decodes to
     much less than its container's duration (a truncated file) raises MediaError at the end.
     """
     path = Path(path)
@@ -387,7 +387,7 @@ def to_uint8_frame(frame: Any) -> np.ndarray:
     """One frame as [H, W, 3] uint8 RGB.
 
     Accepts numpy [H, W, 3] uint8, numpy [H, W, 3] float in [0, 1], or a torch float tensor
-    [3, H, W] or [H, W, 3] in [0, 1] (the package's image convention, DESIGN.md).
+    [3, H, W] or [H, W, 3] in [0, 1] (the package's image convention, docs/formats.md).
     """
     if hasattr(frame, "detach"):  # a torch tensor; torch itself is not imported here
         frame = frame.detach().float().cpu()

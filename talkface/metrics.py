@@ -1,5 +1,5 @@
-"""Evaluation metrics: landmark distances, head-pose statistics, PSNR / SSIM and flicker (REFERENCE.md,
-"Evaluation").
+"""Evaluation metrics: landmark distances, head-pose statistics, PSNR / SSIM and flicker (docs/method.md,
+"Held-out evaluation").
 
 LMD compares mouth shapes, not positions: each frame's 20 mouth points (48-67) are centred on
 their own mean before the distance, so a head that sits elsewhere in the frame is not penalised.

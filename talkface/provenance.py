@@ -1,4 +1,4 @@
-"""How an artifact was made: recorded beside every file a stage writes (DESIGN.md, Contracts)."""
+"""How an artifact was made: recorded beside every file a stage writes (docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The network keeps the public PyTorch port's layout (joonson/syncnet_python, `Syn
 modules `netcnnaud`, `netfcaud`, `netcnnlip`, `netfclip`), so its released `syncnet_v2.model`
 loads directly from `checkpoints/syncnet/syncnet_v2.model` (checkpoints/README.md).
 
-Inputs, as that code prepares them (REFERENCE.md, "Evaluation used in the field"):
+Inputs, as that code prepares them (docs/method.md, "Held-out evaluation"):
   video  face crops 224x224, BGR, 0..255 unnormalised, 5 consecutive 25 fps frames per window
          -> [B, 3, 5, 224, 224]
   audio  python_speech_features MFCC of 16-bit-scaled 16 kHz audio: 13 cepstra with c0 = log

@@ -2,7 +2,7 @@
 
 The PyPI torchvision 0.28 wheel is a CUDA build. On CPU torch its compiled ops library fails to
 load, and torchvision then registers fake kernels for `torchvision::nms` / `qnms`, which raises
-"operator torchvision::nms does not exist" at import (REFERENCE.md, machine facts). Declaring the
+"operator torchvision::nms does not exist" at import. Declaring the
 two schemas first lets the import finish; the model definitions we use (ResNets) need no custom
 ops. Import this module before torchvision, anywhere in the package: `from talkface import tvcompat`.
 """

@@ -20,7 +20,7 @@ RATE = 16000
 
 
 def reference_mfcc(signal: np.ndarray) -> np.ndarray:
-    """The definition we reproduce (REFERENCE.md): python_speech_features' MFCC without c0."""
+    """The definition we reproduce (docs/method.md, audio features): python_speech_features' MFCC without c0."""
     return psf.mfcc(signal, RATE, winstep=0.01)[:, 1:]
 
 
@@ -155,7 +155,7 @@ def test_windows_are_slices_of_the_padded_reference_mfcc(speech):
 
 
 def test_windows_follow_reference_formula_on_unpadded_audio(speech):
-    # REFERENCE.md: frame i uses mfcc[(i-3)*4 : (i+4)*4] of the audio itself.
+    # docs/method.md: frame i uses mfcc[(i-3)*4 : (i+4)*4] of the audio itself.
     windows = audio.audio_windows(speech)
     plain = reference_mfcc(speech)
     scale = np.abs(plain).max()

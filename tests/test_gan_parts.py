@@ -100,8 +100,8 @@ def test_generator_parameter_counts_at_the_papers_sizes():
     n = 9984  # AdaIN parameters at ngf 64, levels 8
     expected_mlp = (512 * n + n) + 2 * (n * n + n)  # the original's MLP 512 -> 9984 -> 9984 -> 9984
     assert sum(p.numel() for p in original.mapping.parameters()) == expected_mlp
-    assert 204e6 < expected_mlp < 205e6  # REFERENCE.md: ~204M
-    assert 259e6 < sum(p.numel() for p in original.parameters()) < 260e6  # REFERENCE.md: ~259M
+    assert 204e6 < expected_mlp < 205e6  # docs/method.md: ~204M
+    assert 259e6 < sum(p.numel() for p in original.parameters()) < 260e6  # docs/method.md: ~259M
     light_mapping = sum(p.numel() for p in light.mapping.parameters())
     assert light_mapping == (512 * 512 + 512) + (512 * n + n)
     unet = sum(p.numel() for p in original.parameters()) - expected_mlp

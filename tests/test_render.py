@@ -237,7 +237,7 @@ def test_custom_backward_matches_autograd_through_reference():
 
 
 def test_float32_precision_on_sub_pixel_triangles():
-    """Far from the origin and at face depths, fp32 barycentrics and depth stay close to fp64 (REFERENCE.md)."""
+    """Far from the origin and at face depths, fp32 barycentrics and depth stay close to fp64."""
     ys, xs = torch.meshgrid(torch.linspace(150.3, 170.1, 50), torch.linspace(180.2, 200.4, 50), indexing="ij")
     screen = torch.stack([xs, ys], -1).reshape(1, -1, 2).double()  # ~0.4 px spacing: sub-pixel triangles
     jitter = torch.rand(screen.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64) - 0.5

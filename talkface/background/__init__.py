@@ -1,4 +1,4 @@
-"""Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (REFERENCE.md).
+"""Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (docs/method.md).
 
 keyframes.py     keyframes of the predicted pose, the real frame behind each output frame, pose modes
 animation.py     the person's coefficients with the predicted motion, rendered where each matched

@@ -1,13 +1,13 @@
 """Render the 3D animation where each matched real frame's face is, composite it, window it for the GAN.
 
-REFERENCE.md, pipeline steps 5-6. For each output frame:
+docs/method.md, "Rendering". For each output frame:
 
 1. coefficients: the person's identity, texture and lighting (one set for the whole clip, see
    `shared_appearance`), the predicted expression, and the pose of the chosen mode (keyframes.py:
    'reassign' takes the matched background frame's pose, 'predicted' keeps the network's,
    'pingpong' the replayed frame's);
-2. camera: the workspace's coefficients live in each frame's aligned 224 px crop (REFERENCE.md,
-   R-Net alignment), so the mesh is projected with the 224 px camera and its screen positions are
+2. camera: the workspace's coefficients live in each frame's aligned 224 px crop (docs/method.md,
+   "Reconstruction"), so the mesh is projected with the 224 px camera and its screen positions are
    carried into the clip window's crop (the GAN's working size, 256 px) by the matched frame's
    map, aligned crop -> frame -> window. Both maps are scale + shift, so this is exact: the face
    of 'reassign' lands where that real frame's face is;
@@ -131,8 +131,8 @@ def shared_appearance(coeffs: np.ndarray, lighting: Literal["mean", "first"] = "
     Preprocess fits one identity and texture for the whole clip (every row holds the same values),
     so their mean is that shared set; for per-frame estimates the mean is the natural pooling.
     Lighting: "mean" averages the clip's SH coefficients (a light flicker of single frames does not
-    become the render's light), "first" takes frame 0's, as the original did (REFERENCE.md,
-    pipeline step 5). Expression and pose are zero: they come from the motion.
+    become the render's light), "first" takes frame 0's, as the original did (docs/method.md,
+    "Rendering"). Expression and pose are zero: they come from the motion.
     """
     if lighting not in LIGHTINGS:
         raise ConfigError(f"unknown lighting {lighting!r}; expected one of {LIGHTINGS}")
@@ -218,7 +218,7 @@ def detailed_albedo(
 ) -> Tensor:
     """Per-vertex albedo [N, 3] from one real frame: its aligned crop uint8 [224, 224, 3] and coefficients [257].
 
-    REFERENCE.md (R-Net, last bullet): the image colour at each projected vertex divided by the SH
+    docs/method.md, "Rendering": the image colour at each projected vertex divided by the SH
     shading of that frame. Vertices the frame does not show (turned away, hidden by the nose or
     cheek, outside the crop) keep the PCA albedo. The result is clipped to [0, 1].
     """
@@ -260,7 +260,7 @@ class AnimationChunk:
     alpha: Tensor  # [B, 1, S, S] render coverage {0, 1} (before hole filling)
     landmarks: Tensor  # [B, 68, 2] rendered landmarks, window px
     background: Tensor  # [B, 3, S, S] the background frames' window crops
-    composited: Tensor  # [B, 3, S, S] render over background (REFERENCE.md, compositing)
+    composited: Tensor  # [B, 3, S, S] render over background (docs/method.md, compositing)
     gan_input: Tensor  # [B, 9, S, S] composited frames t, t-1, t-2
 
 
@@ -276,7 +276,7 @@ def animate(
     """Render, composite and window the planned animation, `chunk_frames` output frames at a time.
 
     Runs on the model's device. albedo "low" is the PCA texture (the released pipeline's choice,
-    REFERENCE.md); "detailed" takes the albedo of real frame `albedo_frame` (detailed_albedo) for
+    docs/method.md); "detailed" takes the albedo of real frame `albedo_frame` (detailed_albedo) for
     the whole animation, so pick a frame that shows the face frontally with the mouth closed.
     """
     if chunk_frames < 1:

@@ -1,6 +1,6 @@
 """Compositing the rendered face over its background frame, and the GAN's 3-frame input windows.
 
-REFERENCE.md, "Keyframe background matching" (compositing) and "Memory-augmented GAN" (input).
+docs/method.md, "Compositing and paste-back" and "Memory-augmented GAN" (its input).
 The render is drawn over the background crop through its alpha. The face mesh leaves holes in that
 alpha (the gap between open lips, pixel specks where no triangle covers a pixel centre); without
 filling them the background frame's own mouth would show through the rendered one. Filled holes
@@ -15,7 +15,7 @@ from scipy import ndimage
 from torch import Tensor
 
 CLOSE_RADIUS = 2  # px at 256x256: bridges one-to-three-pixel cracks at the mask's edge
-N_WINDOW = 3  # frames t, t-1, t-2 (REFERENCE.md, memory_seq input)
+N_WINDOW = 3  # frames t, t-1, t-2 (docs/method.md, memory_seq input)
 
 
 def shift_images(images: Tensor, offset: tuple[int, int] | Tensor) -> Tensor:

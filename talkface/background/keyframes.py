@@ -1,6 +1,6 @@
 """Keyframe background matching: which real frame each output frame is drawn over.
 
-REFERENCE.md, "Keyframe background matching". The predicted head pose is summarised by keyframes
+docs/method.md, "Background matching". The predicted head pose is summarised by keyframes
 (extrema of one smoothed angle); each keyframe gets the training frame whose pose is nearest,
 searched near the previous match; the frames in between replay the training clip linearly from one
 match to the next (a time-warped replay). With mode 'reassign' each output frame then takes its
@@ -30,9 +30,9 @@ from talkface.atomic import atomic_path
 from talkface.errors import ConfigError, TalkfaceError
 from talkface.face3d.coeffs import N_EXPRESSION, N_MOTION
 
-WINDOW = 7  # Hanning window of the keyframe signal (REFERENCE.md)
-MAX_FRACTION = 0.1  # at most N/10 interior keyframes (REFERENCE.md)
-MIN_SPACING = 3  # keyframes closer than this many frames are merged (REFERENCE.md)
+WINDOW = 7  # Hanning window of the keyframe signal (docs/method.md)
+MAX_FRACTION = 0.1  # at most N/10 interior keyframes (docs/method.md)
+MIN_SPACING = 3  # keyframes closer than this many frames are merged (docs/method.md)
 SPEED = 1.0  # the original's pipeline (test_personalized) calls the matcher with speed=1
 # One second at 25 fps: a shorter clip cannot replay even one nod (~0.5-1 s) of head motion; the
 # paper's clips have ~300 frames.

@@ -1,6 +1,6 @@
 """Paste-back: the refined 256x256 face into the full-resolution frame it was cropped from.
 
-REFERENCE.md, "Keyframe background matching": the original resized the GAN output to the crop
+docs/method.md, "Compositing and paste-back": the original resized the GAN output to the crop
 window and used cv2.seamlessClone over the whole window. Here only the face region moves: the face
 is colour-matched to the frame under it and blended through a feathered mask ("feather") or
 Poisson-cloned inside the mask ("poisson"). Every pixel outside the region is the frame's own.

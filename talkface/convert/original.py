@@ -56,7 +56,7 @@ from talkface.workspace import file_fingerprint
 ORIGINAL = "https://github.com/yiranran/Audio-driven-TalkingFace-HeadPose"
 WHERE = (f"the original project's pre-trained models are linked from its README ({ORIGINAL}, "
          "'Download pre-trained models')")
-WINDOW_FRAMES = 3  # the generator sees frames t, t-1, t-2 (REFERENCE.md)
+WINDOW_FRAMES = 3  # the generator sees frames t, t-1, t-2 (docs/method.md)
 MOTION_FILE, GAN_FILE = "motion_lrw.pt", "gan_lrw.pt"  # the names configs/*_finetune.yaml point to
 MEMORY_BUFFERS = {"mem_key": "keys", "mem_value": "values", "mem_age": "ages"}
 # AudioToMotion's buffers the original lacks, kept at their defaults: the target statistics (the

@@ -1,6 +1,6 @@
 """BFM_model_front.mat: read and validate it, write it, and build it from the raw BFM files.
 
-The file format is Deep3DFaceRecon's (REFERENCE.md, "Morphable model"), N vertices, F triangles:
+The file format is Deep3DFaceRecon's (docs/formats.md, "BFM_model_front.mat"), N vertices, F triangles:
     meanshape [1, 3N]   idBase [3N, 80]   exBase [3N, 64]   (model units: decimetres)
     meantex [1, 3N]     texBase [3N, 80]  (0-255)            xyz / rgb interleaved per vertex
     tri [F, 3]          point_buf [N, K] (triangles around each vertex, padded with F + 1)
@@ -121,7 +121,7 @@ def write_bfm(path: str | Path, arrays: dict[str, np.ndarray], **provenance_fiel
 
 
 def convert_bfm(raw_dir: str | Path, out: str | Path) -> dict[str, np.ndarray]:
-    """Build BFM_model_front.mat at `out` from the raw files in `raw_dir` (REFERENCE.md build rules)."""
+    """Build BFM_model_front.mat at `out` from the raw files in `raw_dir` (docs/method.md, 3D morphable model)."""
     raw_dir = Path(raw_dir)
     missing = [name for name in RAW_SOURCES if not (raw_dir / name).is_file()]
     if missing:

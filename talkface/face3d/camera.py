@@ -1,4 +1,4 @@
-"""The fixed pinhole camera of Deep3DFaceRecon and the Euler-angle head rotation (REFERENCE.md).
+"""The fixed pinhole camera of Deep3DFaceRecon and the Euler-angle head rotation (docs/method.md).
 
 Spaces:
 - model space: the morphable model's units (decimetres), x right, y up, z towards the camera;
@@ -27,7 +27,7 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Camera:
-    """Pinhole camera looking down -z of world space from (0, 0, distance); defaults from REFERENCE.md."""
+    """Pinhole camera looking down -z of world space from (0, 0, distance); defaults from docs/method.md."""
 
     focal: float = 1015.0  # pixels
     center: float = 112.0  # principal point (x and y, pixels)

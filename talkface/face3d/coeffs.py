@@ -1,4 +1,4 @@
-"""The 257-float coefficient layout of one frame (REFERENCE.md, "Coefficient layout").
+"""The 257-float coefficient layout of one frame (docs/formats.md, "The 257-coefficient layout").
 
 This is the contract between reconstruction, the audio network, the renderer and the synthetic
 world: float32 [..., 257], one row per 25 fps frame. Keep every slice of it here.
@@ -24,7 +24,7 @@ N_IDENTITY = IDENTITY.stop - IDENTITY.start
 N_EXPRESSION = EXPRESSION.stop - EXPRESSION.start
 N_TEXTURE = TEXTURE.stop - TEXTURE.start
 
-# The audio network predicts expression + pose: 64 + 3 angles + 3 translation (REFERENCE.md, ATC-net).
+# The audio network predicts expression + pose: 64 + 3 angles + 3 translation (docs/formats.md, motion layout).
 MOTION = (EXPRESSION, ANGLES, TRANSLATION)
 N_MOTION = 70
 

@@ -1,4 +1,4 @@
-"""Second-order spherical-harmonics (9-band) Lambertian lighting, as in Deep3DFaceRecon (REFERENCE.md)."""
+"""Second-order spherical-harmonics (9-band) Lambertian lighting, as in Deep3DFaceRecon (docs/method.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-# Lambertian attenuation a_n and SH normalisation c_n for bands 0, 1, 2 (REFERENCE.md, "SH lighting").
+# Lambertian attenuation a_n and SH normalisation c_n for bands 0, 1, 2 (docs/method.md, the 3D morphable model).
 _A = (math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0))
 _C = (
     1.0 / math.sqrt(4.0 * math.pi),
@@ -20,7 +20,7 @@ AMBIENT = 0.8
 
 
 def sh_basis(normals: Tensor) -> Tensor:
-    """[..., 3] unit normals -> [..., 9] SH basis with the constants and signs of REFERENCE.md."""
+    """[..., 3] unit normals -> [..., 9] SH basis with the constants and signs of docs/method.md."""
     x, y, z = normals.unbind(-1)
     k0, k1, k2 = _A[0] * _C[0], _A[1] * _C[1], _A[2] * _C[2]
     return torch.stack(

@@ -1,7 +1,7 @@
 """The parametric face: 257 coefficients -> a lit, posed, projected mesh (Deep3DFaceRecon's BFM model).
 
 Conventions follow Deep3DFaceRecon so that public R-Net coefficients mean the same here
-(REFERENCE.md, "Morphable model"): shape = mean + idBase·id + exBase·exp with the mean recentred on
+(docs/method.md, "The 3D morphable model"): shape = mean + idBase·id + exBase·exp with the mean recentred on
 its centroid; normals from the unrotated shape, then rotated with the head; world = R·shape + t;
 camera z <- 10 - z; lighting with the rotated normals in world space.
 """

@@ -1,4 +1,4 @@
-"""The memory-augmented GAN that turns composited renders into realistic frames (REFERENCE.md).
+"""The memory-augmented GAN that turns composited renders into realistic frames (docs/method.md).
 
 generator.py      MemoryGenerator: AdaIN U-Net on a 3-frame window, colour + attention heads;
                   to_gan / from_gan between the package's [0, 1] and the GAN's [-1, 1]

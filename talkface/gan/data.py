@@ -3,7 +3,7 @@
 One item is frame t of one clip:
 
     window          float [9, S, S]  composited renders t, t-1, t-2 (clamped at the clip's first
-                                     frame), the generator's input (REFERENCE.md)
+                                     frame), the generator's input (docs/method.md)
     real            float [3, S, S]  the real frame t (its window crop), the generator's target
     identity_frame  float [3, S, S]  another real frame of the same clip, drawn at random: the
                                      learned identity encoder never sees the target it must match,

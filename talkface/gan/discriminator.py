@@ -1,4 +1,4 @@
-"""Conditional PatchGAN discriminator (pix2pix `NLayerDiscriminator`, REFERENCE.md).
+"""Conditional PatchGAN discriminator (pix2pix `NLayerDiscriminator`, docs/method.md).
 
 With 3 layers: conv 4x4 stride 2 (no norm) -> 2 x [conv 4x4 stride 2, norm] -> conv 4x4 stride 1,
 norm -> conv 4x4 stride 1 to one logit per patch, LeakyReLU 0.2 between. Each logit sees a

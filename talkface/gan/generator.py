@@ -1,4 +1,4 @@
-"""The memory GAN's generator: an AdaIN U-Net with colour and attention heads (REFERENCE.md).
+"""The memory GAN's generator: an AdaIN U-Net with colour and attention heads (docs/method.md).
 
 The original ("memory_seq", `unet_generator_ac_adain` in render-to-video/models/networks.py):
 
@@ -16,9 +16,9 @@ ngf 64): ~204M of the generator's ~259M parameters. `mapping="light"` replaces i
 Value ranges: this module works at the GAN boundary in [-1, 1] (as pix2pix does); the package's
 images are [0, 1], so callers convert with `to_gan` / `from_gan`.
 
-Window layout: 9 channels = frames (t, t-1, t-2) as REFERENCE.md lists them, so the current
+Window layout: 9 channels = frames (t, t-1, t-2) as docs/method.md lists them, so the current
 frame is channels 0:3. (The original's data loader stored (t-2, t-1, t) and blended with the
-*last* 3 channels; our data pipeline follows REFERENCE.md's order.)
+*last* 3 channels; our data pipeline keeps t, t-1, t-2: docs/formats.md, converted original models.)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from talkface.errors import ConfigError
 
 MAPPINGS = ("light", "original")
 LIGHT_HIDDEN = 512  # width of the light mapping's one hidden layer
-DROPOUT_LEVELS = 3  # the first 3 decoder levels use dropout 0.5 (pix2pix U-Net, REFERENCE.md)
+DROPOUT_LEVELS = 3  # the first 3 decoder levels use dropout 0.5 (pix2pix U-Net, docs/method.md)
 FRAME_CHANNELS = 3
 
 

@@ -1,4 +1,4 @@
-"""Identity features for the memory GAN, and the memory's key encoder (REFERENCE.md, "Memory").
+"""Identity features for the memory GAN, and the memory's key encoder (docs/method.md, "Memory-augmented GAN").
 
 Identity encoders map real frames [B, 3, H, W] in [0, 1] to L2-normalised features [B, 512]:
 the generator's AdaIN input during training and the memory's values. Two, behind
@@ -38,7 +38,7 @@ ARCFACE_SOURCE = (
 ARCFACE_SIZE = 112
 # insightface's 5-point ArcFace template for 112x112 crops (eyes, nose tip, mouth corners; the
 # same order as talkface.recon.alignment.five_points). It is given in OpenCV's convention (pixel
-# centres on integers); +0.5 moves it to ours (DESIGN.md: pixel centres at j + 0.5).
+# centres on integers); +0.5 moves it to ours (docs/formats.md, pixel convention: centres at j + 0.5).
 ARCFACE_TEMPLATE = torch.tensor(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
 ) + 0.5
@@ -64,7 +64,7 @@ class FrozenModule(nn.Module):
 class LearnedIdentityEncoder(nn.Module):
     """[B, 3, H, W] in [0, 1] -> unit-norm [B, dim]: five stride-2 convs, mean pool, linear.
 
-    No normalisation layers: the GAN trains at batch 1 (REFERENCE.md), where BatchNorm misbehaves.
+    No normalisation layers: the GAN trains at batch 1 (docs/method.md), where BatchNorm misbehaves.
     """
 
     def __init__(self, dim: int = IDENTITY_DIM, width: int = 32):

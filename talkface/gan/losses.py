@@ -1,4 +1,4 @@
-"""Losses of the memory GAN (REFERENCE.md; the original's memory_seq_model.py).
+"""Losses of the memory GAN (docs/method.md, "Memory-augmented GAN"; the original's memory_seq_model.py).
 
 All images are at the GAN boundary, in [-1, 1] (the L1 weight 100 was tuned there):
 

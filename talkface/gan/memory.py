@@ -1,4 +1,4 @@
-"""The identity memory of the memory GAN (REFERENCE.md, "Memory"; the original's Memory_Network).
+"""The identity memory of the memory GAN (docs/method.md, "Memory-augmented GAN"; the original's Memory_Network).
 
 Each slot holds a key (the L2-normalised feature of a rendered input, from `KeyEncoder`), a value
 (the L2-normalised identity feature of the matching real frame) and an age. At test time the

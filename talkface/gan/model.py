@@ -42,7 +42,7 @@ GENERATOR, KEYS, MEMORY, DISCRIMINATOR, IDENTITY = "generator", "keys", "memory"
 
 
 def default_levels(window_size: int) -> int:
-    """log2(window size): the U-Net's innermost level is 1x1 (8 levels at 256 px, REFERENCE.md)."""
+    """log2(window size): the U-Net's innermost level is 1x1 (8 levels at 256 px, docs/method.md)."""
     levels = round(math.log2(window_size))
     if 2**levels != window_size:
         raise ConfigError(f"window size {window_size} is not a power of two; set the generator's levels explicitly")

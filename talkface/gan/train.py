@@ -1,7 +1,7 @@
 """Training the memory GAN: pretraining on many identities, fine-tuning on one person.
 
 Both stages are one `GanTask` run by the shared `talkface.train.Trainer` (resume, DDP, bf16 on
-CUDA, tensorboard); they differ in data and defaults (REFERENCE.md, memory GAN):
+CUDA, tensorboard); they differ in data and defaults (docs/method.md, memory-augmented GAN):
 
     pretrain   (composited render, real frame) pairs of every LRW clip (or synthetic LRW clip):
                per-clip workspaces in `cache`, renders of each clip's own coefficients (pairs.py);
@@ -55,7 +55,7 @@ KEY_OPTIMIZER = "keys"  # the key encoder's optimiser (triplet loss); "G" and "D
 
 @dataclass
 class GanModelConfig:
-    """Network sizes and pretrained parts (defaults: REFERENCE.md, with the light mapping)."""
+    """Network sizes and pretrained parts (defaults: docs/method.md, with the light mapping)."""
 
     ngf: int = 64
     levels: Optional[int] = None  # null: log2(window size), a 1x1 bottleneck (8 at 256 px)
@@ -82,7 +82,7 @@ class GanModelConfig:
 
 @dataclass
 class GanLossConfig:
-    """Generator loss weights (losses.py); lambda_mask 0.1 general, 2 fine-tune (REFERENCE.md)."""
+    """Generator loss weights (losses.py); lambda_mask 0.1 general, 2 fine-tune (docs/method.md)."""
 
     lambda_l1: float = LAMBDA_L1
     lambda_mask: float = LAMBDA_MASK_GENERAL
@@ -130,7 +130,7 @@ class GanFinetuneConfig:
     val_frames: int = 50  # the clip's last frames, never trained on
     morphable_model: Optional[str] = None  # null: the workspace's own
     render_backend: str = "auto"
-    epochs: Optional[int] = 60  # REFERENCE.md; null: train.steps as given
+    epochs: Optional[int] = 60  # docs/method.md; null: train.steps as given
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
     model: GanModelConfig = field(default_factory=GanModelConfig)  # only without a pretrained checkpoint

@@ -1,4 +1,4 @@
-"""Audio -> expression + head pose (the original's ATC-net, REFERENCE.md).
+"""Audio -> expression + head pose (the original's ATC-net, docs/method.md, "Audio to motion").
 
 network.py    AudioToMotion: per-frame CNN on 28x12 MFCC windows, 3-layer LSTM, 70 outputs;
               target encoding (translation z shift, optional per-dimension statistics)

@@ -1,6 +1,6 @@
 """Speech -> per-frame expression and head pose, streamed so memory does not grow with the audio.
 
-The original runs the whole utterance as one sequence (REFERENCE.md). Here the MFCC windows are
+The original runs the whole utterance as one sequence (docs/method.md). Here the MFCC windows are
 computed chunk by chunk and the LSTM state is carried from one chunk to the next, which gives the
 same result for any chunk size while only one chunk of features and activations is alive.
 The person's pose rhythm (network.py, beyond the paper) is sampled the same way: one seeded

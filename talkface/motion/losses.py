@@ -1,4 +1,4 @@
-"""Training loss of the audio -> motion network (REFERENCE.md, "Audio -> expression + pose").
+"""Training loss of the audio -> motion network (docs/method.md, "Audio to motion").
 
 total = MSE(expression) + 0.2 MSE(pose) + 0.01 smooth(pose) + 1e-4 smooth(expression), all in
 target space. The smoothness term follows the original training code (Audio/code/atcnet.py): it

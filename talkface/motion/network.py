@@ -1,4 +1,4 @@
-"""ATC-net: per-frame MFCC windows -> expression + head pose (REFERENCE.md, "Audio -> expression + pose").
+"""ATC-net: per-frame MFCC windows -> expression + head pose (docs/method.md, "Audio to motion").
 
 A 2-D CNN encodes each frame's 28x12 MFCC window, two fully connected layers reduce it to 256,
 a 3-layer LSTM runs over the frames and a linear layer gives 70 numbers per frame. The network
@@ -35,7 +35,7 @@ from talkface.face3d.coeffs import N_EXPRESSION, N_MOTION
 EXPRESSION = slice(0, N_EXPRESSION)  # 64
 POSE = slice(N_EXPRESSION, N_MOTION)  # 3 angles, 3 translation
 TRANSLATION_Z = N_MOTION - 1
-# The original trains on translation z - 0.5 (REFERENCE.md). Here that shift is the default
+# The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
 # target mean, the one place it lives: target = (motion - mean) / std.
 TRANSLATION_Z_OFFSET = 0.5
 # Floor for per-dimension std, so a dimension constant in the training data does not blow up.
@@ -140,7 +140,7 @@ class AudioToMotion(nn.Module):
             nn.MaxPool2d(3, stride=2),
         )
         height, width = self.window_shape
-        # 28x12 -> 26x5 -> 12x2, so 512 * 24 = 12288 at the paper's widths (REFERENCE.md).
+        # 28x12 -> 26x5 -> 12x2, so 512 * 24 = 12288 at the paper's widths (docs/method.md).
         self.flat_features = c5 * _pooled(_pooled(height, 1), 2) * _pooled(_pooled(width, 2), 2)
         self.fc = nn.Sequential(
             nn.Linear(self.flat_features, fc_sizes[0]),

@@ -1,4 +1,4 @@
-"""Training the audio -> motion network: LRW pretraining and per-person fine-tuning (REFERENCE.md, ATC-net).
+"""Training the audio -> motion network: LRW pretraining and per-person fine-tuning (docs/method.md).
 
 Both stages are one `MotionTask` run by the shared `talkface.train.Trainer` (resume, DDP,
 tensorboard); they differ in data and defaults:
@@ -72,7 +72,7 @@ PAPER_SEQUENCES = 300 - SEQUENCE_FRAMES + 1
 
 @dataclass
 class NetworkConfig:
-    """AudioToMotion sizes (defaults: the paper's, REFERENCE.md)."""
+    """AudioToMotion sizes (defaults: the paper's, docs/method.md)."""
 
     channels: tuple[int, int, int, int, int] = (64, 128, 256, 256, 512)
     fc_sizes: tuple[int, int] = (2048, 256)
@@ -87,7 +87,7 @@ class NetworkConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights relative to the expression MSE (REFERENCE.md)."""
+    """Loss weights relative to the expression MSE (docs/method.md)."""
 
     pose_weight: float = 0.2
     pose_smooth_weight: float = 0.01

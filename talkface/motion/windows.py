@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import N_MOTION
 
-SEQUENCE_FRAMES = 16  # REFERENCE.md: 16-frame training sequences
+SEQUENCE_FRAMES = 16  # docs/method.md: 16-frame training sequences
 # LRW: a random offset r in 3..7; the sequence is frames r+1 .. r+16, as in the original's
 # dataset code, so frames 4..23 of a 29-frame clip are used and every window lies inside the audio.
 LRW_OFFSETS = (3, 7)
@@ -91,7 +91,7 @@ class LRWSequences(Dataset):
 class PersonSequences(Dataset):
     """Every overlapping 16-frame sequence of one person's clip: T - 15 items, item i = frames i .. i+15.
 
-    Fine-tuning on 300 frames gives the original's 285 sequences (REFERENCE.md).
+    Fine-tuning on 300 frames gives the original's 285 sequences (docs/method.md).
     """
 
     def __init__(self, windows: np.ndarray, motion: np.ndarray, length: int = SEQUENCE_FRAMES):

@@ -36,7 +36,7 @@ MOTION_SECONDS = 60.0
 @dataclass(frozen=True)
 class BenchConfig:
     frames: int = 100  # frames of the person's clip (and of the end-to-end video)
-    window_size: int = 256  # the GAN's resolution (REFERENCE.md)
+    window_size: int = 256  # the GAN's resolution (docs/method.md)
     frame_size: int = 512
     refine_steps: int = 800  # preprocess's whole-clip refinement (configs/preprocess.yaml)
     device: str = "auto"

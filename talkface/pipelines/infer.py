@@ -1,4 +1,4 @@
-"""Speech + a fine-tuned person -> a talking video (REFERENCE.md, the inference pipeline).
+"""Speech + a fine-tuned person -> a talking video (docs/architecture.md, "Data flow: infer").
 
     audio ── MFCC ── motion network ── keyframe background matching ── render + composite
           ── GAN ── paste-back into the matched real frame ── mp4 with the audio muxed

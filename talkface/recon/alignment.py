@@ -1,6 +1,6 @@
-"""5-point face alignment for the R-Net (REFERENCE.md, "R-Net": alignment) and the per-clip window.
+"""5-point face alignment for the R-Net (docs/method.md, "Reconstruction": alignment) and the per-clip window.
 
-Pixel convention (DESIGN.md): continuous coordinates, x right, y down; pixel (row i, column j)
+Pixel convention (docs/formats.md): continuous coordinates, x right, y down; pixel (row i, column j)
 covers [j, j+1) x [i, i+1) and its centre is (j + 0.5, i + 0.5). Every transform here is a 2x3
 matrix acting on such coordinates, `q = M[:, :2] @ p + M[:, 2]`, so landmarks, crops and later
 renders map back to the frame exactly. OpenCV puts pixel centres on integers; `warp_image` converts.
@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 import torch
 
-TARGET_SIZE = 224  # R-Net input side (REFERENCE.md)
+TARGET_SIZE = 224  # R-Net input side (docs/method.md)
 CROP_MODES = ("exact", "deep3d")
-RESCALE_FACTOR = 102.0  # crop pixels per template unit (REFERENCE.md)
+RESCALE_FACTOR = 102.0  # crop pixels per template unit (docs/method.md)
 
 # The standard 5 points of Deep3DFaceRecon: BFM/similarity_Lm3D_all.mat (68 3D landmarks of the
 # mean face) reduced to 5 by util/load_mats.py `load_lm3d` (eye centre = midpoint of the two eye

@@ -104,7 +104,7 @@ class FanLandmarks:
                 flip_input=flip_input,
                 face_detector="sfd",
                 face_detector_kwargs={"path_to_detector": str(detector)},
-                compile=False,  # torch.compile costs minutes on CPU (REFERENCE.md, machine facts)
+                compile=False,  # torch.compile costs minutes on CPU (docs/method.md, landmarks)
             )
 
     def detect(self, frames: Sequence[np.ndarray]) -> np.ndarray:

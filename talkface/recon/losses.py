@@ -1,4 +1,4 @@
-"""R-Net losses (REFERENCE.md, "R-Net"; Deng et al. 2019, Sec. 3 and Deep3DFaceRecon_pytorch).
+"""R-Net losses (docs/method.md, "Reconstruction"; Deng et al. 2019, Sec. 3 and Deep3DFaceRecon_pytorch).
 
 All terms compare coefficients [B, 257] with the aligned 224 px crop they were predicted from:
 images [B, 3, 224, 224] in [0, 1] and landmarks [B, 68, 2] in that crop's pixels. Landmark errors
@@ -30,7 +30,7 @@ HEAVY_WEIGHT = 20.0
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of each term (REFERENCE.md, "R-Net": losses and weights)."""
+    """Weights of each term (docs/method.md, "Reconstruction": losses and weights)."""
 
     photometric: float = 1.92
     landmark: float = 1.6e-3

@@ -1,4 +1,4 @@
-"""R-Net: aligned face crop -> 257 coefficients (REFERENCE.md, "R-Net"; Deng et al. 2019).
+"""R-Net: aligned face crop -> 257 coefficients (docs/method.md, "Reconstruction"; Deng et al. 2019).
 
 A torchvision ResNet-50 whose pooled 2048 features feed seven 1x1 convolutions, one per block of
 the coefficient layout. Module names follow Deep3DFaceRecon_pytorch's `ReconNetWrapper`
@@ -39,7 +39,7 @@ class ReconNet(nn.Module):
     """RGB [B, 3, 224, 224] in [0, 1] (aligned as in alignment.py) -> coefficients [B, 257].
 
     All head weights and biases start at zero, so an untrained net predicts zero coefficients:
-    the mean face, frontal, at the default distance, under ambient light (REFERENCE.md).
+    the mean face, frontal, at the default distance, under ambient light (docs/method.md).
     `pretrained_backbone`: torchvision's ImageNet file of `backbone` (resnet50-0676ba61.pth), as
     Deep3DFaceRecon initialises training; None starts from random backbone weights.
     """

@@ -53,7 +53,7 @@ class ReconConfig:
     model: ReconModelConfig = field(default_factory=ReconModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     arcface: Optional[str] = None  # ArcFace backbone.pth: enables the identity loss
-    lr: float = 1e-4  # Adam (REFERENCE.md)
+    lr: float = 1e-4  # Adam (docs/method.md)
     lr_decay_steps: Optional[int] = None  # x0.2 every this many steps (the original: every 10 epochs)
     train: TrainConfig = field(default_factory=TrainConfig)
 

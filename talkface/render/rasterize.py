@@ -1,6 +1,6 @@
 """Rasterizer interface: pick a backend, get per-pixel fragments, interpolate vertex attributes.
 
-Conventions (DESIGN.md contracts): `screen` holds pixel coordinates, x right and y down, with the
+Conventions (docs/formats.md, pixel convention): `screen` holds pixel coordinates, x right and y down, with the
 centre of pixel (row i, column j) at (j + 0.5, i + 0.5); `depth` is camera-space z > 0. A pixel is
 covered when its centre lies inside a triangle (edges included); the nearest (smallest depth)
 covering triangle wins; both windings render.

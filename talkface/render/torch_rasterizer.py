@@ -1,4 +1,4 @@
-"""Pure-PyTorch triangle rasterizer: runs on any device (REFERENCE.md, "Rasterizing a face mesh on CPU").
+"""Pure-PyTorch triangle rasterizer: runs on any device (docs/method.md, "Rendering").
 
 A face mesh at 224 px has ~0.3 px² triangles: most hold zero or one pixel centre. So coverage is
 found in two vectorised passes, never a Python loop over triangles or pixels:
@@ -18,12 +18,12 @@ scatter or sort.
 
 Barycentrics of the winners are then recomputed by `barycentrics`, a torch.autograd.Function with
 a hand-written backward (analytic gradients w.r.t. the winning corners' screen positions and
-depths, accumulated per vertex with scatter_add_, the 1-D form of index_add_), which REFERENCE.md
-measured at about half the cost of autograd through the same formula. Back faces are not culled:
+depths, accumulated per vertex with scatter_add_, the 1-D form of index_add_), which costs about half
+of autograd through the same formula. Back faces are not culled:
 both windings render. Triangles with a corner at depth <= 0 are dropped, not clipped.
 
 On glibc, large temporaries above the malloc mmap threshold are mapped and unmapped on every
-call, so each call page-faults on fresh memory (REFERENCE.md: ~2x slower; measured here at 224 px
+call, so each call page-faults on fresh memory (about 2x slower; measured here at 224 px
 under load: twice the page faults and ~1.25x the CPU time for forward+backward). That is a
 process-wide allocator setting, so this module leaves it alone; benchmarks/bench_rasterizer.py
 shows how to raise it (mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD).
@@ -108,7 +108,7 @@ class _TriangleSetup:
         area2 = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
         # Rows: per corner i, the edge opposite it (a -> b = i+1 -> i+2) as S = pa + pb and
         # V = pb - pa, and f_i = 1 / (4A·d_i), so that λ_i = E_i / (2A·d_i) = f_i · cross(V, 2c - S)
-        # (REFERENCE.md). S and V are the same bits, up to V's sign, in the two triangles sharing
+        # S and V are the same bits, up to V's sign, in the two triangles sharing
         # the edge (+ commutes exactly in IEEE arithmetic), so a pixel centre on a shared edge is
         # inside at least one of them: no cracks between triangles.
         self.rows = rows = screen.new_empty(_ROW, batch * n_faces)
@@ -193,7 +193,7 @@ class _Barycentrics(torch.autograd.Function):
         vid = corner_vertices(triangles, flat.index_select(0, pix), image * n_vertices if batch > 1 else None)  # [3K]
         x, y, d = (t.reshape(-1).index_select(0, vid).view(3, -1) for t in screen.unbind(-1) + (depth,))
         cx, cy = cx.to(screen.dtype), cy.to(screen.dtype)
-        # Screen-space barycentrics relative to corner 0 (REFERENCE.md: a plain 3x3 inverse loses
+        # Screen-space barycentrics relative to corner 0 (a plain 3x3 inverse loses
         # ~1 % depth precision in fp32 on sub-pixel triangles).
         e1x, e1y, e2x, e2y = x[1] - x[0], y[1] - y[0], x[2] - x[0], y[2] - y[0]
         qx, qy = cx - x[0], cy - y[0]

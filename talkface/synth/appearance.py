@@ -95,7 +95,7 @@ def _sample_gamma(rng: np.random.Generator) -> np.ndarray:
     tint = 1 + rng.normal(0, 0.04, 3)
     gamma = np.zeros((3, 9))
     gamma[:, 0] = rng.uniform(-0.05, 0.2)
-    # SH band 1 is (-y, z, -x) (REFERENCE.md), so these signs light normals facing `direction`.
+    # SH band 1 is (-y, z, -x) (docs/method.md), so these signs light normals facing `direction`.
     gamma[:, 1:4] = strength * np.array([-direction[1], direction[2], -direction[0]])
     gamma[:, 4:] = rng.normal(0, 0.02, (3, 5))
     return (gamma * tint[:, None]).reshape(27).astype(np.float32)

@@ -24,7 +24,7 @@ import numpy as np
 # The atlas covers the canonical 224 px plane at this many texels per canonical pixel: ~2.5 texels
 # per frame pixel at 256 px frames (the face fills ~0.7 of the canonical crop's scale there).
 ATLAS_SCALE = 2
-CANONICAL_SIZE = 224  # the 3DMM camera's image side (REFERENCE.md)
+CANONICAL_SIZE = 224  # the 3DMM camera's image side (docs/method.md)
 
 # 68-point landmark groups (iBUG numbering) used to place regions on the mean face.
 BROW_RIGHT = list(range(17, 22))

@@ -1,4 +1,4 @@
-"""The one training loop every stage reuses (STYLE.md, Take 4-6).
+"""The one training loop every stage reuses (docs/architecture.md, "Layers").
 
     trainer = Trainer(task, dataset, config.train, run_dir, full_config=config)
     final_checkpoint = trainer.fit(resume=True)
