@@ -30,6 +30,7 @@ from talkface.gan.train import GanPretrainConfig
 from talkface.keyed import artifact_key
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess
 from talkface.pipelines.stages import StageBook
+from talkface.synth.truth_workspace import truth_key, truth_workspace_current, write_lrw_truth_workspace
 
 LRW_FRAMES = 29
 WAIT_SECONDS = 5.0  # poll interval of ranks waiting for rank 0's cache
@@ -65,8 +66,6 @@ def clip_workspace(cache: str | Path, clip: Path) -> Path:
 def prepare_clip(clip: Path, out: Path, window_size: int, preprocess_config: PreprocessConfig | None) -> None:
     """Make `out` a complete workspace of `clip` (see the module docstring); real clips need `preprocess_config`."""
     if clip.with_suffix(".npz").is_file():
-        from talkface.synth.truth_workspace import truth_key, truth_workspace_current, write_lrw_truth_workspace
-
         if not truth_workspace_current(out, truth_key(clip.with_suffix(".npz"), window_size)):
             write_lrw_truth_workspace(clip, out, window_size)
         return
@@ -84,8 +83,8 @@ def prepare_split(config: GanPretrainConfig, split: str, max_clips: int | None =
             raise TalkfaceError(f"has no {split} clips (WORD/{split}/*.mp4)", Path(config.lrw_root))
         return []
     workspaces = [clip_workspace(config.cache, clip) for clip in clips]
-    preprocess_config = _preprocess_config(config) if any(not c.with_suffix(".npz").is_file() for c in clips) \
-        else None
+    real = [clip for clip in clips if not clip.with_suffix(".npz").is_file()]  # no truth: preprocessed
+    preprocess_config = _preprocess_config(config) if real else None
     key = _split_key(config, clips, preprocess_config)
     book_path = Path(config.cache) / BOOK
 
