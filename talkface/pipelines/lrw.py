@@ -124,6 +124,7 @@ def preprocess_lrw(
             record = clip_record(root, source, coeffs, recon_config, out)
         except (TalkfaceError, ValueError, OSError) as error:
             log_bad_clip(out, source, str(error))
+            target.unlink(missing_ok=True)  # a stale record made under other settings must not stay listed
             bad += 1
             continue
         write_record(target, record, key)
