@@ -31,8 +31,9 @@ from talkface.benchmarking import machine_info, write_result
 from talkface.gan.data import render_window, to_float
 from talkface.gan.inference import load_enhancer
 from talkface.gan.pairs import OUTPUT
-from talkface.gan.train import GanFinetuneConfig, GanModelConfig, GanPretrainConfig, finetune, pretrain
+from talkface.gan.train import GanFinetuneConfig, GanModelConfig, GanPretrainConfig, finetune
 from talkface.metrics import psnr, ssim
+from talkface.pipelines.gan_pretrain import pretrain_on_lrw
 from talkface.synth.truth_workspace import write_truth_workspace
 from talkface.synth.world import write_lrw, write_person
 from talkface.train import TrainConfig
@@ -93,7 +94,7 @@ def main() -> None:
         timings["data_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        pretrained = pretrain(GanPretrainConfig(
+        pretrained = pretrain_on_lrw(GanPretrainConfig(
             lrw_root=str(work / "lrw"), cache=str(work / "cache"), run_dir=str(work / "pretrain"),
             window_size=args.window, val_split=None, epochs=args.pretrain_epochs, lr=args.lr, model=model,
             train=train))

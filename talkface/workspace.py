@@ -17,16 +17,15 @@ Layout (T frames at 25 fps; all arrays .npy):
     renders.npy          uint8 [T, S, S, 3]   (added by the GAN stage) each frame's own coefficients
                                               rendered and composited over its window crop
 
-A step is up to date when its recorded key (a hash of its version, its config and the keys of
-what it reads) matches the key computed now and its outputs exist. Every file is written
-atomically and a step is recorded only after all its outputs are in place, so an interrupted or
-failed run leaves complete files only, and the next run redoes exactly what is missing or stale.
+A step is a keyed artifact (talkface/keyed.py): it is up to date when the manifest records it
+finished with the key computed now (a hash of its version, its config and the keys of what it
+reads) and its outputs exist. Every file is written atomically and a step is recorded only after
+all its outputs are in place, so an interrupted or failed run leaves complete files only, and the
+next run redoes exactly what is missing or stale.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
+from talkface.keyed import KeyBook, artifact_key
 
 KIND = "talkface person workspace"
 MANIFEST = "manifest.json"
@@ -72,28 +72,9 @@ DERIVED_STEPS = {
 ALL_STEPS = {**STEPS, **DERIVED_STEPS}
 
 
-def file_fingerprint(path: str | Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """{path, size, mtime, sha256} of a file; the hash is reused from `previous` if size and mtime match."""
-    path = Path(path)
-    if not path.is_file():
-        raise TalkfaceError("file not found", path)
-    stat = path.stat()
-    record = {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
-    if previous and previous.get("size") == stat.st_size and previous.get("mtime") == stat.st_mtime \
-            and previous.get("path") == record["path"]:
-        return {**record, "sha256": previous["sha256"]}
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {**record, "sha256": digest.hexdigest()}
-
-
 def step_key(step: Step, config: Any, inputs: dict[str, Any]) -> str:
     """A hash of what determines a step's outputs: its version, its config and its inputs' identities."""
-    text = json.dumps({"step": step.name, "version": step.version, "config": config, "inputs": inputs},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return artifact_key({"step": step.name, "version": step.version, "config": config, "inputs": inputs})
 
 
 class Workspace:
@@ -101,22 +82,16 @@ class Workspace:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.manifest = self._read_manifest()
+        self.steps = KeyBook(self.root / MANIFEST, KIND, "steps",
+                             remedy="delete the workspace and preprocess again")
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest: the book of steps and the workspace's own fields (source, config)."""
+        return self.steps.record
 
     def path(self, name: str) -> Path:
         return self.root / name
-
-    def _read_manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        if not path.is_file():
-            return {"kind": KIND, "steps": {}}
-        try:
-            manifest = json.loads(path.read_text())
-        except ValueError:
-            raise TalkfaceError("is not valid JSON; delete the workspace and preprocess again", path) from None
-        if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-            raise TalkfaceError(f"is not a {KIND} manifest", path)
-        return manifest
 
     def check_target(self) -> None:
         """Refuse a non-empty folder that is not a workspace (preprocess never writes into foreign folders)."""
@@ -126,32 +101,22 @@ class Workspace:
             raise TalkfaceError("folder is not empty and is not a person workspace; choose a new folder", self.root)
 
     def step_record(self, name: str) -> dict[str, Any] | None:
-        return self.manifest["steps"].get(name)
+        return self.steps.entry(name)
 
     def is_current(self, name: str, key: str) -> bool:
-        """True when step `name` was recorded with `key` and all its outputs exist."""
-        record = self.step_record(name)
-        return record is not None and record.get("key") == key \
-            and all(self.path(out).is_file() for out in ALL_STEPS[name].outputs)
+        """True when step `name` finished with `key` and all its outputs exist."""
+        return self.steps.current(name, key) and all(self.path(out).is_file() for out in ALL_STEPS[name].outputs)
 
     def record(self, name: str, key: str, **fields: Any) -> None:
-        """Mark step `name` complete with `key` (call only after its outputs are in place)."""
+        """Mark step `name` finished with `key` (call only after its outputs are in place)."""
         from talkface.provenance import provenance
 
         step = ALL_STEPS[name]
-        self.manifest["steps"][name] = {"key": key, "version": step.version, "outputs": list(step.outputs),
-                                        **fields, "made": provenance()}
-        self.write_manifest()
+        self.steps.finish(name, key, version=step.version, outputs=list(step.outputs), **fields, made=provenance())
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop steps from the manifest before redoing them (their old outputs are then stale)."""
-        for name in names:
-            self.manifest["steps"].pop(name, None)
-        self.write_manifest()
-
-    def write_manifest(self) -> None:
-        with atomic_path(self.root / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(self.manifest, indent=2, default=str) + "\n")
+        self.steps.forget(names)
 
     def save_array(self, name: str, array: np.ndarray) -> None:
         with atomic_path(self.path(name)) as tmp:
@@ -165,9 +130,8 @@ class Workspace:
 
     def require(self, step: str) -> None:
         """Fail with the command to run when `step`'s outputs are missing from this workspace."""
-        record = self.step_record(step)
         missing = [out for out in ALL_STEPS[step].outputs if not self.path(out).is_file()]
-        if record is None or missing:
+        if not self.steps.done(step) or missing:
             what = missing[0] if missing else f"the '{step}' step"
             raise TalkfaceError(
                 f"workspace has no {what} (preprocess step '{step}'); run "

@@ -203,6 +203,30 @@ def test_pretrain_on_synthetic_lrw_via_the_cli(tmp: Path, workspace: Path, lrw_c
     assert read_checkpoint(final)["model_args"]["memory"]["size"] == 64 and set(scores) >= {"psnr_gan", "ssim_gan"}
 
 
+def test_a_prepared_split_is_skipped_resumed_and_redone_when_its_key_changes(tmp: Path, lrw_clips: list[Path],
+                                                                              monkeypatch) -> None:
+    from talkface.pipelines import gan_pretrain
+    from talkface.pipelines.stages import StageBook
+
+    config = gan_train.GanPretrainConfig(lrw_root=str(tmp / "lrw"), cache=str(tmp / "split_cache"),
+                                         window_size=WINDOW, val_split=None)
+    first = gan_pretrain.prepare_split(config, "train")
+    manifests = {ws: (ws / "manifest.json").stat().st_mtime_ns for ws in (c.source for c in first)}
+    prepared: list[Path] = []
+    prepare_clip = gan_pretrain.prepare_clip
+    monkeypatch.setattr(gan_pretrain, "prepare_clip", lambda clip, *rest: prepared.append(clip) or
+                        prepare_clip(clip, *rest))
+    again = gan_pretrain.prepare_split(config, "train")
+    assert prepared == [] and [c.source for c in again] == list(manifests)  # current: only read
+    book = StageBook(tmp / "split_cache" / gan_pretrain.BOOK, gan_pretrain.BOOK_KIND)
+    book.begin("train", book.entry("train")["key"])  # as if rank 0 had been killed while preparing
+    gan_pretrain.prepare_split(config, "train")
+    assert sorted(prepared) == sorted(lrw_clips)  # gone through again, each workspace already current and kept
+    assert all((ws / "manifest.json").stat().st_mtime_ns == stamp for ws, stamp in manifests.items())
+    smaller = gan_pretrain.prepare_split(dataclasses.replace(config, window_size=32), "train")  # a changed key
+    assert len(prepared) == 2 * len(lrw_clips) and all(c.renders.shape[1:] == (32, 32, 3) for c in smaller)
+
+
 def test_lrw_truth_workspace_matches_its_clip(tmp: Path) -> None:
     from talkface.synth.world import lrw_clip_path, write_lrw
 

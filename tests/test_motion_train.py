@@ -26,7 +26,7 @@ from talkface.media import write_wav
 from talkface.face3d.coeffs import EXPRESSION as EXPRESSION_COEFFS
 from talkface.face3d.model import load_morphable_model
 from talkface.metrics import lmd, mouth_opening, pose_statistics, pose_statistics_distance
-from talkface.motion.records import read_record
+from talkface.motion.records import read_record, stored_key, write_record
 from talkface.motion.network import POSE
 from talkface.motion.train import (
     MIN_MEAN_ACTIVITY, FinetuneConfig, calibrate_checkpoint, finetune, load_motion_model, load_person,
@@ -154,15 +154,17 @@ def test_broken_clip_is_logged_and_skipped(cache: Path) -> None:
     assert BROKEN in json.loads((cache / "manifest.json").read_text())["bad_clips"]
 
 
-def test_rerun_skips_existing_records_and_fills_in_missing_ones(world: dict, cache: Path,
-                                                               capsys: pytest.CaptureFixture) -> None:
+def test_rerun_skips_current_records_and_redoes_missing_and_stale_ones(world: dict, cache: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
     first = sorted((cache / "records").rglob("*.npz"))
     mtimes = {p: p.stat().st_mtime_ns for p in first}
     first[0].unlink()  # as if the run had been killed before this clip
+    write_record(first[1], read_record(first[1]), "made-with-other-settings")  # its key no longer matches
     capsys.readouterr()
     assert cli("lrw", "preprocess", "--root", world["root"], "--out", cache, "--coeffs", "truth", "--quiet") == 0
-    assert "1 written, 29 already done, 1 bad" in capsys.readouterr().out
-    assert all(p.stat().st_mtime_ns == mtimes[p] for p in first[1:])
+    assert "2 written, 28 already done, 1 bad" in capsys.readouterr().out
+    assert stored_key(first[1]) not in (None, "made-with-other-settings")
+    assert all(p.stat().st_mtime_ns == mtimes[p] for p in first[2:])
 
 
 def test_shards_partition_the_clips(world: dict, monkeypatch: pytest.MonkeyPatch) -> None:

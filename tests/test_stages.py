@@ -7,7 +7,8 @@ import json
 import pytest
 
 from talkface.errors import TalkfaceError
-from talkface.pipelines.stages import StageBook, stage_key, summary_table
+from talkface.keyed import artifact_key
+from talkface.pipelines.stages import StageBook, summary_table
 
 
 def test_finished_stage_is_skipped_with_its_outputs(tmp_path):
@@ -61,8 +62,8 @@ def test_unfinished_outputs_and_foreign_records_are_clear_errors(tmp_path):
 
 
 def test_keys_depend_on_content_not_order_and_table_lists_stages(tmp_path):
-    assert stage_key({"a": 1, "b": [1, 2]}) == stage_key({"b": [1, 2], "a": 1})
-    assert stage_key({"a": 1}) != stage_key({"a": 2})
+    assert artifact_key({"a": 1, "b": [1, 2]}) == artifact_key({"b": [1, 2], "a": 1})
+    assert artifact_key({"a": 1}) != artifact_key({"a": 2})
     book = StageBook(tmp_path / "job.json", "test job")
     results = [book.run("prep", "k", lambda: {"validation": {"psnr": 31.25}})]
     table = summary_table(results, lambda r: r.outputs["validation"])

@@ -30,9 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from talkface.gan.train import GanPretrainConfig, pretrain
+    from talkface.gan.train import GanPretrainConfig
+    from talkface.pipelines.gan_pretrain import pretrain_on_lrw
 
-    checkpoint = pretrain(load_command_config(GanPretrainConfig, args), resume=args.resume)
+    checkpoint = pretrain_on_lrw(load_command_config(GanPretrainConfig, args), resume=args.resume)
     print(f"pretrained: {checkpoint}")
     return 0
 

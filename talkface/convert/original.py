@@ -51,7 +51,7 @@ from talkface.gan.model import DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, MEMORY,
 from talkface.motion.network import AudioToMotion
 from talkface.provenance import provenance
 from talkface.train.checkpoint import FORMAT, load_strict, load_weight_file, strip_wrapper_prefixes
-from talkface.workspace import file_fingerprint
+from talkface.keyed import file_fingerprint
 
 ORIGINAL = "https://github.com/yiranran/Audio-driven-TalkingFace-HeadPose"
 WHERE = (f"the original project's pre-trained models are linked from its README ({ORIGINAL}, "

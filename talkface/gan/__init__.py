@@ -9,7 +9,6 @@ losses.py         vanilla GAN, L1 and attention-mask losses
 pairs.py          training pairs of a clip: its own coefficients rendered over its frames (renders.npy)
 data.py           GanPairs: (render window, real frame, identity frame) items over clips' frame ranges
 model.py          what a GAN checkpoint holds, build / rebuild, the test-time IdentityStream
-lrw_cache.py      per-clip workspaces of an LRW-layout corpus for pretraining
 train.py          GanTask, `pretrain` and `finetune` on the shared trainer
 inference.py      load_enhancer / FrameEnhancer: batched, streamed inference
 """

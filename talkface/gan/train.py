@@ -3,8 +3,8 @@
 Both stages are one `GanTask` run by the shared `talkface.train.Trainer` (resume, DDP, bf16 on
 CUDA, tensorboard); they differ in data and defaults (docs/method.md, memory-augmented GAN):
 
-    pretrain   (composited render, real frame) pairs of every LRW clip (or synthetic LRW clip):
-               per-clip workspaces in `cache`, renders of each clip's own coefficients (pairs.py);
+    pretrain   (composited render, real frame) pairs of every LRW clip (or synthetic LRW clip),
+               prepared by pipelines/gan_pretrain.py: renders of each clip's own coefficients (pairs.py);
                lambda_mask 0.1; Adam(1e-4, betas 0.5/0.999), batch 1 as the original.
     finetune   one person workspace: its first 300 frames, lambda_mask 2, 60 epochs, starting
                from the pretrained checkpoint; validation on the clip's last frames.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,18 +323,14 @@ def _initial_networks(config: GanFinetuneConfig, window_size: int) -> GanNetwork
     return networks
 
 
-def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:
-    """Pretrain on the (synthetic) LRW clips of `config.splits`; return the final checkpoint."""
-    from talkface.gan.lrw_cache import prepare_split
-
-    model_kwargs = config.model.kwargs(config.window_size)  # an unusable window fails before the cache is built
-    clips = [clip for split in config.splits for clip in prepare_split(config, split)]
+def pretrain(config: GanPretrainConfig, clips: Sequence[PairClip], validation_clips: Sequence[PairClip] = (),
+             resume: bool = False) -> Path:
+    """Pretrain on the prepared pairs of many clips (pipelines/gan_pretrain.py makes them from LRW),
+    validating on `validation_clips` (none: no validation); return the final checkpoint."""
+    model_kwargs = config.model.kwargs(config.window_size)
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     networks = build_networks(**model_kwargs)
-    validation = None
-    if config.val_split is not None and int(os.environ.get("RANK", "0")) == 0:
-        val = prepare_split(config, config.val_split, config.val_clips, required=False)
-        validation = Validation(val) if val else None
+    validation = Validation(validation_clips) if validation_clips else None
     task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)
     dataset = GanPairs(clips)
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")

@@ -12,6 +12,8 @@ A record is an npz of
     identity  float32 [80]         the clip's mean identity coefficients (to project landmarks for LMD)
     word, split, source, coeffs    the label, the LRW split, the clip's path under the LRW root and
                                    where the coefficients came from ("recon" or "truth")
+    key                            what the record was made from (talkface/keyed.py): a record is
+                                   current when its key equals the one computed now
 float16 halves the windows (MFCC values are O(1-100); 11 mantissa bits keep ~3 significant
 digits, far finer than the network resolves). About 30 kB per 29-frame clip (uncompressed).
 """
@@ -56,16 +58,25 @@ def record_path(cache: str | Path, source: str) -> Path:
     return Path(cache) / RECORDS / Path(source).with_suffix(".npz")
 
 
-def write_record(path: str | Path, record: LRWRecord) -> None:
-    """Write one record atomically: a killed run leaves either the whole record or none."""
+def write_record(path: str | Path, record: LRWRecord, key: str) -> None:
+    """Write one record with its key atomically: a killed run leaves either the whole record or none."""
     with atomic_path(path) as tmp:
         with tmp.open("wb") as handle:
             np.savez(
                 handle, format=np.str_(FORMAT), windows=record.windows.astype(np.float16),
                 motion=record.motion.astype(np.float32), identity=record.identity.astype(np.float32),
                 word=np.str_(record.word), split=np.str_(record.split), source=np.str_(record.source),
-                coeffs=np.str_(record.coeffs),
+                coeffs=np.str_(record.coeffs), key=np.str_(key),
             )
+
+
+def stored_key(path: str | Path) -> str | None:
+    """The key record `path` was written with; None when there is no readable record with a key."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["key"]) if "key" in data.files else None
+    except (OSError, ValueError):
+        return None
 
 
 def read_record(path: str | Path) -> LRWRecord:

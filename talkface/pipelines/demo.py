@@ -31,7 +31,8 @@ from talkface.gan.train import GanPretrainConfig
 from talkface.motion.train import PretrainConfig as MotionPretrainConfig
 from talkface.pipelines.infer import InferConfig
 from talkface.pipelines.person import PersonConfig
-from talkface.pipelines.stages import StageBook, StageResult, StageSequence
+from talkface.keyed import StageResult
+from talkface.pipelines.stages import StageBook, StageSequence
 from talkface.pipelines.synthetic_pretrain import (
     GENERAL_STAGES,
     GeneralPaths,

@@ -8,9 +8,11 @@ talkface/motion/windows.py) and coefficients -> motion [T, 70]. Coefficients com
  - "recon": the person-preprocess pipeline (landmarks, alignment, R-Net + refinement) run on the
    clip in a scratch workspace;
  - "truth": the ground-truth .npz that `talkface synth lrw` writes beside each clip (synthetic only).
-Clips are split over shards by their sorted position (clip k goes to shard k mod n). A record that
-exists is complete (written atomically) and is skipped, so a killed run simply runs again. A clip
-that fails is appended to bad_clips.txt and skipped; the run goes on.
+Clips are split over shards by their sorted position (clip k goes to shard k mod n). A record is a
+keyed artifact (talkface/keyed.py) written atomically with its key: the clip (its name and size),
+the coefficient source and, for "recon", the preprocess config and the R-Net's content. A record
+whose key matches is skipped, so a killed run simply runs again and a changed config redoes the
+records. A clip that fails is appended to bad_clips.txt and skipped; the run goes on.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from talkface.errors import TalkfaceError
+from talkface.keyed import artifact_key
 from talkface.motion.records import (
-    COEFF_SOURCES, LRWRecord, MANIFEST, log_bad_clip, read_manifest, record_path, write_manifest, write_record,
+    COEFF_SOURCES, LRWRecord, MANIFEST, log_bad_clip, read_manifest, record_path, stored_key, write_manifest,
+    write_record,
 )
 from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES
 
@@ -50,7 +54,7 @@ class Shard:
 @dataclass(frozen=True)
 class LRWPreprocessResult:
     written: int
-    skipped: int  # records that already existed
+    skipped: int  # records already current
     bad: int  # clips that failed this run (see bad_clips.txt)
     shard: Shard
     manifest: Path
@@ -96,14 +100,13 @@ def preprocess_lrw(
     recon_config: Any = None,
     progress: bool = True,
 ) -> LRWPreprocessResult:
-    """Write the records of this shard's clips that are missing, then the manifest of all records present."""
+    """Write the records of this shard's clips that are missing or stale, then the manifest of all records present."""
     from tqdm import tqdm
 
     if coeffs not in COEFF_SOURCES:
         raise TalkfaceError(f"unknown coefficient source {coeffs!r}; choose one of {', '.join(COEFF_SOURCES)}")
     root, out = Path(root), Path(out)
-    if coeffs == "recon":
-        _check_recon_weights(recon_config)
+    settings = _record_settings(coeffs, recon_config)  # fails once, before any clip, on missing R-Net weights
     shard = shard or default_shard()
     clips = shard_clips(find_clips(root), shard)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,16 +116,18 @@ def preprocess_lrw(
     written = skipped = bad = 0
     for source in tqdm(clips, desc=f"LRW shard {shard}", unit="clip", disable=not progress):
         target = record_path(out, source)
-        if target.is_file():
+        key = artifact_key({"clip": [source, (root / source).stat().st_size], **settings})
+        if stored_key(target) == key:
             skipped += 1
             continue
         try:
             record = clip_record(root, source, coeffs, recon_config, out)
         except (TalkfaceError, ValueError, OSError) as error:
             log_bad_clip(out, source, str(error))
+            target.unlink(missing_ok=True)  # a stale record made under other settings must not stay listed
             bad += 1
             continue
-        write_record(target, record)
+        write_record(target, record, key)
         written += 1
     with _manifest_lock(out):
         write_manifest(out, coeffs, root)
@@ -183,11 +188,20 @@ def _recon_coeffs(path: Path, config: Any, cache: Path) -> np.ndarray:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_recon_weights(config: Any) -> None:
-    """Fail once, before any clip, when named R-Net weights are missing (not once per clip as a bad clip)."""
+def _record_settings(coeffs: str, config: Any) -> dict[str, Any]:
+    """What of this run determines every record besides its clip: the coefficient source and, for
+    recon, the preprocess config (less what only sets speed) and the R-Net file's content. Named R-Net
+    weights that are missing fail here (once, not once per clip as a bad clip)."""
+    from talkface.config import config_to_dict
+    from talkface.keyed import file_fingerprint
     from talkface.pipelines.preprocess import PreprocessConfig, rnet_path
 
-    rnet_path((config or PreprocessConfig()).rnet)
+    if coeffs == "truth":
+        return {"coeffs": coeffs}
+    config = config or PreprocessConfig()
+    rnet = rnet_path(config.rnet)
+    preprocess = {k: v for k, v in config_to_dict(config).items() if k not in ("frames", "batch_size", "device")}
+    return {"coeffs": coeffs, "preprocess": preprocess, "rnet": file_fingerprint(rnet)["sha256"] if rnet else None}
 
 
 def _check_cache(out: Path, coeffs: str) -> None:

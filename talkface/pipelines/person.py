@@ -29,7 +29,8 @@ from talkface.errors import TalkfaceError
 from talkface.gan.train import GanFinetuneConfig
 from talkface.motion.train import FinetuneConfig as MotionFinetuneConfig
 from talkface.pipelines.preprocess import PreprocessConfig
-from talkface.pipelines.stages import StageBook, StageResult, stage_key
+from talkface.keyed import StageResult, artifact_key
+from talkface.pipelines.stages import StageBook
 
 PERSON_FILE = "person.json"
 PERSON_KIND = "talkface person"
@@ -114,7 +115,7 @@ def _finetune_stages(clip: str | Path, photo: bool, folder: Path, config: Person
     inputs = {step: workspace.step_record(step)["key"] for step in READ_STEPS if not (photo and step == "mfcc")}
     book = StageBook(folder / PERSON_FILE, PERSON_KIND)
     book.record.update(clip=str(Path(clip).resolve()), morphable_model=result.morphable_model, photo=photo)
-    results = [book.run("preprocess", stage_key(inputs),
+    results = [book.run("preprocess", artifact_key(inputs),
                         lambda: {"ran": result.ran, "seconds": result.seconds})]
     if result.ran:  # the book's time for preprocess is this run's, not a skipped call's
         results[0] = replace(results[0], ran=True, seconds=round(sum(result.seconds.values()), 2))
@@ -196,7 +197,7 @@ def person_checkpoint(people_dir: str | Path, name: str, stage: str) -> Path:
 
     person.json names it relative to the folder, so a copied or moved person uses its own files.
     """
-    from talkface.workspace import file_fingerprint
+    from talkface.keyed import file_fingerprint
 
     folder = person_dir(people_dir, name)
     outputs = load_person_book(people_dir, name).outputs(stage)
@@ -215,7 +216,7 @@ def person_checkpoint(people_dir: str | Path, name: str, stage: str) -> Path:
 
 def _checkpoint_record(folder: Path, checkpoint: str | Path) -> dict[str, str]:
     """{checkpoint: path relative to the person folder, sha256}: what person_checkpoint checks."""
-    from talkface.workspace import file_fingerprint
+    from talkface.keyed import file_fingerprint
 
     path = Path(checkpoint).resolve()
     return {"checkpoint": str(path.relative_to(folder.resolve())), "sha256": file_fingerprint(path)["sha256"]}
@@ -238,7 +239,7 @@ def _fine_tune(book: StageBook, folder: Path, name: str, stage_config: Any, inpu
                run: Callable[[Path, Any], dict[str, Any]]) -> StageResult:
     run_dir = folder / f"{name}_finetune"
     # The key names the run folder relative to the person, so a moved person is still up to date.
-    key = stage_key({"config": config_to_dict(replace(stage_config, run_dir=run_dir.name)), "inputs": inputs})
+    key = artifact_key({"config": config_to_dict(replace(stage_config, run_dir=run_dir.name)), "inputs": inputs})
     stage_config = replace(stage_config, run_dir=str(run_dir))
     return book.run(name, key, lambda: run(folder, stage_config), folder=run_dir)
 

@@ -26,7 +26,8 @@ from talkface.atomic import atomic_path, new_folder_removed_on_error
 from talkface.config import config_to_dict
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
-from talkface.workspace import STEPS, Workspace, file_fingerprint, step_key
+from talkface.keyed import file_fingerprint
+from talkface.workspace import STEPS, Workspace, step_key
 
 log = logging.getLogger(__name__)
 

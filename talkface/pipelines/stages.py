@@ -1,7 +1,7 @@
 """A multi-stage job's record of its stages, so a re-run does only what is missing or stale.
 
-A stage has a key: a hash of everything that determines its result (its config, the keys of the
-stages it reads). `StageBook.run` then
+A stage is a keyed artifact (talkface/keyed.py): its key is a hash of everything that determines
+its result (its config, the keys of the stages it reads). `StageBook.run` then
 
 - skips the stage when the record says it finished with the same key (returning what it recorded);
 - runs it again when it was interrupted with the same key: the stage resumes itself (a training
@@ -14,80 +14,17 @@ The record is one JSON file written atomically after every change.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from talkface.atomic import atomic_path
-from talkface.errors import TalkfaceError
+from talkface.keyed import KeyBook, StageResult, artifact_key
 
 
-def stage_key(parts: Any) -> str:
-    """A short stable hash of JSON-able `parts` (dataclasses go through config_to_dict first)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class StageResult:
-    name: str
-    ran: bool  # False: skipped, already done with the same key
-    seconds: float  # how long the stage took when it ran (the recorded time when skipped)
-    outputs: dict[str, Any] = field(default_factory=dict)  # what the stage returned (paths, figures)
-
-
-class StageBook:
+class StageBook(KeyBook):
     """The stages of one job, recorded in the JSON file `path` (which may hold other fields too)."""
 
     def __init__(self, path: str | Path, kind: str):
-        self.path = Path(path)
-        self.kind = kind
-        self.record = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        if not self.path.is_file():
-            return {"kind": self.kind, "stages": {}}
-        try:
-            record = json.loads(self.path.read_text())
-        except ValueError:
-            raise TalkfaceError("is not valid JSON; delete it to start the job over", self.path) from None
-        if record.get("kind") != self.kind:
-            raise TalkfaceError(f"is not a {self.kind} record", self.path)
-        return record
-
-    def done(self, name: str) -> bool:
-        return bool(self.record["stages"].get(name, {}).get("done"))
-
-    def outputs(self, name: str) -> dict[str, Any]:
-        """What finished stage `name` returned; an error naming the stage when it has not finished."""
-        if not self.done(name):
-            raise TalkfaceError(f"stage '{name}' has not finished", self.path)
-        return self.record["stages"][name]["outputs"]
-
-    def run(self, name: str, key: str, fn: Callable[[], dict[str, Any]], folder: Path | None = None) -> StageResult:
-        """Run `fn` (returning JSON-able outputs) unless stage `name` already finished with `key`."""
-        previous = self.record["stages"].get(name, {})
-        if previous.get("done") and previous.get("key") == key:
-            return StageResult(name, False, previous.get("seconds", 0.0), previous.get("outputs", {}))
-        if previous.get("key") != key and folder is not None and folder.exists():
-            shutil.rmtree(folder)
-        self.record["stages"][name] = {"key": key, "done": False}
-        self.save()
-        start = time.perf_counter()
-        outputs = fn()
-        seconds = round(time.perf_counter() - start, 2)
-        self.record["stages"][name] = {"key": key, "done": True, "seconds": seconds, "outputs": outputs}
-        self.save()
-        return StageResult(name, True, seconds, outputs)
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(self.record, indent=2, default=str) + "\n")
+        super().__init__(path, kind, "stages", remedy="delete it to start the job over")
 
 
 class StageSequence:
@@ -105,7 +42,7 @@ class StageSequence:
 
     def __call__(self, name: str, parts: Any, fn: Callable[[], dict[str, Any]], folder: Path | None = None,
                  after: tuple[str, ...] = ()) -> dict[str, Any]:
-        self.keys[name] = stage_key({"parts": parts, "after": [self.keys[a] for a in after]})
+        self.keys[name] = artifact_key({"parts": parts, "after": [self.keys[a] for a in after]})
         self.say(f"[{len(self.results) + 1}/{len(self.names)}] {name}")
         self.results.append(self.book.run(name, self.keys[name], fn, folder))
         return self.results[-1].outputs

@@ -26,7 +26,8 @@ from talkface.atomic import copy_file
 from talkface.config import config_to_dict
 from talkface.gan.train import GanPretrainConfig
 from talkface.motion.train import PretrainConfig as MotionPretrainConfig
-from talkface.pipelines.stages import StageBook, StageResult, StageSequence
+from talkface.keyed import StageResult
+from talkface.pipelines.stages import StageBook, StageSequence
 
 PRETRAIN_KIND = "talkface pretrain synthetic"
 STAGES = ("world", "lrw_cache", "motion_pretrain", "gan_pretrain")
@@ -128,8 +129,8 @@ def pretrain_motion(config: MotionPretrainConfig, paths: GeneralPaths) -> dict[s
 
 
 def pretrain_gan(config: GanPretrainConfig, paths: GeneralPaths) -> dict[str, Any]:
-    from talkface.gan.train import pretrain
+    from talkface.pipelines.gan_pretrain import pretrain_on_lrw
 
     config = dataclasses.replace(config, lrw_root=str(paths.render_lrw), cache=str(paths.gan_cache),
                                  run_dir=str(paths.gan_run))
-    return {"checkpoint": str(pretrain(config, resume=True))}
+    return {"checkpoint": str(pretrain_on_lrw(config, resume=True))}

@@ -12,7 +12,9 @@ against exact answers:
 - the clip window is computed from the landmarks as preprocess does (recon.alignment.clip_window).
 
 `write_workspace_from_truth` does the work from arrays; `write_truth_workspace` (a person folder)
-and `write_lrw_truth_workspace` (one LRW-layout clip with its .npz) only read their sources.
+and `write_lrw_truth_workspace` (one LRW-layout clip with its .npz) only read their sources. Every
+step records `truth_key` (talkface/keyed.py): the truth's content, the window size and the frames
+taken, so a workspace is current for exactly the truth it was written from.
 """
 
 from __future__ import annotations
@@ -24,17 +26,31 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
+from talkface.keyed import artifact_key, file_fingerprint
 from talkface.workspace import STEPS, Workspace
 
-TRUTH_KEY = "synthetic-truth"  # recorded as every step's key: never equal to a key preprocess computes
 MORPHABLE_MODEL = "synthetic"  # the synthetic world's model, recorded as the workspace's config
+
+
+def truth_key(truth_file: str | Path, window_size: int, frames: int | None = None) -> str:
+    """The key every step of a truth workspace records (the synthetic world is deterministic: the
+    truth file's content stands for the clip's too). Never equal to a key preprocess computes."""
+    return artifact_key({"truth": file_fingerprint(truth_file)["sha256"], "window_size": window_size,
+                         "frames": frames})
+
+
+def truth_workspace_current(out: str | Path, key: str) -> bool:
+    """Whether every preprocess step of workspace `out` is current with truth key `key`."""
+    ws = Workspace(out)
+    return all(ws.is_current(name, key) for name in STEPS)
 
 
 def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.ndarray, coeffs: np.ndarray,
                                landmarks: np.ndarray, transform: np.ndarray, source: str | Path,
-                               window_size: int = 256) -> Workspace:
+                               key: str, window_size: int = 256) -> Workspace:
     """Workspace `out` from video uint8 [T, H, W, 3], 16 kHz samples, coeffs [T, 257], landmarks [T, 68, 2]
-    (frame px) and transform [2, 3] (canonical 224 px crop -> frame px); audio is cut or zero-padded to T frames."""
+    (frame px) and transform [2, 3] (canonical 224 px crop -> frame px), every step recorded with `key`
+    (truth_key); audio is cut or zero-padded to T frames."""
     from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
     from talkface.media import write_wav
     from talkface.recon.alignment import apply_transform, clip_window, invert_transform, warp_image
@@ -68,7 +84,7 @@ def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.n
     ws.manifest["source"] = {"path": str(Path(source).resolve()), "kind": "synthetic truth"}
     ws.manifest["config"] = {"morphable_model": MORPHABLE_MODEL, "window_size": window_size}
     for name in STEPS:
-        ws.record(name, TRUTH_KEY)
+        ws.record(name, key)
     return ws
 
 
@@ -85,7 +101,8 @@ def write_truth_workspace(person: str | Path, out: str | Path, frames: int | Non
         raise TalkfaceError(f"has {len(coeffs)} frames; cannot take {count}", person)
     return write_workspace_from_truth(
         out, read_video(person / "clip.mp4", max_frames=count), read_audio(truth / "audio.wav"), coeffs[:count],
-        np.load(truth / "landmarks.npy")[:count], np.load(truth / "transform.npy"), person, window_size,
+        np.load(truth / "landmarks.npy")[:count], np.load(truth / "transform.npy"), person,
+        truth_key(truth / "coeffs.npy", window_size, frames), window_size,
     )
 
 
@@ -101,4 +118,5 @@ def write_lrw_truth_workspace(clip_mp4: str | Path, out: str | Path, window_size
         coeffs, landmarks, transform = truth["coeffs"], truth["landmarks"], truth["transform"]
     video = read_video(clip_mp4, max_frames=len(coeffs))
     return write_workspace_from_truth(out, video, read_audio(clip_mp4), coeffs[: len(video)],
-                                      landmarks[: len(video)], transform, clip_mp4, window_size)
+                                      landmarks[: len(video)], transform, clip_mp4,
+                                      truth_key(truth_path, window_size), window_size)
