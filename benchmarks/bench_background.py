@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from talkface.background.animation import animate, load_target, plan_animation
-from talkface.background.keyframes import MOTION_ANGLES, plot_pose_matching
+from talkface.background.keyframes import plot_pose_matching
 from talkface.benchmarking import machine_info, write_result
-from talkface.face3d.coeffs import motion_from_coeffs
+from talkface.face3d.coeffs import MOTION_ANGLES, motion_from_coeffs
 from talkface.face3d.model import load_morphable_model
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from talkface.face3d.camera import Camera
-from talkface.face3d.coeffs import ANGLES, EXPRESSION, GAMMA, IDENTITY, N_COEFFS, TEXTURE, TRANSLATION
+from talkface.face3d.coeffs import (
+    ANGLES, EXPRESSION, GAMMA, IDENTITY, N_ANGLES, N_COEFFS, N_EXPRESSION, N_TRANSLATION, TEXTURE, TRANSLATION,
+)
 from talkface.synth import scenery, skin
 from talkface.synth.motion import HeadStyle, sample_head_style
 from talkface.synth.scenery import Canvas, Look
@@ -297,7 +299,8 @@ class RealFrames:
 
 def _rest(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neutral expression, frontal pose, no translation, for n frames."""
-    return np.zeros((n, 64), np.float32), np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32)
+    return (np.zeros((n, N_EXPRESSION), np.float32), np.zeros((n, N_ANGLES), np.float32),
+            np.zeros((n, N_TRANSLATION), np.float32))
 
 
 def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
