@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from talkface.benchmarking import machine_info, write_result
-from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, audio_windows
 from talkface.face3d.coeffs import (
     ANGLES, EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, motion_from_coeffs,
 )
@@ -62,7 +62,7 @@ from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
 from talkface.synth.variety import VarietyConfig
-from talkface.synth.world import SAMPLE_RATE, VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
+from talkface.synth.world import VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
 

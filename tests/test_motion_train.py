@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from talkface.audio import audio_windows
+from talkface.audio import SAMPLE_RATE, audio_windows
 from talkface.cli import main
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.media import write_wav
@@ -36,7 +36,7 @@ from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
-from talkface.synth.world import SAMPLE_RATE, lrw_clip_path, write_lrw_clip_without_frames
+from talkface.synth.world import lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
 

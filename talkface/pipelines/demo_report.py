@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from talkface.atomic import atomic_path
+from talkface.audio import VIDEO_FPS
 from talkface.face3d.coeffs import EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, motion_from_coeffs
 from talkface.metrics import flicker, lmd, pose_statistics, pose_statistics_distance
 from talkface.pipelines.stages import StageBook
@@ -137,8 +138,8 @@ def _draw(held: dict[str, Any], path: Path) -> None:
             if column == 0:
                 axis.set_ylabel(label)
             if row == 0:
-                axis.set_title(f"frame {index} ({index / 25:.2f} s)")
-    seconds = np.arange(count) / 25
+                axis.set_title(f"frame {index} ({index / VIDEO_FPS:.2f} s)")
+    seconds = np.arange(count) / VIDEO_FPS
     pose = figure.add_subplot(grid[3, :])
     predicted, true = (np.degrees(held[key][:, MOTION_ANGLES]) for key in ("motion", "true_motion"))  # [T, 3]
     for k, name in enumerate(ANGLE_NAMES):

@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from talkface.atomic import atomic_path
-from talkface.audio import SAMPLES_PER_VIDEO_FRAME
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from talkface.errors import TalkfaceError
 from talkface.pipelines.infer import InferConfig
 from talkface.pipelines.person import PersonConfig
@@ -179,7 +179,7 @@ def write_heldout_clip(paths: HeldoutPaths, frames: np.ndarray, audio: np.ndarra
     stretch[: len(piece)] = piece
     paths.heldout_clip.parent.mkdir(parents=True, exist_ok=True)
     # crf 0: the real frames scored against are the clip's own pixels, not a second lossy copy.
-    with VideoWriter(paths.heldout_clip, audio=(stretch, 16000), crf=0) as writer:
+    with VideoWriter(paths.heldout_clip, audio=(stretch, SAMPLE_RATE), crf=0) as writer:
         for frame in frames:
             writer.write(frame)
     landmarks = person.preprocess.landmarks
