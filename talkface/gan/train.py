@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from talkface.gan.model import (
 )
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.distributed import torchrun_ranks
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     networks = build_networks(**model_kwargs)
     validation = None
-    if config.val_split is not None and int(os.environ.get("RANK", "0")) == 0:
+    if config.val_split is not None and torchrun_ranks().is_main:
         val = prepare_split(config, config.val_split, config.val_clips, required=False)
         validation = Validation(val) if val else None
     task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)

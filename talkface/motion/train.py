@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -50,6 +49,7 @@ from talkface.train import (
     seed_everything, with_epochs,
 )
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.distributed import torchrun_ranks
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
         motion = np.stack([read_record(p).motion for p in paths[:config.statistics_clips]])
         net.set_target_statistics(*motion_statistics(torch.as_tensor(motion)))
     # Only rank 0 evaluates (Task.evaluate), so only it loads the validation set.
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = torchrun_ranks().is_main
     validation = lrw_validation(config.cache, config.loss, config.val_clips,
                                 _face_model(config.morphable_model)) if is_main else None
     task = MotionTask(net, config.lr, config.betas, config.loss, validation)
@@ -383,7 +383,7 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
-    if config.calibrate_pose and int(os.environ.get("RANK", "0")) == 0:
+    if config.calibrate_pose and torchrun_ranks().is_main:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
