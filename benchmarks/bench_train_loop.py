@@ -28,7 +28,7 @@ from talkface.benchmarking import machine_info, write_result
 from talkface.face3d.coeffs import N_MOTION
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_loop_cpu.json"
-IN_DIM, OUT_DIM = 256, N_MOTION  # the audio net's FC 256 features -> the motion vector (REFERENCE.md)
+IN_DIM, OUT_DIM = 256, N_MOTION  # the audio net's FC 256 features -> the motion vector (docs/method.md)
 
 
 def mlp(hidden: int) -> nn.Module:

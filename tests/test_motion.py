@@ -71,7 +71,7 @@ def test_target_encoding_shifts_translation_z_and_round_trips():
     model = tiny_model()
     motion = torch.randn(3, 70)
     target = model.encode_target(motion)
-    # REFERENCE.md: the target's translation z is shifted by -0.5, nothing else changes by default.
+    # docs/method.md: the target's translation z is shifted by -0.5, nothing else changes by default.
     torch.testing.assert_close(target[:, MOTION_TRANSLATION_Z], motion[:, MOTION_TRANSLATION_Z] - 0.5)
     torch.testing.assert_close(target[:, :MOTION_TRANSLATION_Z], motion[:, :MOTION_TRANSLATION_Z])
     torch.testing.assert_close(model.decode_prediction(target), motion)

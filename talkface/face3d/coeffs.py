@@ -1,4 +1,4 @@
-"""The 257-float coefficient layout of one frame (REFERENCE.md, "Coefficient layout").
+"""The 257-float coefficient layout of one frame (docs/formats.md, "The 257-coefficient layout").
 
 This is the contract between reconstruction, the audio network, the renderer and the synthetic
 world: float32 [..., 257], one row per 25 fps frame. Keep every slice of it here.
@@ -38,7 +38,7 @@ N_ANGLES = ANGLES.stop - ANGLES.start  # 3
 N_GAMMA = GAMMA.stop - GAMMA.start  # 27
 N_TRANSLATION = TRANSLATION.stop - TRANSLATION.start  # 3
 
-# The motion vector (REFERENCE.md, ATC-net): expression, then the head pose (angles, translation).
+# The motion vector (docs/formats.md, motion layout): expression, then the head pose (angles, translation).
 MOTION_EXPRESSION = slice(0, N_EXPRESSION)
 MOTION_ANGLES = slice(N_EXPRESSION, N_EXPRESSION + N_ANGLES)
 MOTION_TRANSLATION = slice(MOTION_ANGLES.stop, MOTION_ANGLES.stop + N_TRANSLATION)

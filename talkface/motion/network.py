@@ -31,7 +31,7 @@ from talkface.audio import N_COEFFS as N_MFCC_COEFFS
 from talkface.audio import WINDOW_MFCC_FRAMES
 from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_MOTION, N_POSE
 
-# The original trains on translation z - 0.5 (REFERENCE.md). Here that shift is the default
+# The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
 # target mean, the one place it lives: target = (motion - mean) / std.
 TRANSLATION_Z_OFFSET = 0.5
 # Floor for per-dimension std, so a dimension constant in the training data does not blow up.
