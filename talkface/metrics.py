@@ -73,7 +73,7 @@ def dominant_frequency(series: np.ndarray, fps: float = VIDEO_FPS, fft_points: i
     """The largest non-DC spectral peak [D] (Hz) of series [T, D], its mean removed, Hann-windowed.
 
     The grid: the spectrum is taken on max(fft_points, T) points, so by default on the clip's own
-    bins, fps / T apart, the lowest 1 / T s: one whole period within the clip. The pose statistics
+    bins, fps / T apart; the lowest of them is one whole period within the clip. The pose statistics
     use that grid: zero-padding a 4 s clip (100 frames) to 4096 points put 2 of 8 synthetic
     subjects' peaks at 0.006 and 0.07 Hz, below one period, and doubled their log-ratio distance to
     the same subject's next 4 s. The pose rhythm fit (talkface/motion/train.py) passes 4096: it
