@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 import torch
 
+from talkface.audio import SAMPLE_RATE
 from talkface.background.animation import animate, load_target, plan_animation
-from talkface.background.keyframes import MOTION_ANGLES, plot_pose_matching
+from talkface.background.keyframes import plot_pose_matching
 from talkface.benchmarking import machine_info, write_result
-from talkface.face3d.coeffs import motion_from_coeffs
+from talkface.face3d.coeffs import MOTION_ANGLES, motion_from_coeffs
 from talkface.face3d.model import load_morphable_model
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
@@ -49,7 +50,7 @@ def held_out_motion(seed: int, seconds: float) -> np.ndarray:
     """[T, 70] motion of new speech by subject `seed` (its head-motion style, fresh randomness)."""
     samples = speech_for_duration(seconds, HELD_OUT_SEED, engine="builtin")
     frames = round(seconds * 25)
-    motion = generate_motion(samples, 16000, sample_subject(seed).style, HELD_OUT_SEED, frames)
+    motion = generate_motion(samples, SAMPLE_RATE, sample_subject(seed).style, HELD_OUT_SEED, frames)
     return np.concatenate([motion.expression, motion.angles, motion.translation], axis=1).astype(np.float32)
 
 

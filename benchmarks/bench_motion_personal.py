@@ -42,13 +42,16 @@ import numpy as np
 import torch
 
 from talkface.benchmarking import machine_info, write_result
-from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, audio_windows
+from talkface.face3d.coeffs import (
+    ANGLES, EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, motion_from_coeffs,
+)
 from talkface.face3d.model import load_morphable_model
 from talkface.media import write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.activity import speech_activity
 from talkface.motion.inference import predict_motion
-from talkface.motion.network import EXPRESSION, POSE, fit_pose_calibration
+from talkface.motion.network import fit_pose_calibration
 from talkface.motion.train import (
     FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, load_person,
     motion_landmarks, person_pose_calibration, person_split, pretrain,
@@ -59,14 +62,13 @@ from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
 from talkface.synth.variety import VarietyConfig
-from talkface.synth.world import SAMPLE_RATE, VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
+from talkface.synth.world import VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
 
 RESULT = Path(__file__).parent / "results" / "motion_personal_cpu.json"
 PERSON_SEED = 987_654  # not a corpus clip's seed (those are crc32-derived, see lrw_seed)
 CLIP_SECONDS = 14.0  # the person's workspace clip: 350 frames = 300 trained + the last 35 validated
-ANGLES = slice(64, 67)
 
 
 def lrw_seed(word: str, split: str, index: int) -> int:
@@ -125,10 +127,10 @@ def calibrated_on_training_audio(net, workspace: Path, uncalibrated: np.ndarray)
     train, _ = person_split(len(person.motion), 300, 0.1)
     with torch.no_grad():
         out, _ = net.eval()(torch.as_tensor(person.windows[train])[None])
-        pose = net.decode_prediction(out[0])[:, POSE]
-    scale, shift = fit_pose_calibration(pose, torch.as_tensor(person.motion[train][:, POSE]))
+        pose = net.decode_prediction(out[0])[:, MOTION_POSE]
+    scale, shift = fit_pose_calibration(pose, torch.as_tensor(person.motion[train][:, MOTION_POSE]))
     motion = uncalibrated.copy()
-    motion[:, POSE] = motion[:, POSE] * scale.numpy() + shift.numpy()
+    motion[:, MOTION_POSE] = motion[:, MOTION_POSE] * scale.numpy() + shift.numpy()
     return motion
 
 
@@ -199,9 +201,9 @@ def main() -> int:
     # ---- measurement on the held-out speech (never seen by any stage)
     held_audio = samples[clip_frames * SAMPLES_PER_VIDEO_FRAME:]
     held_truth = coeffs[clip_frames:]  # [T, 257]
-    truth_motion = np.concatenate([held_truth[:, 80:144], held_truth[:, 224:227], held_truth[:, 254:257]], 1)
+    truth_motion = motion_from_coeffs(held_truth)
     face = load_morphable_model("synthetic")
-    identity = held_truth[0, :80]
+    identity = held_truth[0, IDENTITY]
     true_marks = motion_landmarks(face, truth_motion, identity)
     tuned = load_motion_model(finetuned)
     calibration = {"gain": tuned.pose_scale.double().numpy().round(3).tolist(),
@@ -209,7 +211,7 @@ def main() -> int:
                    "rhythm_frequency_hz": tuned.pose_rhythm_frequency.double().numpy().round(4).tolist(),
                    "rhythm_std": tuned.pose_rhythm_std.double().numpy().round(5).tolist()}
     predictions = {"finetuned": predict_motion(tuned, held_audio, bf16=False)}
-    seed_predictions = [predict_motion(tuned, held_audio, bf16=False, seed=s)[:, ANGLES] for s in range(args.rhythm_seeds)]
+    seed_predictions = [predict_motion(tuned, held_audio, bf16=False, seed=s)[:, MOTION_ANGLES] for s in range(args.rhythm_seeds)]
     activity = {"held_out_mean": round(float(speech_activity(held_audio).mean()), 4),
                 "workspace_clip_mean": round(float(speech_activity(samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME]).mean()), 4)}
     person = load_person(work / "person")
@@ -225,26 +227,26 @@ def main() -> int:
     predictions["pretrained_only"] = predict_motion(load_motion_model(pretrained), held_audio, bf16=False)
     person_train = coeffs[:300]
     baseline = truth_motion.copy()
-    baseline[:, EXPRESSION] = person_train[:, 80:144].mean(0)  # the person's mean expression, truth pose
+    baseline[:, MOTION_EXPRESSION] = person_train[:, EXPRESSION].mean(0)  # the person's mean expression, truth pose
     predictions["mean_expression"] = baseline
-    corpus = np.concatenate([read_record(p).motion[:, EXPRESSION] for p in split_records(work / "cache", "train")])
+    corpus = np.concatenate([read_record(p).motion[:, MOTION_EXPRESSION] for p in split_records(work / "cache", "train")])
     lrw_baseline = truth_motion.copy()
-    lrw_baseline[:, EXPRESSION] = corpus.mean(0)  # the pretraining corpus's mean expression
+    lrw_baseline[:, MOTION_EXPRESSION] = corpus.mean(0)  # the pretraining corpus's mean expression
     predictions["lrw_mean_expression"] = lrw_baseline
     lmds = {name: lmd(motion_landmarks(face, m, identity), true_marks) for name, m in predictions.items()}
     print("LMD (224 px crop):", {k: round(v, 4) for k, v in lmds.items()}, flush=True)
 
     held_seconds = len(held_audio) / SAMPLE_RATE
-    truth_stats = pose_statistics(held_truth[:, 224:227])
+    truth_stats = pose_statistics(held_truth[:, ANGLES])
     others = {}
     for k in range(args.others):
         seed = 5000 + k
         _, other = speaking_person(seed, held_seconds, args.engine)
-        others[seed] = pose_statistics(other[:, 224:227])
+        others[seed] = pose_statistics(other[:, ANGLES])
     pose = {}
     for name in ("finetuned", "finetuned_no_rhythm", "finetuned_uncalibrated",
                  "finetuned_calibrated_on_training_audio", "pretrained_only"):
-        stats = pose_statistics(predictions[name][:, ANGLES])
+        stats = pose_statistics(predictions[name][:, MOTION_ANGLES])
         own = pose_statistics_distance(stats, truth_stats)
         other_distances = {seed: pose_statistics_distance(stats, s) for seed, s in others.items()}
         pose[name] = {

@@ -37,10 +37,10 @@ import torch
 from talkface.audio import SAMPLES_PER_VIDEO_FRAME
 from talkface.benchmarking import machine_info, write_result
 from talkface.config import config_to_dict, load_config
+from talkface.face3d.coeffs import MOTION_EXPRESSION
 from talkface.face3d.model import load_morphable_model
 from talkface.media import read_audio, write_wav
 from talkface.metrics import lmd, mouth_opening
-from talkface.motion.network import EXPRESSION
 from talkface.motion.train import (
     FinetuneConfig, PersonClip, finetune, load_motion_model, load_person, motion_landmarks, person_split,
 )
@@ -98,13 +98,13 @@ class Scorer:
 
     def __call__(self, prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         motion = truth.copy()
-        motion[:, EXPRESSION] = prediction[:, EXPRESSION]  # the true head pose: only the mouth is scored
+        motion[:, MOTION_EXPRESSION] = prediction[:, MOTION_EXPRESSION]  # the true head pose: only the mouth is scored
         marks, true_marks = self.landmarks(motion), self.landmarks(truth)
         opening, true_opening = mouth_opening(marks), mouth_opening(true_marks)
         r = float(np.corrcoef(opening, true_opening)[0, 1]) if opening.std() > 1e-9 else 0.0
         return {"mouth_r": round(r, 3), "mouth_lmd": round(lmd(marks, true_marks), 4),
                 "opening_std_ratio": round(float(opening.std() / true_opening.std()), 3),
-                "expression_mse": round(float(np.square(prediction[:, EXPRESSION] - truth[:, EXPRESSION]).mean()), 5)}
+                "expression_mse": round(float(np.square(prediction[:, MOTION_EXPRESSION] - truth[:, MOTION_EXPRESSION]).mean()), 5)}
 
 
 def bench_clip(name: str, workspaces: Path, work: Path, general: Path, fraction: float,

@@ -70,10 +70,11 @@ def face_mesh(grid: int = 187, image_size: int = 224) -> tuple[torch.Tensor, tor
 def synthetic_face_mesh(image_size: int = 224) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The synthetic morphable model's mean face at BFM size (~35k vertices), frontal: screen, depth, triangles."""
     from talkface.face3d.camera import Camera
+    from talkface.face3d.coeffs import N_COEFFS
 
     model = _synthetic_model()
     with torch.no_grad():
-        mesh = model(torch.zeros(1, 257), Camera().resized(image_size))
+        mesh = model(torch.zeros(1, N_COEFFS), Camera().resized(image_size))
     return mesh.screen[0], mesh.vertices[0, :, 2], model.triangles
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from talkface.audio import SAMPLE_RATE
+from talkface.audio import SAMPLE_RATE, VIDEO_FPS
 from talkface.benchmarking import write_result
 from talkface.media import count_frames, probe_video, read_audio
 
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 RESULTS = REPO / "benchmarks" / "results"
 GENERAL = (REPO / "checkpoints" / "general" / "motion_lrw.pt", REPO / "checkpoints" / "general" / "gan_lrw.pt")
-FRAME_SECONDS = 0.04
+FRAME_SECONDS = 1 / VIDEO_FPS
 
 
 def run(command: list[str], log: Path) -> tuple[int, float]:
@@ -52,7 +52,7 @@ def check_video(video: Path, speech: Path) -> dict[str, Any]:
     seconds = len(read_audio(speech)) / SAMPLE_RATE
     frames = count_frames(video)
     return {"fps": info.fps, "has_audio": info.has_audio, "frames": frames, "speech_seconds": round(seconds, 3),
-            "fps_25": abs(info.fps - 25.0) < 1e-3, "length_ok": abs(frames * FRAME_SECONDS - seconds) <= FRAME_SECONDS}
+            "fps_25": abs(info.fps - VIDEO_FPS) < 1e-3, "length_ok": abs(frames * FRAME_SECONDS - seconds) <= FRAME_SECONDS}
 
 
 def finetuned_frames(log_text: str) -> int | None:

@@ -29,6 +29,7 @@ import torch
 from talkface.benchmarking import machine_info, write_result
 from talkface.config import load_config
 from talkface.face3d.camera import Camera
+from talkface.face3d.coeffs import EXPRESSION, IDENTITY
 from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess
@@ -71,13 +72,13 @@ def score(workspace: Path, truth: Path, coeffs: np.ndarray, model) -> dict:
     truth_coeffs = np.load(truth / "truth" / "coeffs.npy")[: len(coeffs)]
     correlations = {}
     for name in MOUTH:
-        column = 80 + EXPRESSION_DIRECTIONS[name]
+        column = EXPRESSION.start + EXPRESSION_DIRECTIONS[name]
         correlations[name] = {"r": float(np.corrcoef(coeffs[:, column], truth_coeffs[:, column])[0, 1]),
                               "truth_std": float(truth_coeffs[:, column].std())}
     return {
         "landmark_error_px_224": float(np.linalg.norm(predicted - target, axis=-1).mean()),
         "mouth_expression_correlation": correlations,
-        "identity_max_change_across_frames": float(np.ptp(coeffs[:, :80], axis=0).max()),
+        "identity_max_change_across_frames": float(np.ptp(coeffs[:, IDENTITY], axis=0).max()),
     }
 
 

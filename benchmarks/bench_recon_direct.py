@@ -36,6 +36,7 @@ from bench_recon import MOUTH, clip, score, train  # noqa: E402  (the synthetic 
 from talkface.benchmarking import machine_info, write_result  # noqa: E402
 from talkface.config import load_config  # noqa: E402
 from talkface.face3d.camera import Camera  # noqa: E402
+from talkface.face3d.coeffs import IDENTITY, N_EXPRESSION, N_IDENTITY  # noqa: E402
 from talkface.face3d.model import load_morphable_model  # noqa: E402
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess  # noqa: E402
 from talkface.recon.fitting import RefineConfig, fit_clip, keypoints_2d  # noqa: E402
@@ -104,7 +105,7 @@ def real(work: Path, landmark_dir: Path, steps: int, chunks: int) -> dict:
         target = ws.load_array("crop_landmarks.npy")
         predicted = keypoints_2d(model, torch.from_numpy(coeffs), Camera()).numpy()
         error = np.linalg.norm(predicted - target, axis=-1)
-        identities[path.stem] = coeffs[0, :80]
+        identities[path.stem] = coeffs[0, IDENTITY]
         rows[path.stem] = {"frames": frames, "landmark_error_px_224": round(float(error.mean()), 3),
                            "inner_lip_error_px_224": round(float(error[:, 60:68].mean()), 3),
                            "seconds_preprocess": round(time.perf_counter() - start, 1)}
@@ -112,7 +113,7 @@ def real(work: Path, landmark_dir: Path, steps: int, chunks: int) -> dict:
             crops, transforms = ws.load_array("crops.npy"), ws.load_array("transforms.npy")
             parts = np.array_split(np.arange(frames), chunks)
             chunk_ids = [fit_clip(crops[p], target[p], None, model, RefineConfig(steps=steps), progress=False,
-                                  transforms=transforms[p])[0, :80] for p in parts]
+                                  transforms=transforms[p])[0, IDENTITY] for p in parts]
             rows[path.stem]["chunk_identity_rms_mm"] = round(identity_spread(model, np.stack(chunk_ids)), 3)
     names = sorted(identities)
     pairs = {f"{a}~{b}": round(identity_distance(model, identities[a], identities[b]), 3)
@@ -125,8 +126,8 @@ def real(work: Path, landmark_dir: Path, steps: int, chunks: int) -> dict:
 
 def identity_shapes(model, identity: np.ndarray) -> np.ndarray:
     """Neutral shapes [K, N, 3] (model units) of identity rows [K, 80]."""
-    ids = torch.from_numpy(np.asarray(identity, np.float32).reshape(-1, 80))
-    return model.shape(ids, torch.zeros(len(ids), 64)).detach().numpy()
+    ids = torch.from_numpy(np.asarray(identity, np.float32).reshape(-1, N_IDENTITY))
+    return model.shape(ids, torch.zeros(len(ids), N_EXPRESSION)).detach().numpy()
 
 
 def identity_spread(model, identity: np.ndarray) -> float:

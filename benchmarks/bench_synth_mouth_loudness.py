@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from talkface.benchmarking import machine_info, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 RESULT = Path(__file__).parent / "results" / "synth_mouth_loudness_cpu.json"
-SR, FPS = 16000, 25
 LAGS = range(-3, 4)
 
 
@@ -41,7 +41,7 @@ def lip_gap(landmarks: np.ndarray) -> np.ndarray:
 
 
 def frame_log_rms(audio: np.ndarray, n: int) -> np.ndarray:
-    hop = SR // FPS
+    hop = SAMPLES_PER_VIDEO_FRAME
     audio = np.pad(audio, (0, max(0, n * hop - len(audio))))[: n * hop]
     return np.log(np.sqrt((audio.reshape(n, hop).astype(np.float64) ** 2).mean(1)) + 1e-3)
 
@@ -83,11 +83,11 @@ def person_speech(subjects: int, seconds: float) -> dict[str, object]:
 
     exact, estimated = [], []
     for seed in range(subjects):
-        speech = utterance_for_duration(seconds, seed, SR, "builtin")
+        speech = utterance_for_duration(seconds, seed, SAMPLE_RATE, "builtin")
         subject = sample_subject(seed)
-        energy = frame_log_rms(speech.audio, int(seconds * FPS))
+        energy = frame_log_rms(speech.audio, int(seconds * VIDEO_FPS))
         for phones, out in ((speech.phones, exact), (None, estimated)):
-            motion = generate_motion(speech.audio, SR, subject.style, seed, len(energy), phones)
+            motion = generate_motion(speech.audio, SAMPLE_RATE, subject.style, seed, len(energy), phones)
             gap = lip_gap(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
             out.append(correlations(gap, energy))
     return {"exact_phones": {"per_subject": exact, **summary(exact)},
@@ -104,7 +104,7 @@ def lrw_clips(clips: int) -> dict[str, object]:
         seed = 40_000 + k
         speech = lrw_speech(VOCABULARY[k % len(VOCABULARY)], seed, "builtin")
         subject = sample_subject(seed)
-        motion = generate_motion(speech.samples, SR, subject.style, seed, LRW_FRAMES, speech.phones)
+        motion = generate_motion(speech.samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES, speech.phones)
         gap = lip_gap(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
         energy = frame_log_rms(speech.samples, LRW_FRAMES)
         per_clip.append(correlations(gap, energy))
@@ -151,7 +151,7 @@ def real_clips() -> dict[str, object]:
         # Opening relative to the eye distance: the same number however far the face is.
         eyes = np.linalg.norm(marks[:, 36:42].mean(1) - marks[:, 42:48].mean(1), axis=1)
         gap = lip_gap(marks) / eyes
-        energy = frame_log_rms(read_audio(clip, SR), len(frames))[kept]
+        energy = frame_log_rms(read_audio(clip, SAMPLE_RATE), len(frames))[kept]
         out[clip.name] = {**correlations(gap, energy), "frames": len(frames), "detected": len(kept)}
     values = list(out.values())
     return {"per_clip": out, **summary(values)}

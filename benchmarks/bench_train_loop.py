@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from talkface.train import StepContext, Task, TrainConfig, Trainer
 from talkface.benchmarking import machine_info, write_result
+from talkface.face3d.coeffs import N_MOTION
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_loop_cpu.json"
-IN_DIM, OUT_DIM = 256, 70  # the audio net's FC 256 features -> 64 expression + 6 pose (docs/method.md)
+IN_DIM, OUT_DIM = 256, N_MOTION  # the audio net's FC 256 features -> the motion vector (docs/method.md)
 
 
 def mlp(hidden: int) -> nn.Module:

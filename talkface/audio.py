@@ -22,6 +22,8 @@ import numpy as np
 
 from talkface.errors import MediaError
 
+# The pipeline's two clocks, defined here and nowhere else: every audio track is read and written
+# at SAMPLE_RATE, every video and per-frame track (coefficients, landmarks, motion) runs at VIDEO_FPS.
 SAMPLE_RATE = 16000  # Hz; the network's audio rate (docs/method.md, time bases)
 VIDEO_FPS = 25  # frames/s of every video in the pipeline (docs/method.md, time bases)
 MFCC_FPS = 100  # MFCC frames/s: python_speech_features' 10 ms step

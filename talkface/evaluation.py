@@ -25,11 +25,11 @@ import numpy as np
 
 from talkface import metrics
 from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import MOTION_ANGLES, N_MOTION
 
 if TYPE_CHECKING:
     from talkface.sync import SyncNet
 
-ANGLES = slice(64, 67)  # Euler angles inside a [T, 70] motion row (64 expression first)
 AXES = ("x", "y", "z")
 SSIM_CHUNK = 16  # frames per SSIM call: bounds the float64 copies of long videos
 
@@ -112,11 +112,11 @@ def _pose_metrics(generated: np.ndarray | None, reference: np.ndarray | None) ->
         if motion is None:
             continue
         motion = np.asarray(motion, np.float64)
-        if motion.ndim != 2 or motion.shape[1] != 70:
-            raise TalkfaceError(f"{name} motion: expected [T, 70], got {list(motion.shape)}")
+        if motion.ndim != 2 or motion.shape[1] != N_MOTION:
+            raise TalkfaceError(f"{name} motion: expected [T, {N_MOTION}], got {list(motion.shape)}")
         if len(motion) < 4:
             raise TalkfaceError(f"{name} motion: pose statistics need at least 4 frames, got {len(motion)}")
-        stats[name] = metrics.pose_statistics(motion[:, ANGLES])
+        stats[name] = metrics.pose_statistics(motion[:, MOTION_ANGLES])
     result = {}
     for name, s in stats.items():
         for key, short in (("std", "std"), ("frequency", "freq")):

@@ -24,10 +24,9 @@ from typing import IO, Any, Iterable, Iterator, Union
 import numpy as np
 
 from talkface.atomic import atomic_path
+from talkface.audio import SAMPLE_RATE, VIDEO_FPS
 from talkface.errors import MediaError
 
-VIDEO_FPS = 25.0  # the frame rate of every coefficient/landmark track (docs/method.md, time bases)
-AUDIO_RATE = 16000  # the audio rate of the MFCC front end (docs/method.md, time bases)
 
 # An audio source for `VideoWriter`: a media file with an audio track, or (samples, rate).
 AudioSource = Union[str, Path, tuple[np.ndarray, int], None]
@@ -339,7 +338,7 @@ def _parse_wav_stream(data: bytes, path: Path) -> tuple[int, np.ndarray]:
     raise MediaError("cannot decode audio (no data chunk)", path)
 
 
-def read_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> np.ndarray:
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio track of any audio or video file as mono float32 [N] at `sample_rate`.
 
     Decoding and resampling (soxr) are ffmpeg's; channels are averaged here, because ffmpeg's
@@ -364,7 +363,7 @@ def read_audio(path: str | Path, sample_rate: int = AUDIO_RATE) -> np.ndarray:
     return np.clip(mono, -1.0, 1.0)
 
 
-def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = AUDIO_RATE) -> None:
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write float samples in [-1, 1], [N] or [N, C], as 16-bit PCM WAV (atomically)."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 1:

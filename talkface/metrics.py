@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkface.audio import VIDEO_FPS
+
 MOUTH = slice(48, 68)  # the 20 mouth points of the 68-point layout
-FPS = 25.0
 
 
 def lmd(predicted: np.ndarray, target: np.ndarray) -> float:
@@ -60,17 +61,31 @@ def _mouth_points(landmarks: np.ndarray) -> np.ndarray:
     return landmarks[:, MOUTH] if landmarks.shape[1] == 68 else landmarks
 
 
-def pose_statistics(angles: np.ndarray, fps: float = FPS) -> dict[str, np.ndarray]:
-    """Per-angle std [3] and dominant frequency [3] (Hz, the largest non-DC spectral peak) of angles [T, 3]."""
+def pose_statistics(angles: np.ndarray, fps: float = VIDEO_FPS) -> dict[str, np.ndarray]:
+    """Per-angle std [3] and dominant frequency [3] (Hz, on the clip's own bins) of angles [T, 3]."""
     angles = np.asarray(angles, np.float64)
     if angles.ndim != 2 or len(angles) < 4:
         raise ValueError(f"expected angles [T, K] with T >= 4, got {angles.shape}")
-    centred = angles - angles.mean(axis=0)
-    # A Hann window keeps the clip's ends from adding broadband leakage to the peak search.
-    spectrum = np.abs(np.fft.rfft(centred * np.hanning(len(angles))[:, None], axis=0))  # [F, K]
-    freqs = np.fft.rfftfreq(len(angles), 1.0 / fps)
-    dominant = freqs[1 + spectrum[1:].argmax(axis=0)]
-    return {"std": angles.std(axis=0), "frequency": dominant}
+    return {"std": angles.std(axis=0), "frequency": dominant_frequency(angles, fps)}
+
+
+def dominant_frequency(series: np.ndarray, fps: float = VIDEO_FPS, fft_points: int = 0) -> np.ndarray:
+    """The largest non-DC spectral peak [D] (Hz) of series [T, D], its mean removed, Hann-windowed.
+
+    The grid: the spectrum is taken on max(fft_points, T) points, so by default on the clip's own
+    bins, fps / T apart; the lowest of them is one whole period within the clip. The pose statistics
+    use that grid: zero-padding a 4 s clip (100 frames) to 4096 points put 2 of 8 synthetic
+    subjects' peaks at 0.006 and 0.07 Hz, below one period, and doubled their log-ratio distance to
+    the same subject's next 4 s. The pose rhythm fit (talkface/motion/train.py) passes 4096: it
+    synthesises an oscillation at this frequency, and zero padding interpolates the spectrum to
+    0.006 Hz where a 12 s clip's own 0.083 Hz bins would put a 0.3 Hz rhythm at 0.25 or 0.33 Hz.
+    The Hann window keeps the clip's ends from adding broadband leakage to the peak search.
+    """
+    x = np.asarray(series, np.float64)
+    x = (x - x.mean(axis=0)) * np.hanning(len(x))[:, None]
+    points = max(fft_points, len(x))
+    spectrum = np.abs(np.fft.rfft(x, points, axis=0))  # [F, D]
+    return np.fft.rfftfreq(points, 1.0 / fps)[1 + spectrum[1:].argmax(axis=0)]
 
 
 def pose_statistics_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:

@@ -24,6 +24,7 @@ import torch
 from scipy.signal import medfilt
 from torch import nn
 
+from talkface.audio import SAMPLES_PER_VIDEO_FRAME
 from talkface.errors import TalkfaceError
 
 SYNCNET_PATH = Path("checkpoints/syncnet/syncnet_v2.model")
@@ -32,7 +33,6 @@ CROP_SIZE = 224  # the face crop the video stream was trained on
 WINDOW_FRAMES = 5  # video frames per window (0.2 s)
 MFCC_PER_FRAME = 4  # 100 MFCC frames/s over 25 video frames/s
 WINDOW_MFCC = 20  # MFCC frames per window (0.2 s)
-SAMPLES_PER_FRAME = 640  # 16 kHz / 25 fps
 MAX_OFFSET = 15  # frames searched either side (run_syncnet.py's vshift)
 CROP_SCALE = 0.4  # face box padding of run_pipeline.py (crop_scale)
 CROP_PAD_VALUE = 110  # grey the frame is padded with where the crop leaves it
@@ -211,7 +211,7 @@ def scores_from_distances(distances: torch.Tensor) -> SyncScores:
 def sync_scores(model: SyncNet, frames: np.ndarray, audio: np.ndarray, landmarks: np.ndarray | None = None,
                 max_offset: int = MAX_OFFSET, batch_size: int = 20) -> SyncScores:
     """LSE-D / LSE-C of RGB frames [T, H, W, 3] uint8 against 16 kHz audio [N] (see the module doc)."""
-    n_frames = min(len(frames), len(audio) // SAMPLES_PER_FRAME, len(frames if landmarks is None else landmarks))
+    n_frames = min(len(frames), len(audio) // SAMPLES_PER_VIDEO_FRAME, len(frames if landmarks is None else landmarks))
     # syncnet_python stops one window short of the last full one (lastframe = min_length - 5).
     n_windows = n_frames - WINDOW_FRAMES
     if n_windows < 1:

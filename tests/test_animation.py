@@ -26,7 +26,10 @@ from talkface.background.keyframes import MIN_TRAIN_FRAMES
 from talkface.background.single_image import MAX_ANGLE, MAX_SHIFT, limit_pose, plan_single_image
 from talkface.errors import TalkfaceError
 from talkface.face3d.camera import Camera
-from talkface.face3d.coeffs import ANGLES, EXPRESSION, GAMMA, IDENTITY, TEXTURE, TRANSLATION, motion_from_coeffs
+from talkface.face3d.coeffs import (
+    ANGLES, EXPRESSION, GAMMA, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, TEXTURE, TRANSLATION,
+    motion_from_coeffs,
+)
 from talkface.face3d.model import load_morphable_model
 from talkface.render.rasterize import rasterize
 from talkface.synth.truth_workspace import write_truth_workspace
@@ -60,7 +63,7 @@ def model():
 def motion(target) -> np.ndarray:
     """'Predicted' motion: the clip's motion played backwards, with the expression shifted 7 frames."""
     truth = motion_from_coeffs(target.coeffs)[::-1].copy()  # [T, 70]
-    truth[:, :64] = np.roll(truth[:, :64], 7, axis=0)
+    truth[:, MOTION_EXPRESSION] = np.roll(truth[:, MOTION_EXPRESSION], 7, axis=0)
     return truth
 
 
@@ -86,12 +89,12 @@ def test_reassign_copies_the_real_frames_pose_exactly(target, motion, plan):
     assert indices.min() >= 0 and indices.max() < target.n_frames
     assert np.array_equal(plan.coeffs[:, ANGLES], target.coeffs[indices, ANGLES])
     assert np.array_equal(plan.coeffs[:, TRANSLATION], target.coeffs[indices, TRANSLATION])
-    assert np.array_equal(plan.coeffs[:, EXPRESSION], motion[:, :64])
+    assert np.array_equal(plan.coeffs[:, EXPRESSION], motion[:, MOTION_EXPRESSION])
     for block in (IDENTITY, TEXTURE, GAMMA):  # one shared set for the whole clip
         assert np.allclose(plan.coeffs[:, block], shared_appearance(target.coeffs)[block])
     # 'predicted' keeps the network's pose.
     predicted = plan_animation(target, motion, mode="predicted")
-    assert np.array_equal(predicted.coeffs[:, ANGLES], motion[:, 64:67])
+    assert np.array_equal(predicted.coeffs[:, ANGLES], motion[:, MOTION_ANGLES])
 
 
 def test_a_real_frames_coefficients_render_onto_that_frames_landmarks(person, target, model):
@@ -174,14 +177,14 @@ def test_too_short_a_workspace_is_a_one_line_error(person, tmp_path, motion):
 def test_single_image_keeps_the_pose_near_the_photos(target, motion, model):
     photo = target.frame(20)
     wild = motion.copy()
-    wild[:, 64:70] *= 20  # head swings of tens of degrees
+    wild[:, MOTION_POSE] *= 20  # head swings of tens of degrees
     plan = plan_single_image(photo, wild)
     assert np.array_equal(plan.indices, np.zeros(len(wild), np.int64))
     centre = target.coeffs[20]
     assert np.abs(plan.coeffs[:, ANGLES] - centre[ANGLES]).max() <= MAX_ANGLE + 1e-6
     assert np.abs(plan.coeffs[:, TRANSLATION] - centre[TRANSLATION]).max() <= MAX_SHIFT + 1e-6
     assert np.ptp(plan.coeffs[:, ANGLES], axis=0).max() > math.radians(5)  # still moving, not frozen
-    assert np.array_equal(plan.coeffs[:, EXPRESSION], wild[:, :64])
+    assert np.array_equal(plan.coeffs[:, EXPRESSION], wild[:, MOTION_EXPRESSION])
     # Small deviations pass almost unchanged: tanh has slope 1 at 0.
     small = np.full((3, 6), 0.0)
     small[:, 0] = [-0.004, 0.0, 0.004]

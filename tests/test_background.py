@@ -9,7 +9,6 @@ import torch
 from talkface.background.composite import composite, gan_input_windows, shift_images
 from talkface.background.keyframes import (
     MIN_TRAIN_FRAMES,
-    MOTION_POSE,
     apply_pose_mode,
     find_keyframes,
     keyframe_signal,
@@ -21,6 +20,7 @@ from talkface.background.keyframes import (
 )
 from talkface.background.paste import paste_back
 from talkface.errors import ConfigError, TalkfaceError
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 
 # --- keyframes -------------------------------------------------------------------------------------
 
@@ -163,8 +163,8 @@ def test_pose_modes_and_pingpong():
     pred, train = rng.normal(size=(12, 70)), rng.normal(size=(30, 70))
     idx = rng.integers(0, 30, 12)
     reassigned = apply_pose_mode(pred, train, idx, "reassign")
-    assert np.array_equal(reassigned[:, MOTION_POSE], train[idx, 64:70])
-    assert np.array_equal(reassigned[:, :64], pred[:, :64])
+    assert np.array_equal(reassigned[:, MOTION_POSE], train[idx][:, MOTION_POSE])
+    assert np.array_equal(reassigned[:, MOTION_EXPRESSION], pred[:, MOTION_EXPRESSION])
     assert np.array_equal(apply_pose_mode(pred, train, idx, "predicted"), pred)
     assert pingpong_indices(12, 4).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]
     angles = head_curve(np.arange(60))

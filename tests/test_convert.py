@@ -20,7 +20,7 @@ from talkface.convert.original import (
     reverse_window,
 )
 from talkface.gan.model import rebuild_networks
-from talkface.motion.network import TRANSLATION_Z
+from talkface.face3d.coeffs import MOTION_TRANSLATION_Z
 from talkface.motion.train import load_motion_model
 
 TOLERANCE = 1e-4
@@ -65,8 +65,8 @@ def test_audio_network_matches_the_original(files, reference, inputs):
     # the original was trained on translation z - 0.5 and adds it back when rendering
     motion = net.decode_prediction(prediction)
     shifted = reference["motion"].copy()
-    shifted[..., TRANSLATION_Z] += 0.5
-    assert net.target_mean[TRANSLATION_Z] == 0.5
+    shifted[..., MOTION_TRANSLATION_Z] += 0.5
+    assert net.target_mean[MOTION_TRANSLATION_Z] == 0.5
     assert max_error(motion, shifted) < TOLERANCE
 
 

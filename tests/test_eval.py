@@ -16,6 +16,7 @@ from talkface import media
 from talkface.cli import main
 from talkface.errors import MissingWeightsError, TalkfaceError
 from talkface.evaluation import evaluate
+from talkface.face3d.coeffs import MOTION_ANGLES, N_MOTION
 from talkface.sync import (
     SYNCNET_PATH,
     SyncNet,
@@ -104,11 +105,11 @@ def test_lmd_of_a_known_mouth_change_and_a_head_translation() -> None:
 def test_pose_statistics_of_a_sinusoid() -> None:
     frames, fps = 100, 25.0  # 4 s: 0.25 Hz frequency bins, so 2 Hz is a bin and 8 whole periods
     t = np.arange(frames) / fps
-    generated, reference = np.zeros((frames, 70)), np.zeros((frames, 70))
-    generated[:, 64] = 0.1 * np.sin(2 * np.pi * 2.0 * t)  # x: 2 Hz
-    generated[:, 65] = 0.05 * np.sin(2 * np.pi * 0.5 * t)  # y: 0.5 Hz
-    generated[:, 66] = 0.02 * np.sin(2 * np.pi * 1.0 * t)
-    reference[:, 64:67] = 2 * generated[:, 64:67]
+    generated, reference = np.zeros((frames, N_MOTION)), np.zeros((frames, N_MOTION))
+    generated[:, MOTION_ANGLES] = np.stack([0.1 * np.sin(2 * np.pi * 2.0 * t),  # x: 2 Hz
+                                            0.05 * np.sin(2 * np.pi * 0.5 * t),  # y: 0.5 Hz
+                                            0.02 * np.sin(2 * np.pi * 1.0 * t)], 1)
+    reference[:, MOTION_ANGLES] = 2 * generated[:, MOTION_ANGLES]
     result = evaluate(np.zeros((frames, 4, 4, 3), np.uint8), None, generated_motion=generated,
                       reference_motion=reference)
     assert result["generated_pose_freq_x"] == 2.0 and result["generated_pose_freq_y"] == 0.5
@@ -370,7 +371,7 @@ def test_cli_takes_the_reference_from_a_workspace_tail(workspace: Path, tmp_path
                    "--generated-landmarks", tmp_path / "gen_lm.npy", "--out", out) == 0
     tail = json.loads(out.read_text())["metrics"]
     assert tail["frames"] == 12 and tail["psnr"] > 20 and tail["lmd"] == pytest.approx(0.0, abs=1e-5)
-    expected = pose_statistics(motion_from_coeffs(coeffs[8:])[:, 64:67])
+    expected = pose_statistics(motion_from_coeffs(coeffs[8:])[:, MOTION_ANGLES])
     assert tail["reference_pose_std_y"] == pytest.approx(expected["std"][1], rel=1e-5)
     assert run_cli("--generated", tmp_path / "gen.mp4", "--workspace", workspace, "--start", 0, "--out", out) == 0
     assert json.loads(out.read_text())["metrics"]["psnr"] < tail["psnr"] - 5

@@ -13,7 +13,10 @@ from talkface.cli import main as cli_main
 from talkface.errors import MissingWeightsError, TalkfaceError
 from talkface.face3d import bfm
 from talkface.face3d.camera import Camera, rotation_matrix
-from talkface.face3d.coeffs import ANGLES, EXPRESSION, GAMMA, IDENTITY, TEXTURE, TRANSLATION
+from talkface.face3d.coeffs import (
+    ANGLES, EXPRESSION, GAMMA, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION,
+    MOTION_TRANSLATION_Z, N_COEFFS, N_MOTION, N_POSE, TEXTURE, TRANSLATION, motion_from_coeffs, with_motion,
+)
 from talkface.face3d.lighting import sh_basis, shade
 from talkface.face3d.model import MorphableModel, load_morphable_model
 from talkface.face3d.synthetic import (
@@ -133,6 +136,27 @@ def test_zero_coefficients_give_a_frontal_centred_symmetric_face(model):
     # lit from the front: the nose tip faces the camera
     assert mesh.normals[0, model.keypoints[30], 2] > 0.8
     assert torch.allclose(mesh.normals.norm(dim=-1), torch.tensor(1.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_motion_vector_is_the_coefficients_expression_angles_and_translation(as_tensor: bool):
+    """The 70-float motion layout and the 257-float coefficient layout agree block by block."""
+    coeffs = np.random.default_rng(0).standard_normal((5, N_COEFFS)).astype(np.float32)
+    coeffs = torch.from_numpy(coeffs) if as_tensor else coeffs
+    motion = motion_from_coeffs(coeffs)
+    assert motion.shape == (5, N_MOTION) == (5, 70) and N_POSE == 6
+    for in_motion, in_coeffs in ((MOTION_EXPRESSION, EXPRESSION), (MOTION_ANGLES, ANGLES),
+                                 (MOTION_TRANSLATION, TRANSLATION)):
+        assert np.array_equal(np.asarray(motion[:, in_motion]), np.asarray(coeffs[:, in_coeffs]))
+    pose = np.asarray(motion[:, MOTION_POSE])
+    assert np.array_equal(pose, np.concatenate([np.asarray(coeffs[:, ANGLES]), np.asarray(coeffs[:, TRANSLATION])], 1))
+    assert np.array_equal(np.asarray(motion[:, MOTION_TRANSLATION_Z]), np.asarray(coeffs[:, TRANSLATION.stop - 1]))
+    # with_motion writes exactly those blocks back and leaves identity, texture and lighting alone.
+    other = motion * 0 + 7
+    mixed = with_motion(coeffs, other)
+    assert np.array_equal(np.asarray(motion_from_coeffs(mixed)), np.asarray(other))
+    for block in (IDENTITY, TEXTURE, GAMMA):
+        assert np.array_equal(np.asarray(mixed[:, block]), np.asarray(coeffs[:, block]))
 
 
 def test_forward_matches_an_independent_numpy_pipeline(model):

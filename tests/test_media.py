@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from talkface import media
+from talkface.audio import SAMPLE_RATE
 from talkface.cli import main
 from talkface.errors import MediaError
 
-RATE = media.AUDIO_RATE
+RATE = SAMPLE_RATE
 FRAME_SAMPLES = RATE // 25  # one 25 fps frame of audio: 40 ms
 
 

@@ -13,13 +13,14 @@ from talkface.errors import TalkfaceError
 from talkface.motion.activity import HANGOVER_FRAMES, RAMP_FRAMES, SpeechGate, frame_levels_db, speech_activity
 from talkface.motion.inference import PoseRhythm, apply_controls, ping_pong_indices, predict_motion
 from talkface.motion.losses import motion_loss
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z
+from talkface.metrics import dominant_frequency
 from talkface.motion.network import (
-    EXPRESSION, POSE, POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, TRANSLATION_Z, AudioToMotion, dominant_frequency,
-    fit_pose_calibration, motion_statistics,
+    POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.train import (
-    CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model, person_pose_calibration, person_pose_rhythm,
-    reversed_speech_windows,
+    CALIBRATION_KEYS, MODEL, RHYTHM_FFT_POINTS, RHYTHM_KEYS, load_motion_model, person_pose_calibration,
+    person_pose_rhythm, reversed_speech_windows,
 )
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.windows import LRWSequences, PersonSequences
@@ -71,8 +72,8 @@ def test_target_encoding_shifts_translation_z_and_round_trips():
     motion = torch.randn(3, 70)
     target = model.encode_target(motion)
     # docs/method.md: the target's translation z is shifted by -0.5, nothing else changes by default.
-    torch.testing.assert_close(target[:, TRANSLATION_Z], motion[:, TRANSLATION_Z] - 0.5)
-    torch.testing.assert_close(target[:, :TRANSLATION_Z], motion[:, :TRANSLATION_Z])
+    torch.testing.assert_close(target[:, MOTION_TRANSLATION_Z], motion[:, MOTION_TRANSLATION_Z] - 0.5)
+    torch.testing.assert_close(target[:, :MOTION_TRANSLATION_Z], motion[:, :MOTION_TRANSLATION_Z])
     torch.testing.assert_close(model.decode_prediction(target), motion)
     mean, std = motion_statistics(motion)
     model.set_target_statistics(mean, std)
@@ -106,13 +107,13 @@ def test_calibration_restores_a_shrunken_pose_exactly():
     true = torch.as_tensor(rng.normal(0.1, 0.05, (300, 6)), dtype=torch.float32)  # [N, 6]
     shrink = torch.tensor([0.4, 0.5, 0.3, 0.6, 0.45, 0.55])
     motion = torch.as_tensor(rng.standard_normal((300, 70)), dtype=torch.float32)
-    motion[:, POSE] = 0.02 + shrink * (true - true.mean(0))  # the MSE net's swing, off-centre
+    motion[:, MOTION_POSE] = 0.02 + shrink * (true - true.mean(0))  # the MSE net's swing, off-centre
     model = tiny_model()
-    model.set_pose_calibration(*fit_pose_calibration(motion[:, POSE], true))
+    model.set_pose_calibration(*fit_pose_calibration(motion[:, MOTION_POSE], true))
     torch.testing.assert_close(model.pose_scale, 1 / shrink)
     calibrated = model.calibrate_pose(motion)
-    torch.testing.assert_close(calibrated[:, POSE], true, atol=1e-5, rtol=0)
-    torch.testing.assert_close(calibrated[:, EXPRESSION], motion[:, EXPRESSION], atol=0, rtol=0)
+    torch.testing.assert_close(calibrated[:, MOTION_POSE], true, atol=1e-5, rtol=0)
+    torch.testing.assert_close(calibrated[:, MOTION_EXPRESSION], motion[:, MOTION_EXPRESSION], atol=0, rtol=0)
 
 
 def test_calibration_gain_is_clamped():
@@ -178,10 +179,10 @@ def test_person_calibration_maps_the_pose_on_reversed_speech_onto_the_truth():
     windows = audio_windows(noise_audio(2.0))  # [50, 28, 12]
     with torch.no_grad():
         reversed_pose = model.decode_prediction(
-            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, POSE]  # [50, 6]
+            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, MOTION_POSE]  # [50, 6]
     gain = torch.tensor([2.0, 1.5, 3.0, 0.8, 1.0, 2.5])
     motion = np.zeros((50, 70), np.float32)
-    motion[:, POSE] = (0.1 + gain * reversed_pose).numpy()  # statistics ignore the frame order
+    motion[:, MOTION_POSE] = (0.1 + gain * reversed_pose).numpy()  # statistics ignore the frame order
     scale, shift = person_pose_calibration(model, windows, motion)
     torch.testing.assert_close(scale, gain, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(shift, torch.full((6,), 0.1), atol=1e-5, rtol=0)
@@ -199,9 +200,13 @@ def rhythm_model(seed: int = 0) -> AudioToMotion:
 
 
 def test_dominant_frequency_finds_each_series_peak():
-    t = torch.arange(300) / 25.0
-    series = torch.stack([torch.sin(2 * torch.pi * f * t + 1.0) for f in (0.2, 0.45, 1.3)], 1)  # 12 s, [300, 3]
-    torch.testing.assert_close(dominant_frequency(series), torch.tensor([0.2, 0.45, 1.3]), atol=0.01, rtol=0)
+    t = np.arange(300) / 25.0
+    series = np.stack([np.sin(2 * np.pi * f * t + 1.0) for f in (0.2, 0.45, 1.3)], 1)  # 12 s, [300, 3]
+    np.testing.assert_allclose(dominant_frequency(series, fft_points=RHYTHM_FFT_POINTS), [0.2, 0.45, 1.3], atol=0.01)
+    # Without the padding: the clip's own bins, 1/12 Hz apart, the nearest within half a bin.
+    bins = dominant_frequency(series) * 12
+    np.testing.assert_allclose(bins, np.round(bins), atol=1e-9)
+    np.testing.assert_allclose(bins / 12, [0.2, 0.45, 1.3], atol=1 / 24)
 
 
 def test_sampled_rhythm_has_the_fitted_frequency_and_a_steady_swing():
@@ -230,9 +235,9 @@ def test_rhythm_is_off_by_default_and_seeded_when_on():
     on = rhythm_model()
     first = predict_motion(on, audio, seed=1)
     np.testing.assert_array_equal(predict_motion(on, audio, seed=1), first)
-    assert not np.allclose(predict_motion(on, audio, seed=2)[:, POSE], first[:, POSE])
-    np.testing.assert_array_equal(first[:, EXPRESSION], plain[:, EXPRESSION])  # only the pose moves
-    assert np.abs(first[:, POSE] - plain[:, POSE]).max() > 0.005  # std 0.01: swings up to 0.014
+    assert not np.allclose(predict_motion(on, audio, seed=2)[:, MOTION_POSE], first[:, MOTION_POSE])
+    np.testing.assert_array_equal(first[:, MOTION_EXPRESSION], plain[:, MOTION_EXPRESSION])  # only the pose moves
+    assert np.abs(first[:, MOTION_POSE] - plain[:, MOTION_POSE]).max() > 0.005  # std 0.01: swings up to 0.014
     on.reset_pose_rhythm()
     np.testing.assert_array_equal(predict_motion(on, audio, seed=1), plain)
     with pytest.raises(ValueError, match=r"shape \(6,\)"):
@@ -243,22 +248,23 @@ def test_person_rhythm_takes_the_variance_the_prediction_lacks():
     model = tiny_model()
     windows = audio_windows(noise_audio(12.0))  # [300, 28, 12]
     with torch.no_grad():
-        forward = model.decode_prediction(model(torch.from_numpy(windows)[None])[0][0])[:, POSE]  # [300, 6]
+        forward = model.decode_prediction(model(torch.from_numpy(windows)[None])[0][0])[:, MOTION_POSE]  # [300, 6]
         reversed_pose = model.decode_prediction(
-            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, POSE]
+            model(torch.from_numpy(reversed_speech_windows(windows))[None])[0][0])[:, MOTION_POSE]
     residual = PoseRhythm(np.full(6, 0.5), np.full(6, 0.1), seed=0).sample(len(windows))  # [300, 6]
     residual = torch.as_tensor(residual, dtype=torch.float32) * torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     motion = np.zeros((len(windows), 70), np.float32)
-    motion[:, POSE] = (0.1 + forward + residual).numpy()
+    motion[:, MOTION_POSE] = (0.1 + forward + residual).numpy()
     scale, shift, frequency, std = person_pose_rhythm(model, windows, motion)
     assert (scale <= 1).all()
     # The rhythm oscillates at the true pose's dominant frequency.
-    torch.testing.assert_close(frequency, dominant_frequency(torch.as_tensor(motion[:, POSE])))
+    expected = dominant_frequency(motion[:, MOTION_POSE], fft_points=RHYTHM_FFT_POINTS)
+    torch.testing.assert_close(frequency, torch.from_numpy(expected).float())
     assert ((frequency[:3] - 0.5).abs() < 0.1).all()  # 12 s of one draw
     # Prediction variance (on reversed speech) plus the rhythm's variance = the true variance.
     total = (scale * reversed_pose.std(0, unbiased=False)).square().numpy() + std.square().numpy()
-    np.testing.assert_allclose(total, motion[:, POSE].var(0), rtol=1e-3, atol=1e-9)
-    torch.testing.assert_close(shift + scale * reversed_pose.mean(0), torch.as_tensor(motion[:, POSE].mean(0)),
+    np.testing.assert_allclose(total, motion[:, MOTION_POSE].var(0), rtol=1e-3, atol=1e-9)
+    torch.testing.assert_close(shift + scale * reversed_pose.mean(0), torch.as_tensor(motion[:, MOTION_POSE].mean(0)),
                                atol=1e-5, rtol=0)
     # Gated by a speech activity of mean square 0.64, the rhythm's own variance is 1 / 0.64 as large.
     gated_std = person_pose_rhythm(model, windows, motion, np.full(len(windows), 0.8))[3]
@@ -318,7 +324,7 @@ def test_tiny_model_learns_window_energy():
     windows = (windows - windows.mean()) / windows.std()
     motion = torch.zeros(4, 8, 70)
     motion[..., 0] = torch.from_numpy(np.log(gains))
-    motion[..., TRANSLATION_Z] = 0.5
+    motion[..., MOTION_TRANSLATION_Z] = 0.5
     model = AudioToMotion(**TINY).train()
     target = model.encode_target(motion)
     # What ignoring the audio can reach: the best constant prediction.
@@ -445,7 +451,7 @@ def test_chunked_inference_with_rhythm_equals_whole_sequence():
     expected_rhythm = PoseRhythm(RHYTHM[0].numpy(), RHYTHM[1].numpy(), 3).sample(frames)
     gate = speech_activity(audio)[:, None]  # [T, 1]
     assert gate.min() == 0 and gate.max() == 1
-    np.testing.assert_allclose(whole[:, POSE] - plain[:, POSE], gate * expected_rhythm, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(whole[:, MOTION_POSE] - plain[:, MOTION_POSE], gate * expected_rhythm, atol=1e-5, rtol=0)
     for chunk in (1, 7, 25, frames + 10):
         np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk, seed=3), whole, atol=1e-5, rtol=0)
 
@@ -483,7 +489,7 @@ def test_rhythm_leaves_the_head_still_in_silence():
     np.testing.assert_array_equal(on_silent, off_silent)
     gate = speech_activity(audio)
     np.testing.assert_array_equal(on[gate == 0], off[gate == 0])
-    assert np.abs(on[gate == 1][:, POSE] - off[gate == 1][:, POSE]).max() > 0.005
+    assert np.abs(on[gate == 1][:, MOTION_POSE] - off[gate == 1][:, MOTION_POSE]).max() > 0.005
 
 
 def test_inference_memory_does_not_grow_with_audio_length():
@@ -524,14 +530,14 @@ def test_pose_sources():
     predicted = predict_motion(model, audio)
 
     still = predict_motion(model, audio, pose_source="still", reference_motion=reference)
-    np.testing.assert_allclose(still[:, POSE], np.broadcast_to(reference[:, POSE].mean(0), (50, 6)), atol=1e-6)
-    np.testing.assert_array_equal(still[:, EXPRESSION], predicted[:, EXPRESSION])
-    assert (predict_motion(model, audio, pose_source="still")[:, POSE] == 0).all()
+    np.testing.assert_allclose(still[:, MOTION_POSE], np.broadcast_to(reference[:, MOTION_POSE].mean(0), (50, 6)), atol=1e-6)
+    np.testing.assert_array_equal(still[:, MOTION_EXPRESSION], predicted[:, MOTION_EXPRESSION])
+    assert (predict_motion(model, audio, pose_source="still")[:, MOTION_POSE] == 0).all()
 
     replay = predict_motion(model, audio, pose_source="reference", reference_motion=reference)
-    np.testing.assert_array_equal(replay[:20, POSE], reference[:, POSE])  # forth
-    np.testing.assert_array_equal(replay[20:38, POSE], reference[18:0:-1, POSE])  # back, no repeated ends
-    np.testing.assert_array_equal(replay[38:50, POSE], reference[:12, POSE])  # forth again
+    np.testing.assert_array_equal(replay[:20, MOTION_POSE], reference[:, MOTION_POSE])  # forth
+    np.testing.assert_array_equal(replay[20:38, MOTION_POSE], reference[18:0:-1, MOTION_POSE])  # back, no repeated ends
+    np.testing.assert_array_equal(replay[38:50, MOTION_POSE], reference[:12, MOTION_POSE])  # forth again
     np.testing.assert_array_equal(ping_pong_indices(1, 3), [0, 0, 0])
 
 
@@ -543,8 +549,8 @@ def test_calibration_is_applied_before_the_head_motion_scale():
         raw = model.decode_prediction(model(torch.from_numpy(audio_windows(audio))[None])[0][0])
     np.testing.assert_allclose(predicted, model.calibrate_pose(raw).numpy(), atol=1e-5, rtol=0)
     doubled = predict_motion(model, audio, head_motion_scale=2.0)
-    centre = predicted[:, POSE].mean(0)
-    np.testing.assert_allclose(doubled[:, POSE] - centre, 2 * (predicted[:, POSE] - centre), atol=1e-5)
+    centre = predicted[:, MOTION_POSE].mean(0)
+    np.testing.assert_allclose(doubled[:, MOTION_POSE] - centre, 2 * (predicted[:, MOTION_POSE] - centre), atol=1e-5)
 
 
 def test_scales():
@@ -554,16 +560,16 @@ def test_scales():
     predicted = predict_motion(model, audio)
 
     frozen = predict_motion(model, audio, head_motion_scale=0.0)
-    np.testing.assert_allclose(frozen[:, POSE], np.broadcast_to(predicted[:, POSE].mean(0), (50, 6)), atol=1e-6)
+    np.testing.assert_allclose(frozen[:, MOTION_POSE], np.broadcast_to(predicted[:, MOTION_POSE].mean(0), (50, 6)), atol=1e-6)
     frozen_ref = predict_motion(model, audio, pose_source="reference", reference_motion=reference,
                                 head_motion_scale=0.0)
-    reference_mean = np.broadcast_to(reference[:, POSE].mean(0), (50, 6))
-    np.testing.assert_allclose(frozen_ref[:, POSE], reference_mean, atol=1e-6)
+    reference_mean = np.broadcast_to(reference[:, MOTION_POSE].mean(0), (50, 6))
+    np.testing.assert_allclose(frozen_ref[:, MOTION_POSE], reference_mean, atol=1e-6)
 
     doubled = apply_controls(predicted, head_motion_scale=2.0, expression_scale=0.5)
-    centre = predicted[:, POSE].mean(0)
-    np.testing.assert_allclose(doubled[:, POSE] - centre, 2 * (predicted[:, POSE] - centre), atol=1e-5)
-    np.testing.assert_allclose(doubled[:, EXPRESSION], 0.5 * predicted[:, EXPRESSION])
+    centre = predicted[:, MOTION_POSE].mean(0)
+    np.testing.assert_allclose(doubled[:, MOTION_POSE] - centre, 2 * (predicted[:, MOTION_POSE] - centre), atol=1e-5)
+    np.testing.assert_allclose(doubled[:, MOTION_EXPRESSION], 0.5 * predicted[:, MOTION_EXPRESSION])
 
 
 def test_bad_controls_are_clear_errors():

@@ -19,15 +19,14 @@ import numpy as np
 import pytest
 import torch
 
-from talkface.audio import audio_windows
+from talkface.audio import SAMPLE_RATE, audio_windows
 from talkface.cli import main
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.media import write_wav
-from talkface.face3d.coeffs import EXPRESSION as EXPRESSION_COEFFS
+from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION, MOTION_POSE
 from talkface.face3d.model import load_morphable_model
 from talkface.metrics import lmd, mouth_opening, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record, stored_key, write_record
-from talkface.motion.network import POSE
 from talkface.motion.train import (
     MIN_MEAN_ACTIVITY, FinetuneConfig, calibrate_checkpoint, finetune, load_motion_model, load_person,
     motion_landmarks, person_pose_calibration, person_pose_rhythm, person_speech_activity, person_split,
@@ -37,7 +36,7 @@ from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
-from talkface.synth.world import SAMPLE_RATE, lrw_clip_path, write_lrw_clip_without_frames
+from talkface.synth.world import lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train import TrainConfig
 from talkface.workspace import Workspace
 
@@ -145,7 +144,7 @@ def test_preprocess_writes_a_record_per_clip_and_a_manifest(world: dict, cache: 
     assert record.windows.shape == (29, 28, 12) and record.motion.shape == (29, 70)
     assert record.identity.shape == (80,) and record.word == "ABOUT" and record.split == "train"
     truth = np.load((world["root"] / record.source).with_suffix(".npz"))["coeffs"]
-    np.testing.assert_array_equal(record.motion[:, :64], truth[:, 80:144])
+    np.testing.assert_array_equal(record.motion[:, MOTION_EXPRESSION], truth[:, EXPRESSION])
 
 
 def test_broken_clip_is_logged_and_skipped(cache: Path) -> None:
@@ -240,11 +239,11 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(
 
     def mean_expression_lmd(expression: np.ndarray) -> float:
         motion = person.motion[held_out].copy()
-        motion[:, :64] = expression
+        motion[:, MOTION_EXPRESSION] = expression
         return lmd(motion_landmarks(validation.face_model, motion, person.identity), true_marks)
 
-    corpus = np.concatenate([read_record(p).motion[:, :64] for p in split_records(cache, "train")]).mean(0)
-    corpus_mean, person_mean = mean_expression_lmd(corpus), mean_expression_lmd(person.motion[train, :64].mean(0))
+    corpus = np.concatenate([read_record(p).motion[:, MOTION_EXPRESSION] for p in split_records(cache, "train")]).mean(0)
+    corpus_mean, person_mean = mean_expression_lmd(corpus), mean_expression_lmd(person.motion[train][:, MOTION_EXPRESSION].mean(0))
     print(f"held-out LMD: fine-tuned {tuned:.3f}, pretrained {pre:.3f}, "
           f"LRW mean expression {corpus_mean:.3f}, the person's mean expression {person_mean:.3f}")
     # Beating the person's own mean expression on unseen speech needs a general model that already
@@ -278,12 +277,12 @@ def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkp
     # the gated rhythm's (std^2 x mean squared activity) is the person's variance.
     with torch.no_grad():
         out, _ = calibrated(torch.as_tensor(reversed_speech_windows(windows))[None])
-        pose = calibrated.calibrate_pose(calibrated.decode_prediction(out[0]))[:, POSE].numpy()
-    np.testing.assert_allclose(pose.mean(0), truth[:, POSE].mean(0), atol=1e-4)
+        pose = calibrated.calibrate_pose(calibrated.decode_prediction(out[0]))[:, MOTION_POSE].numpy()
+    np.testing.assert_allclose(pose.mean(0), truth[:, MOTION_POSE].mean(0), atol=1e-4)
     free = (scale > 0.5).numpy()
     assert free.any()
     np.testing.assert_allclose((pose.var(0) + mean_square_activity * std.square().numpy())[free],
-                               truth[:, POSE].var(0)[free], rtol=2e-3)
+                               truth[:, MOTION_POSE].var(0)[free], rtol=2e-3)
     # Without the rhythm (pose_rhythm: false) the gains restore the person's std on their own.
     plain = tmp_path / "plain.pt"
     shutil.copy(checkpoint, plain)
@@ -306,7 +305,7 @@ def offset_person(world: dict) -> Path:
     shutil.copytree(world["person"], folder)
     ws = Workspace(folder)
     coeffs = ws.load_array("coeffs.npy")
-    coeffs[:, EXPRESSION_COEFFS] += PERSON_OFFSET
+    coeffs[:, EXPRESSION] += PERSON_OFFSET
     ws.save_array("coeffs.npy", coeffs)
     return folder
 
@@ -386,7 +385,7 @@ def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tm
     assert motion.shape == (350, 70) and motion.dtype == np.float32 and np.isfinite(motion).all()
     assert cli("motion", "predict", "--checkpoint", checkpoint, "--audio", audio, "--out", out,
                "--pose-source", "reference", "--reference", world["person"]) == 0
-    np.testing.assert_allclose(np.load(out)[:, 64:], load_person(world["person"]).motion[:, 64:], atol=1e-6)
+    np.testing.assert_allclose(np.load(out)[:, MOTION_POSE], load_person(world["person"]).motion[:, MOTION_POSE], atol=1e-6)
 
 
 def test_silent_audio_gives_a_closed_still_mouth(world: dict, finetuned: Path, tmp_path: Path) -> None:

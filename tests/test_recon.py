@@ -13,6 +13,7 @@ from talkface.cli import main
 from talkface.config import load_config
 from talkface.errors import TalkfaceError
 from talkface.face3d.camera import Camera
+from talkface.face3d.coeffs import EXPRESSION, IDENTITY, TEXTURE
 from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.recon import losses
@@ -80,7 +81,7 @@ def test_losses_vanish_where_the_prior_is_met(model):
 
 def test_reconstruction_losses_of_a_render_against_itself(model):
     coeffs = torch.zeros(2, 257)
-    coeffs[:, 80 + EXPRESSION_DIRECTIONS["jaw_open"]] = 0.5
+    coeffs[:, EXPRESSION.start + EXPRESSION_DIRECTIONS["jaw_open"]] = 0.5
     coeffs[:, 225] = 0.2
     from talkface.render.renderer import render
 
@@ -204,9 +205,9 @@ def test_fitted_clip_matches_the_truth(workspace, person, model):
     assert error.mean() <= 1.5, error.mean()
     truth = np.load(person / "truth" / "coeffs.npy")
     for name in ("jaw_open", "lip_spread"):
-        column = 80 + EXPRESSION_DIRECTIONS[name]
+        column = EXPRESSION.start + EXPRESSION_DIRECTIONS[name]
         assert np.corrcoef(coeffs[:, column], truth[:, column])[0, 1] >= 0.8, name
-    assert np.ptp(coeffs[:, :80], axis=0).max() == 0 and np.ptp(coeffs[:, 144:224], axis=0).max() == 0
+    assert np.ptp(coeffs[:, IDENTITY], axis=0).max() == 0 and np.ptp(coeffs[:, TEXTURE], axis=0).max() == 0
 
 
 def test_rerun_skips_and_changed_config_redoes_what_depends_on_it(person, rnet_checkpoint, tmp_path, capsys):
@@ -263,7 +264,7 @@ def test_refinement_recovers_the_mouth_through_per_frame_crops(person, model):
     coeffs = refine_clip(torch.zeros(len(truth), 257), no_images, apply_transform(transforms, canonical), model,
                          RefineConfig(steps=400, photometric_frames=0), progress=False, transforms=transforms).numpy()
     for name in ("jaw_open", "lip_spread", "lip_round"):  # lip_round: 0.56 when the crop zoom was smoothed too
-        column = 80 + EXPRESSION_DIRECTIONS[name]
+        column = EXPRESSION.start + EXPRESSION_DIRECTIONS[name]
         r = np.corrcoef(coeffs[:, column], truth[:, column])[0, 1]
         assert r >= 0.9, (name, r)
 

@@ -13,6 +13,7 @@ import torch
 from talkface.cli import main
 from talkface.face3d import model as face_model
 from talkface.face3d.camera import Camera
+from talkface.face3d.coeffs import ANGLES, EXPRESSION, TRANSLATION
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.recon.alignment import apply_transform
 from talkface.recon.fitting import keypoints_2d, posed_mean_face
@@ -82,9 +83,9 @@ def test_direct_fit_recovers_pose_and_mouth_opening(direct, person):
     # Head rotation means the same in the crop's camera (crops only zoom and shift). Measured at 150
     # steps: mean errors 1.5 / 0.9 / 0.3 degrees (pitch is off by a constant 1.5: the fitted identity's
     # profile), r 0.98 / 0.88 / 0.88, against truth stds of 4.2 / 2.1 / 0.8 degrees.
-    error = np.degrees(np.abs(coeffs[:, 224:227] - truth[:, 224:227])).mean(axis=0)
+    error = np.degrees(np.abs(coeffs[:, ANGLES] - truth[:, ANGLES])).mean(axis=0)
     assert (error < [2.5, 1.5, 0.6]).all(), error
-    correlation = [np.corrcoef(coeffs[:, 224 + axis], truth[:, 224 + axis])[0, 1] for axis in range(3)]
+    correlation = [np.corrcoef(a, b)[0, 1] for a, b in zip(coeffs[:, ANGLES].T, truth[:, ANGLES].T)]
     assert correlation[0] >= 0.95 and correlation[1] >= 0.8, correlation
     model = face_model.load_morphable_model("synthetic")
     fitted = keypoints_2d(model, torch.from_numpy(coeffs), Camera()).numpy()
@@ -96,15 +97,15 @@ def test_direct_fit_recovers_pose_and_mouth_opening(direct, person):
 
     assert gap(seen).std() > 3.0  # the mouth opens and closes in this clip
     assert np.abs(gap(fitted) - gap(seen)).mean() <= 0.8
-    jaw = 80 + EXPRESSION_DIRECTIONS["jaw_open"]
+    jaw = EXPRESSION.start + EXPRESSION_DIRECTIONS["jaw_open"]
     assert np.corrcoef(coeffs[:, jaw], truth[:, jaw])[0, 1] >= 0.95
 
 
 def test_posed_mean_face_inverts_the_projection():
     model = face_model.load_morphable_model("synthetic")
     coeffs = torch.zeros(3, 257)
-    coeffs[:, 224:227] = torch.tensor([[0.1, -0.3, 0.05], [-0.2, 0.4, -0.1], [0.0, 0.0, 0.0]])
-    coeffs[:, 254:257] = torch.tensor([[0.1, -0.2, 0.3], [0.0, 0.1, -0.5], [0.0, 0.0, 0.0]])
+    coeffs[:, ANGLES] = torch.tensor([[0.1, -0.3, 0.05], [-0.2, 0.4, -0.1], [0.0, 0.0, 0.0]])
+    coeffs[:, TRANSLATION] = torch.tensor([[0.1, -0.2, 0.3], [0.0, 0.1, -0.5], [0.0, 0.0, 0.0]])
     posed = posed_mean_face(keypoints_2d(model, coeffs, Camera()).numpy(), model)
     torch.testing.assert_close(posed, coeffs, atol=1e-4, rtol=0)
 

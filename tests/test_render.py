@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import ANGLES, GAMMA, TRANSLATION
 from talkface.render.rasterize import interpolate, nvdiffrast_available, rasterize
 from talkface.render.torch_rasterizer import barycentrics
 
@@ -315,7 +316,7 @@ def test_nvdiffrast_agrees_with_torch_backend_on_a_face():
 
     model = load_morphable_model("synthetic").cuda()
     coeffs = torch.zeros(2, 257, device="cuda")
-    coeffs[1, 224:227] = torch.tensor([0.1, 0.3, -0.05])  # a turned head: self-occlusion
+    coeffs[1, ANGLES] = torch.tensor([0.1, 0.3, -0.05])  # a turned head: self-occlusion
     mesh = model(coeffs)
     args = (mesh.screen, mesh.vertices[..., 2], model.triangles, (224, 224))
     ours = rasterize(*args, backend="torch")
@@ -366,5 +367,5 @@ def test_render_is_differentiable_and_follows_the_camera(synthetic_model):
     assert rendered.image.shape == (1, 3, 112, 112)
     torch.testing.assert_close(rendered.landmarks, synthetic_model(coeffs, camera).landmarks)
     rendered.image.mean().backward()
-    assert coeffs.grad[0, 227:254].abs().sum() > 0  # lighting reaches the image
-    assert coeffs.grad[0, 254:257].abs().sum() > 0  # translation moves it (through the barycentrics)
+    assert coeffs.grad[0, GAMMA].abs().sum() > 0  # lighting reaches the image
+    assert coeffs.grad[0, TRANSLATION].abs().sum() > 0  # translation moves it (through the barycentrics)

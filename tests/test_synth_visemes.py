@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from talkface.audio import SAMPLES_PER_VIDEO_FRAME
 from talkface.cli import main
 from talkface.config import load_config
 from talkface.errors import ConfigError
@@ -23,7 +24,7 @@ from talkface.synth.phones import Phone, phones_from_audio, phones_from_json, ph
 from talkface.synth.speech import synthesize_utterance, utterance_for_duration, voice_for_seed
 from talkface.synth.variety import ClipVariety, VarietyConfig, apply_room, draw_variety
 from talkface.synth.visemes import VISEMES, articulate
-from talkface.synth.world import LRW_FRAMES, SAMPLES_PER_FRAME, lrw_speech
+from talkface.synth.world import LRW_FRAMES, lrw_speech
 
 SR, FPS = 16000, 25
 JAW, SPREAD, ROUND = (EXPRESSION_DIRECTIONS[k] for k in ("jaw_open", "lip_spread", "lip_round"))
@@ -69,7 +70,7 @@ def shown(phone: Phone, style) -> int:
 
 
 def frame_log_rms(audio: np.ndarray, n: int) -> np.ndarray:
-    audio = np.pad(audio, (0, max(0, n * SAMPLES_PER_FRAME - len(audio))))[: n * SAMPLES_PER_FRAME]
+    audio = np.pad(audio, (0, max(0, n * SAMPLES_PER_VIDEO_FRAME - len(audio))))[: n * SAMPLES_PER_VIDEO_FRAME]
     return np.log(np.sqrt((audio.reshape(n, -1) ** 2).mean(1)) + 1e-3)
 
 
@@ -107,7 +108,7 @@ def test_phones_stay_exact_through_sentences_and_lrw_clips():
     assert silent_outside(long.audio, long.phones) == 0.0
     # Three utterances trimmed, cut and placed around the word: the phones moved with them.
     clip = lrw_speech("WATER", seed=11, engine="builtin", variety=VarietyConfig(enabled=False))
-    assert clip.phone_source == "engine" and clip.samples.shape == (LRW_FRAMES * SAMPLES_PER_FRAME,)
+    assert clip.phone_source == "engine" and clip.samples.shape == (LRW_FRAMES * SAMPLES_PER_VIDEO_FRAME,)
     assert silent_outside(clip.samples, clip.phones) == 0.0
     word = [p.symbol for p in clip.phones if clip.span[0] - 1e-9 <= p.start < clip.span[1]]
     assert word == letters("water")

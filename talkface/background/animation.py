@@ -34,12 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from talkface.background.composite import N_WINDOW, composite, gan_input_windows
-from talkface.background.keyframes import MOTION_ANGLES, SPEED, Mode, apply_pose_mode, plan_background
+from talkface.background.keyframes import SPEED, Mode, apply_pose_mode, plan_background
 from talkface.errors import ConfigError, TalkfaceError
 from talkface.face3d.camera import Camera
 from talkface.face3d.coeffs import (
     GAMMA,
     IDENTITY,
+    MOTION_ANGLES,
     N_COEFFS,
     N_MOTION,
     TEXTURE,

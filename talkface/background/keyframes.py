@@ -28,7 +28,7 @@ from scipy.signal import find_peaks
 
 from talkface.atomic import atomic_path
 from talkface.errors import ConfigError, TalkfaceError
-from talkface.face3d.coeffs import N_EXPRESSION, N_MOTION
+from talkface.face3d.coeffs import MOTION_POSE, N_MOTION
 
 WINDOW = 7  # Hanning window of the keyframe signal (docs/method.md)
 MAX_FRACTION = 0.1  # at most N/10 interior keyframes (docs/method.md)
@@ -45,10 +45,6 @@ STILL_FRACTION = 0.25
 MODES = ("reassign", "predicted", "pingpong")
 AXES = (0, 1, 2, "all")
 Mode = Literal["reassign", "predicted", "pingpong"]
-
-# Pose inside the 70-d motion vector (talkface/face3d/coeffs.py: expression, angles, translation).
-MOTION_ANGLES = slice(N_EXPRESSION, N_EXPRESSION + 3)
-MOTION_POSE = slice(N_EXPRESSION, N_MOTION)  # angles + translation
 
 
 def keyframe_signal(angles: np.ndarray, axis: int | Literal["all"] = 2) -> np.ndarray:

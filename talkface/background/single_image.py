@@ -27,9 +27,8 @@ from typing import Literal
 import numpy as np
 
 from talkface.background.animation import AnimationPlan, Target, animation_coeffs, check_motion
-from talkface.background.keyframes import MOTION_POSE
 from talkface.errors import ConfigError, TalkfaceError
-from talkface.face3d.coeffs import motion_from_coeffs
+from talkface.face3d.coeffs import MOTION_POSE, N_ANGLES, N_TRANSLATION, motion_from_coeffs
 
 # Largest head turn away from the photo's pose, per axis (pitch, yaw, roll): a few degrees keep the
 # face on the photographed head and the revealed rim thin.
@@ -50,7 +49,7 @@ def limit_pose(pose: np.ndarray, centre: np.ndarray, max_angle: float = MAX_ANGL
     pose = np.asarray(pose, np.float64)
     if max_angle < 0 or max_shift < 0 or scale < 0:
         raise ConfigError(f"pose limits and scale must be >= 0, got {max_angle}, {max_shift}, {scale}")
-    limit = np.array([max_angle] * 3 + [max_shift] * 3)  # [6]
+    limit = np.array([max_angle] * N_ANGLES + [max_shift] * N_TRANSLATION)  # [6]
     deviation = scale * (pose - pose.mean(axis=0))  # [T, 6]
     safe = np.where(limit > 0, limit, 1.0)
     bounded = np.where(limit > 0, safe * np.tanh(deviation / safe), 0.0)

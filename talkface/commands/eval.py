@@ -152,6 +152,7 @@ def _motion(path: str, n_frames: int | None):
 
     from talkface.errors import TalkfaceError
     from talkface.evaluation import check_lengths
+    from talkface.face3d.coeffs import N_MOTION
 
     if not Path(path).is_file():
         raise TalkfaceError("motion file not found", path)
@@ -159,8 +160,8 @@ def _motion(path: str, n_frames: int | None):
         motion = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise TalkfaceError(f"not a readable .npy file ({error})", path) from None
-    if motion.ndim != 2 or motion.shape[1] != 70 or not np.issubdtype(motion.dtype, np.number):
-        raise TalkfaceError(f"expected motion of shape [T, 70], got {motion.dtype} {list(motion.shape)}", path)
+    if motion.ndim != 2 or motion.shape[1] != N_MOTION or not np.issubdtype(motion.dtype, np.number):
+        raise TalkfaceError(f"expected motion of shape [T, {N_MOTION}], got {motion.dtype} {list(motion.shape)}", path)
     if not np.isfinite(motion).all():
         raise TalkfaceError(f"{int((~np.isfinite(motion).all(axis=1)).sum())} of its {len(motion)} frames are not "
                             "finite (NaN or inf); motion statistics need finite values", path)

@@ -27,6 +27,7 @@ def run_info(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from talkface import media
+    from talkface.audio import SAMPLE_RATE, VIDEO_FPS
     from talkface.errors import MediaError
 
     path = Path(args.file)
@@ -38,12 +39,12 @@ def run_info(args: argparse.Namespace) -> int:
         video = media.probe_video(path)
         duration = "unknown" if video.duration_s is None else f"{video.duration_s:.2f} s"
         print(f"video:    {video.width}x{video.height}, {video.fps:g} fps (source), {duration}")
-        print(f"frames:   {media.count_frames(path)} at {media.VIDEO_FPS:g} fps")
+        print(f"frames:   {media.count_frames(path)} at {VIDEO_FPS:g} fps")
     else:
         print("video:    none")
     if "audio" in kinds:
         audio = media.probe_audio(path)
-        seconds = len(media.read_audio(path)) / media.AUDIO_RATE
+        seconds = len(media.read_audio(path)) / SAMPLE_RATE
         print(f"audio:    {audio.sample_rate} Hz, {audio.channels}, {seconds:.3f} s")
     else:
         print("audio:    none")
@@ -52,16 +53,17 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from talkface import media
+    from talkface.audio import VIDEO_FPS
     from talkface.errors import TalkfaceError
 
     if args.max_frames is not None and args.max_frames < 1:
         raise TalkfaceError(f"--max-frames must be at least 1, got {args.max_frames}")
     info = media.probe_video(args.input)
-    audio_seconds = None if args.max_frames is None else args.max_frames / media.VIDEO_FPS
+    audio_seconds = None if args.max_frames is None else args.max_frames / VIDEO_FPS
     with media.VideoWriter(args.output, audio=args.input if info.has_audio else None,
                            audio_seconds=audio_seconds) as writer:
         for frame in media.iter_video_frames(args.input, max_frames=args.max_frames):
             writer.write(frame)
-    print(f"wrote {args.output}: {writer.frames_written} frames at {media.VIDEO_FPS:g} fps, "
+    print(f"wrote {args.output}: {writer.frames_written} frames at {VIDEO_FPS:g} fps, "
           f"audio {'kept' if info.has_audio else 'none'}")
     return 0

@@ -57,6 +57,7 @@ def _finetune(args: argparse.Namespace) -> int:
 def _infer(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from talkface.audio import VIDEO_FPS
     from talkface.errors import ConfigError
     from talkface.pipelines.infer import InferConfig, generate
 
@@ -69,6 +70,6 @@ def _infer(args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
     result = generate(args.person, args.audio, args.out, config)
     seconds = sum(result.seconds.values())
-    print(f"wrote {result.path}: {result.frames} frames ({result.frames / 25:.2f} s) in {seconds:.1f} s "
+    print(f"wrote {result.path}: {result.frames} frames ({result.frames / VIDEO_FPS:.2f} s) in {seconds:.1f} s "
           f"({result.frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0

@@ -43,6 +43,7 @@ import torch
 
 from talkface.atomic import atomic_path
 from talkface.errors import MissingWeightsError, TalkfaceError
+from talkface.face3d.coeffs import N_EXPRESSION, N_POSE
 from talkface.gan.discriminator import PatchDiscriminator
 from talkface.gan.generator import FRAME_CHANNELS, MemoryGenerator
 from talkface.gan.identity import IDENTITY_DIM, ENCODERS, KeyEncoder, make_identity_encoder
@@ -151,7 +152,7 @@ def convert_audio(original: OriginalFile) -> AudioToMotion:
     net = AudioToMotion()
     if out_dim != net.head.out_features:
         raise TalkfaceError(f"is an ATC_net with {out_dim} outputs; talkface needs the pose variant "
-                            f"({net.head.out_features} = 64 expression + 6 pose, the original's --pose 1)", path)
+                            f"({net.head.out_features} = {N_EXPRESSION} expression + {N_POSE} pose, the original's --pose 1)", path)
     rules = [(r"audio_eocder\.(.*)", r"encoder.\1"), (r"audio_eocder_fc\.(.*)", r"fc.\1"),
              (r"lstm_fc\.0\.(.*)", r"head.\1")]
     renamed = _rename(state, rules, drop=None)

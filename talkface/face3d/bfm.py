@@ -19,13 +19,14 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.errors import MissingWeightsError, TalkfaceError
+from talkface.face3d.coeffs import N_EXPRESSION, N_IDENTITY, N_TEXTURE
 
 REQUIRED_KEYS = (
     "meanshape", "idBase", "exBase", "meantex", "texBase",
     "tri", "point_buf", "keypoints", "skinmask", "frontmask2_idx", "tri_mask2",
 )
 TALKFACE_FORMAT_KEY = "talkface_format"  # present: tri_mask2 holds mesh vertex ids
-N_IDENTITY, N_EXPRESSION, N_TEXTURE, N_KEYPOINTS = 80, 64, 80, 68
+N_KEYPOINTS = 68
 
 DEFAULT_PATH = Path("checkpoints/BFM/BFM_model_front.mat")
 HOW_TO_GET = (

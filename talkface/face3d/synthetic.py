@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import N_EXPRESSION, N_IDENTITY, N_TEXTURE
 
 EXPRESSION_DIRECTIONS = {"jaw_open": 0, "lip_spread": 1, "lip_round": 2, "smile": 3, "brow_raise": 4, "blink": 5}
 
@@ -85,7 +86,7 @@ def build_synthetic_model_arrays(n_vertices: int = 4000, seed: int = 0) -> dict[
     exp_semantic = _expression_fields(grid)  # [N, 3, 6]
     return {
         "meanshape": v.reshape(1, -1).astype(np.float32),
-        "idBase": _orthogonal_fields(basis, rng, 80, ID_SCALE, decay=2.0).astype(np.float32),
+        "idBase": _orthogonal_fields(basis, rng, N_IDENTITY, ID_SCALE, decay=2.0).astype(np.float32),
         "exBase": _expression_base(grid, basis, rng, exp_semantic).astype(np.float32),
         "meantex": _mean_texture(grid).reshape(1, -1).astype(np.float32),
         "texBase": _texture_base(basis, rng).astype(np.float32),
@@ -452,7 +453,7 @@ def _expression_base(grid: _Grid, basis: np.ndarray, rng: np.random.Generator, s
     """
     named = semantic.reshape(-1, semantic.shape[-1])
     tapered = basis * _mouth_taper(grid.vertices[:, 0], grid.vertices[:, 1])[:, None]
-    extra = _orthogonal_fields(tapered, rng, 64 - named.shape[1], EXP_EXTRA_SCALE, decay=8.0, against=named)
+    extra = _orthogonal_fields(tapered, rng, N_EXPRESSION - named.shape[1], EXP_EXTRA_SCALE, decay=8.0, against=named)
     return np.concatenate([named, extra], axis=1)
 
 
@@ -470,7 +471,7 @@ def _texture_base(basis: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     redness = np.cross(tone, [0.0, 0.0, 1.0])
     colours = [tone, redness, np.cross(tone, redness)]  # orthogonal, so every column is orthogonal
     columns = [(scale / (1.0 + j / 2.0), c, j) for c, scale in enumerate((TEX_SCALE, 3.0, 2.0)) for j in range(p)]
-    columns = sorted(columns, key=lambda column: -column[0])[:80]
+    columns = sorted(columns, key=lambda column: -column[0])[:N_TEXTURE]
     base = np.empty((n, 3, len(columns)))
     for k, (rms, c, j) in enumerate(columns):
         colour = colours[c] / np.linalg.norm(colours[c])

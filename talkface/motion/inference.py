@@ -17,9 +17,9 @@ import torch
 
 from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS, iter_audio_windows, n_video_frames
 from talkface.errors import TalkfaceError
-from talkface.face3d.coeffs import N_MOTION
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, N_MOTION
 from talkface.motion.activity import SpeechGate, frame_levels_db
-from talkface.motion.network import EXPRESSION, POSE, RHYTHM_PHASE_STEP_STD, AudioToMotion
+from talkface.motion.network import RHYTHM_PHASE_STEP_STD, AudioToMotion
 
 POSE_SOURCES = ("predicted", "reference", "still")
 
@@ -86,7 +86,7 @@ def _stream(
                 out[start:start + len(chunk)] = decoded.cpu().numpy()
                 if rhythm is not None:
                     activity = gate(frame_levels_db(audio, start, len(chunk)))  # [n]
-                    out[start:start + len(chunk), POSE] += activity[:, None] * rhythm.sample(len(chunk))
+                    out[start:start + len(chunk), MOTION_POSE] += activity[:, None] * rhythm.sample(len(chunk))
                 start += len(chunk)
     finally:
         model.train(was_training)
@@ -139,14 +139,14 @@ def apply_controls(
     """
     _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
     out = np.array(motion, np.float32)  # [T, 70]
-    reference_pose = None if reference_motion is None else np.asarray(reference_motion, np.float32)[:, POSE]
+    reference_pose = None if reference_motion is None else np.asarray(reference_motion, np.float32)[:, MOTION_POSE]
     if pose_source == "reference":
-        out[:, POSE] = reference_pose[ping_pong_indices(len(reference_pose), len(out))]
+        out[:, MOTION_POSE] = reference_pose[ping_pong_indices(len(reference_pose), len(out))]
     elif pose_source == "still":
-        out[:, POSE] = 0.0 if reference_pose is None else reference_pose.mean(0)
-    centre = (out[:, POSE] if reference_pose is None else reference_pose).mean(0)  # [6]
-    out[:, POSE] += (head_motion_scale - 1.0) * (out[:, POSE] - centre)  # exact at scale 1
-    out[:, EXPRESSION] *= expression_scale
+        out[:, MOTION_POSE] = 0.0 if reference_pose is None else reference_pose.mean(0)
+    centre = (out[:, MOTION_POSE] if reference_pose is None else reference_pose).mean(0)  # [6]
+    out[:, MOTION_POSE] += (head_motion_scale - 1.0) * (out[:, MOTION_POSE] - centre)  # exact at scale 1
+    out[:, MOTION_EXPRESSION] *= expression_scale
     return out
 
 

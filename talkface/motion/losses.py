@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from talkface.motion.network import EXPRESSION, POSE
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, N_MOTION
 
 
 def smoothness(sequence: torch.Tensor) -> torch.Tensor:
@@ -33,14 +33,14 @@ def motion_loss(
     expression_smooth_weight: float = 1e-4,
 ) -> dict[str, torch.Tensor]:
     """Loss terms and their weighted "total" for prediction and target [B, T, 70] in target space."""
-    if prediction.shape != target.shape or prediction.dim() != 3 or prediction.shape[-1] != POSE.stop:
-        raise ValueError(f"expected prediction and target [B, T, {POSE.stop}], "
+    if prediction.shape != target.shape or prediction.dim() != 3 or prediction.shape[-1] != N_MOTION:
+        raise ValueError(f"expected prediction and target [B, T, {N_MOTION}], "
                          f"got {tuple(prediction.shape)} and {tuple(target.shape)}")
     terms = {
-        "expression": F.mse_loss(prediction[..., EXPRESSION], target[..., EXPRESSION]),
-        "pose": F.mse_loss(prediction[..., POSE], target[..., POSE]),
-        "pose_smooth": smoothness(prediction[..., POSE]),
-        "expression_smooth": smoothness(prediction[..., EXPRESSION]),
+        "expression": F.mse_loss(prediction[..., MOTION_EXPRESSION], target[..., MOTION_EXPRESSION]),
+        "pose": F.mse_loss(prediction[..., MOTION_POSE], target[..., MOTION_POSE]),
+        "pose_smooth": smoothness(prediction[..., MOTION_POSE]),
+        "expression_smooth": smoothness(prediction[..., MOTION_EXPRESSION]),
     }
     terms["total"] = (
         terms["expression"]

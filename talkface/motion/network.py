@@ -29,18 +29,13 @@ from torch import nn
 
 from talkface.audio import N_COEFFS as N_MFCC_COEFFS
 from talkface.audio import WINDOW_MFCC_FRAMES
-from talkface.face3d.coeffs import N_EXPRESSION, N_MOTION
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_MOTION, N_POSE
 
-# The 70-float motion layout (face3d/coeffs.py MOTION): expression, then angles + translation.
-EXPRESSION = slice(0, N_EXPRESSION)  # 64
-POSE = slice(N_EXPRESSION, N_MOTION)  # 3 angles, 3 translation
-TRANSLATION_Z = N_MOTION - 1
 # The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
 # target mean, the one place it lives: target = (motion - mean) / std.
 TRANSLATION_Z_OFFSET = 0.5
 # Floor for per-dimension std, so a dimension constant in the training data does not blow up.
 MIN_STD = 1e-4
-N_POSE = N_MOTION - N_EXPRESSION  # 6
 # Pose calibration gains are clamped to this range: a prediction that barely moves (a gain of 10+)
 # would otherwise be blown up into noise, and one that over-swings is never silenced. The
 # synthetic benchmark fits 1.25-2.8 (benchmarks/bench_motion_personal.py).
@@ -59,7 +54,7 @@ def default_target_mean(size: int = N_MOTION) -> torch.Tensor:
     """[size] zeros, except translation z = 0.5: the original's -0.5 shift of the training target."""
     mean = torch.zeros(size)
     if size == N_MOTION:
-        mean[TRANSLATION_Z] = TRANSLATION_Z_OFFSET
+        mean[MOTION_TRANSLATION_Z] = TRANSLATION_Z_OFFSET
     return mean
 
 
@@ -81,15 +76,6 @@ def fit_pose_calibration(
     true_mean, true_std = motion_statistics(true)
     gain = (true_std / predicted_std).clamp(*gain_range)
     return gain, true_mean - gain * predicted_mean
-
-
-def dominant_frequency(series: torch.Tensor, fps: float = 25.0, n_fft: int = 4096) -> torch.Tensor:
-    """Largest non-DC spectral peak [D] (Hz) of series [T, D]: Hann window, zero-padded for a fine grid."""
-    x = series.double() - series.double().mean(0)
-    x = x * torch.hann_window(len(x), periodic=False, dtype=torch.float64)[:, None]
-    spectrum = torch.fft.rfft(x, max(n_fft, len(x)), dim=0).abs()  # [F, D]
-    frequencies = torch.fft.rfftfreq(max(n_fft, len(x)), 1.0 / fps, dtype=torch.float64)
-    return frequencies[1 + spectrum[1:].argmax(0)].float()
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -218,8 +204,8 @@ class AudioToMotion(nn.Module):
 
         Frame by frame and with stored constants only, so streaming in chunks is unaffected.
         """
-        pose = motion[..., POSE] * self.pose_scale + self.pose_shift  # [..., 6]
-        return torch.cat([motion[..., EXPRESSION], pose], -1)
+        pose = motion[..., MOTION_POSE] * self.pose_scale + self.pose_shift  # [..., 6]
+        return torch.cat([motion[..., MOTION_EXPRESSION], pose], -1)
 
     def set_pose_calibration(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
         """pose' = scale * pose + shift per pose dimension, e.g. from `fit_pose_calibration`."""

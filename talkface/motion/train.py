@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -36,11 +35,12 @@ from torch import nn
 
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
-from talkface.face3d.coeffs import IDENTITY, N_COEFFS, motion_from_coeffs, with_motion
+from talkface.face3d.coeffs import IDENTITY, MOTION_EXPRESSION, MOTION_POSE, N_COEFFS, motion_from_coeffs, with_motion
+from talkface.metrics import dominant_frequency
 from talkface.motion.activity import speech_activity
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import (
-    EXPRESSION, POSE, POSE_GAIN_RANGE, AudioToMotion, dominant_frequency, fit_pose_calibration, motion_statistics,
+    POSE_GAIN_RANGE, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.records import read_record, split_records
 from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
@@ -49,6 +49,7 @@ from talkface.train import (
     seed_everything, with_epochs,
 )
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.distributed import torchrun_ranks
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ MODEL = "motion"  # the model's name in checkpoints
 # AudioToMotion's per-person pose buffers: calibration, then rhythm; older checkpoints lack them.
 CALIBRATION_KEYS = ("pose_scale", "pose_shift")
 RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
+# The rhythm's frequency is read off a spectrum zero-padded to this many points: a 0.006 Hz grid
+# at 25 fps (metrics.dominant_frequency says why).
+RHYTHM_FFT_POINTS = 4096
 # The rhythm's variance is divided by the mean squared speech activity of the training frames (so
 # the gated rhythm carries the leftover variance on average); a clip that is mostly silence would
 # blow that up, so the mean is floored here (at most a 4x variance boost, i.e. 2x std).
@@ -260,7 +264,7 @@ class Validation:
         terms = motion_loss(prediction, target, **vars(self.loss))
         decoded = net.decode_prediction(prediction.to(device)).cpu()  # [N, L, 70] coefficient units
         result = {"loss": float(terms["total"]), "expression_mse": float(
-            (decoded[..., EXPRESSION] - self.motion[..., EXPRESSION]).square().mean())}
+            (decoded[..., MOTION_EXPRESSION] - self.motion[..., MOTION_EXPRESSION]).square().mean())}
         if self.face_model is not None:
             from talkface.metrics import lmd
 
@@ -357,7 +361,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
         motion = np.stack([read_record(p).motion for p in paths[:config.statistics_clips]])
         net.set_target_statistics(*motion_statistics(torch.as_tensor(motion)))
     # Only rank 0 evaluates (Task.evaluate), so only it loads the validation set.
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = torchrun_ranks().is_main
     validation = lrw_validation(config.cache, config.loss, config.val_clips,
                                 _face_model(config.morphable_model)) if is_main else None
     task = MotionTask(net, config.lr, config.betas, config.loss, validation)
@@ -379,7 +383,7 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
-    if config.calibrate_pose and int(os.environ.get("RANK", "0")) == 0:
+    if config.calibrate_pose and torchrun_ranks().is_main:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
@@ -405,7 +409,7 @@ def _predicted_motion(net: AudioToMotion, windows: np.ndarray) -> torch.Tensor:
 
 def _predicted_pose(net: AudioToMotion, windows: np.ndarray) -> torch.Tensor:
     """The net's decoded, uncalibrated pose [T, 6] on windows [T, 28, 12], as one sequence."""
-    return _predicted_motion(net, windows)[:, POSE]
+    return _predicted_motion(net, windows)[:, MOTION_POSE]
 
 
 @torch.no_grad()
@@ -434,7 +438,7 @@ def person_pose_calibration(net: AudioToMotion, windows: np.ndarray,
     sequences; the net's pose angle swing on it matches its swing on unseen speech (within 11 % there).
     """
     pose = _predicted_pose(net, reversed_speech_windows(windows))  # [T, 6]
-    return fit_pose_calibration(pose, torch.as_tensor(motion[:, POSE]))
+    return fit_pose_calibration(pose, torch.as_tensor(motion[:, MOTION_POSE]))
 
 
 @torch.no_grad()
@@ -458,14 +462,15 @@ def person_pose_rhythm(
     real poles, i.e. low-pass noise with no peak, and drew random dominant frequencies
     (pose-statistics distance 0.37, mean over seeds 0.61, against 0.18 without a rhythm).
     """
-    true = torch.as_tensor(motion[:, POSE])  # [T, 6]
+    true = torch.as_tensor(motion[:, MOTION_POSE])  # [T, 6]
     predicted_mean, predicted_std = motion_statistics(_predicted_pose(net, reversed_speech_windows(windows)))
     true_mean, true_std = motion_statistics(true)
     gain = (true_std / predicted_std).clamp(max=1.0).clamp(*POSE_GAIN_RANGE)
     residual_variance = (true_std.square() - (gain * predicted_std).square()).clamp_min(0)  # [6]
     if activity is not None:
         residual_variance /= max(float(np.mean(np.square(activity))), MIN_MEAN_ACTIVITY)
-    return gain, true_mean - gain * predicted_mean, dominant_frequency(true), residual_variance.sqrt()
+    frequency = torch.from_numpy(dominant_frequency(true.numpy(), fft_points=RHYTHM_FFT_POINTS)).float()
+    return gain, true_mean - gain * predicted_mean, frequency, residual_variance.sqrt()
 
 
 def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray,
@@ -499,7 +504,8 @@ def _initial_network(config: FinetuneConfig, windows: np.ndarray,
     if config.recentre:
         offset = recentre_on_person(net, windows, motion)
         log.info("re-centred the network on the person: expression offset rms %.4f, pose offset %s",
-                 float(offset[EXPRESSION].square().mean().sqrt()), np.round(offset[POSE].numpy(), 4).tolist())
+                 float(offset[MOTION_EXPRESSION].square().mean().sqrt()),
+                 np.round(offset[MOTION_POSE].numpy(), 4).tolist())
     return net, report
 
 

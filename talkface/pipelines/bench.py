@@ -28,6 +28,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from talkface.audio import SAMPLE_RATE, VIDEO_FPS
+
 # The BFM's vertex count, so the synthetic face costs the renderer what the real one does.
 BFM_VERTICES = 35709
 MOTION_SECONDS = 60.0
@@ -98,7 +100,7 @@ class _Parts:
     def person(self) -> Path:
         from talkface.synth.world import write_person
 
-        seconds = self.config.frames / 25 + 0.5
+        seconds = self.config.frames / VIDEO_FPS + 0.5
         return self._once("person", lambda: write_person(self.root / "person", seconds=seconds, seed=0,
                                                          size=self.config.frame_size, engine="builtin",
                                                          progress=False))
@@ -138,7 +140,7 @@ class _Parts:
 
     def _audio(self, seconds: float) -> np.ndarray:
         rng = np.random.default_rng(0)
-        return (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32)
+        return (0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE))).astype(np.float32)
 
     # ---- stages
 
@@ -164,7 +166,7 @@ class _Parts:
 
         audio = self._audio(MOTION_SECONDS)
         net = self.motion_net
-        predict_motion(net, audio[:16000])  # warm-up
+        predict_motion(net, audio[:SAMPLE_RATE])  # warm-up
         with measured(self.device) as stats:
             predict_motion(net, audio)
         return stats.result(n_video_frames(len(audio)), audio_seconds=MOTION_SECONDS)
@@ -173,7 +175,7 @@ class _Parts:
         from talkface.background.animation import load_target, plan_animation
         from talkface.motion.inference import predict_motion
 
-        motion = predict_motion(self.motion_net, self._audio(self.config.frames / 25))
+        motion = predict_motion(self.motion_net, self._audio(self.config.frames / VIDEO_FPS))
         target = load_target(self.workspace)
         return target, plan_animation(target, motion)
 
@@ -203,7 +205,7 @@ class _Parts:
     def end_to_end(self) -> dict[str, Any]:
         from talkface.pipelines.infer import InferConfig, synthesize_video
 
-        audio = self._audio(self.config.frames / 25)
+        audio = self._audio(self.config.frames / VIDEO_FPS)
         config = InferConfig(device=self.device.type)
         workspace, net, enhancer, model = self.workspace, self.motion_net, self.enhancer, self.morphable_model
         enhancer.reset()

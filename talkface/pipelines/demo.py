@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from talkface.audio import SAMPLE_RATE, VIDEO_FPS
 from talkface.config import config_to_dict
 from talkface.gan.train import GanPretrainConfig
 from talkface.motion.train import PretrainConfig as MotionPretrainConfig
@@ -57,7 +58,7 @@ class DemoWorldConfig(SyntheticLRWConfig):
     frame_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.person_seconds * 25 < self.clip_frames + 25:
+        if self.person_seconds * VIDEO_FPS < self.clip_frames + VIDEO_FPS:
             raise ValueError(f"person_seconds must leave at least 1 s of held-out speech after {self.clip_frames} frames")
 
 
@@ -168,7 +169,7 @@ def reconstruct_heldout(world: DemoWorldConfig, person: PersonConfig, paths: Dem
 
     video = read_video(paths.person_clip / "clip.mp4")[world.clip_frames:]
     paths.heldout_clip.parent.mkdir(parents=True, exist_ok=True)
-    write_video(paths.heldout_clip, video, audio=(read_audio(paths.heldout_audio), 16000))
+    write_video(paths.heldout_clip, video, audio=(read_audio(paths.heldout_audio), SAMPLE_RATE))
     config = dataclasses.replace(person.preprocess, frames=len(video))  # the same landmark detector as the clip's
     preprocess(paths.heldout_clip, paths.heldout_workspace, config, progress=progress)
     return {"workspace": str(paths.heldout_workspace), "frames": len(video)}

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from talkface.atomic import atomic_path
-from talkface.face3d.coeffs import EXPRESSION, IDENTITY, motion_from_coeffs
+from talkface.audio import VIDEO_FPS
+from talkface.face3d.coeffs import EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, motion_from_coeffs
 from talkface.metrics import flicker, lmd, pose_statistics, pose_statistics_distance
 from talkface.pipelines.stages import StageBook
 
-ANGLES = slice(64, 67)  # pitch, yaw, roll in the [T, 70] motion
 ANGLE_NAMES = ("pitch", "yaw", "roll")
 INNER_LIPS = (62, 66)  # upper and lower inner-lip midpoints of the 68-point layout
 PANELS = 4  # sample frames shown
@@ -93,9 +93,9 @@ def motion_metrics(held: dict[str, Any], pretrained_checkpoint: str) -> dict[str
         for name, motion in predictions.items():
             if motion is None:  # the person's mean expression with the reference's own pose
                 motion = reference.copy()
-                motion[:, :64] = held["train_expression"]
+                motion[:, MOTION_EXPRESSION] = held["train_expression"]
             result[f"{prefix}_{name}"] = lmd(motion_landmarks(face, motion, identity), marks)
-    predicted, true = pose_statistics(held["motion"][:, ANGLES]), pose_statistics(held["true_motion"][:, ANGLES])
+    predicted, true = (pose_statistics(held[key][:, MOTION_ANGLES]) for key in ("motion", "true_motion"))
     return {**result, "pose_statistics_distance": pose_statistics_distance(predicted, true),
             **{f"pose_std_{n}_deg": float(np.degrees(v)) for n, v in zip(ANGLE_NAMES, predicted["std"])},
             **{f"true_pose_std_{n}_deg": float(np.degrees(v)) for n, v in zip(ANGLE_NAMES, true["std"])}}
@@ -138,12 +138,13 @@ def _draw(held: dict[str, Any], path: Path) -> None:
             if column == 0:
                 axis.set_ylabel(label)
             if row == 0:
-                axis.set_title(f"frame {index} ({index / 25:.2f} s)")
-    seconds = np.arange(count) / 25
+                axis.set_title(f"frame {index} ({index / VIDEO_FPS:.2f} s)")
+    seconds = np.arange(count) / VIDEO_FPS
     pose = figure.add_subplot(grid[3, :])
+    predicted, true = (np.degrees(held[key][:, MOTION_ANGLES]) for key in ("motion", "true_motion"))  # [T, 3]
     for k, name in enumerate(ANGLE_NAMES):
-        line, = pose.plot(seconds, np.degrees(held["motion"][:, 64 + k]), label=f"{name} predicted")
-        pose.plot(seconds, np.degrees(held["true_motion"][:, 64 + k]), "--", color=line.get_color(), label=f"{name} true")
+        line, = pose.plot(seconds, predicted[:, k], label=f"{name} predicted")
+        pose.plot(seconds, true[:, k], "--", color=line.get_color(), label=f"{name} true")
     pose.set_ylabel("head angle (deg)")
     pose.legend(ncol=3, fontsize=8)
     from talkface.motion.train import motion_landmarks

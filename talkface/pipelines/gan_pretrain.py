@@ -18,7 +18,6 @@ split is current. The GAN (gan/train.py) then trains on the prepared pairs.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from talkface.gan.train import GanPretrainConfig
 from talkface.keyed import artifact_key
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess
 from talkface.pipelines.stages import StageBook
+from talkface.train.distributed import torchrun_ranks
 from talkface.synth.truth_workspace import truth_key, truth_workspace_current, write_lrw_truth_workspace
 
 LRW_FRAMES = 29
@@ -45,7 +45,7 @@ def pretrain_on_lrw(config: GanPretrainConfig, resume: bool = False) -> Path:
     config.model.kwargs(config.window_size)  # an unusable window fails before the cache is built
     clips = [clip for split in config.splits for clip in prepare_split(config, split)]
     validation: list[PairClip] = []
-    if config.val_split is not None and int(os.environ.get("RANK", "0")) == 0:
+    if config.val_split is not None and torchrun_ranks().is_main:
         validation = prepare_split(config, config.val_split, config.val_clips, required=False)
     return pretrain(config, clips, validation, resume)
 
@@ -94,7 +94,7 @@ def prepare_split(config: GanPretrainConfig, split: str, max_clips: int | None =
             load_pair_clip(workspace, slice(None), config.morphable_model, config.render_backend)
         return {"clips": len(clips)}
 
-    if int(os.environ.get("RANK", "0")) == 0:
+    if torchrun_ranks().is_main:
         StageBook(book_path, BOOK_KIND).run(split, key, prepare)
     else:
         while not (book_path.is_file() and StageBook(book_path, BOOK_KIND).current(split, key)):

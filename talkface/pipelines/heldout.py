@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from talkface.atomic import atomic_path
-from talkface.audio import SAMPLES_PER_VIDEO_FRAME
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from talkface.errors import TalkfaceError
 from talkface.pipelines.infer import InferConfig
 from talkface.pipelines.person import PersonConfig
@@ -179,7 +179,7 @@ def write_heldout_clip(paths: HeldoutPaths, frames: np.ndarray, audio: np.ndarra
     stretch[: len(piece)] = piece
     paths.heldout_clip.parent.mkdir(parents=True, exist_ok=True)
     # crf 0: the real frames scored against are the clip's own pixels, not a second lossy copy.
-    with VideoWriter(paths.heldout_clip, audio=(stretch, 16000), crf=0) as writer:
+    with VideoWriter(paths.heldout_clip, audio=(stretch, SAMPLE_RATE), crf=0) as writer:
         for frame in frames:
             writer.write(frame)
     landmarks = person.preprocess.landmarks
@@ -309,6 +309,7 @@ def score_reconstruction(workspace: Path, models: Models, infer: InferConfig) ->
 def audio_driven(paths: HeldoutPaths, folder: Path, held: Any, models: Models, config: HeldoutConfig,
                  person: PersonConfig, first_frame: np.ndarray, progress: bool) -> dict[str, dict[str, Any]]:
     """Per variant: its frames [H, h, w, 3], landmarks [H, 68, 2] (frame px), rendered motion [H, 70], misses."""
+    from talkface.face3d.coeffs import MOTION_EXPRESSION
     from talkface.media import read_audio
     from talkface.motion.train import load_person
     from talkface.pipelines.infer import predict_person_motion
@@ -318,7 +319,7 @@ def audio_driven(paths: HeldoutPaths, folder: Path, held: Any, models: Models, c
     training = load_person(folder)
     motions = {"finetuned": predict_person_motion(folder, models.finetuned, audio, infer)}
     mean = motions["finetuned"].copy()
-    mean[:, :64] = training.motion[:, :64].mean(axis=0)  # the expression part of the [T, 70] motion
+    mean[:, MOTION_EXPRESSION] = training.motion[:, MOTION_EXPRESSION].mean(axis=0)
     motions["mean_expression"] = mean
     if models.general is not None:
         motions["general"] = predict_person_motion(folder, models.general, audio, infer)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -73,8 +72,11 @@ def parse_shard(text: str) -> Shard:
 
 
 def default_shard() -> Shard:
-    """One shard per process under torchrun (RANK / WORLD_SIZE), else the whole set."""
-    return Shard(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    """One shard per process under torchrun (its rank of the world size), else the whole set."""
+    from talkface.train.distributed import torchrun_ranks
+
+    ranks = torchrun_ranks()
+    return Shard(ranks.rank, ranks.world_size)
 
 
 def find_clips(root: str | Path) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from talkface.atomic import new_folder_removed_on_error
+from talkface.audio import VIDEO_FPS
 from talkface.config import config_to_dict
 from talkface.errors import TalkfaceError
 from talkface.gan.train import GanFinetuneConfig
@@ -176,11 +177,11 @@ def _clip_length_config(clip: str | Path, config: PersonConfig, say: Callable[[s
     if probe_video(clip).has_audio:
         available = min(available, n_video_frames(len(read_audio(clip))))
     if available < needed:
-        raise TalkfaceError(f"has {available} frames at 25 fps ({available / 25:.1f} s); fine-tuning needs at least "
-                            f"{needed} ({needed / 25:.1f} s)", clip)
+        raise TalkfaceError(f"has {available} frames at {VIDEO_FPS} fps ({available / VIDEO_FPS:.1f} s); fine-tuning needs at least "
+                            f"{needed} ({needed / VIDEO_FPS:.1f} s)", clip)
     used = min(available, wanted)
     note = f" (the clip is shorter than the {wanted} configured)" if available < wanted else ""
-    say(f"fine-tuning on {used} frames ({used / 25:.1f} s){note}")
+    say(f"fine-tuning on {used} frames ({used / VIDEO_FPS:.1f} s){note}")
     return replace(config, preprocess=replace(config.preprocess, frames=used))
 
 

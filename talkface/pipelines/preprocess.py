@@ -23,6 +23,7 @@ from typing import Any, Collection, Literal, Optional
 import numpy as np
 
 from talkface.atomic import atomic_path, new_folder_removed_on_error
+from talkface.audio import SAMPLE_RATE
 from talkface.config import config_to_dict
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
 from talkface.recon.fitting import RefineConfig
@@ -247,7 +248,7 @@ class _Runner:
         fitted = np.zeros(count * SAMPLES_PER_VIDEO_FRAME, np.float32)  # exactly T frames: cut or zero-pad
         fitted[: min(len(samples), len(fitted))] = samples[: len(fitted)]
         write_wav(self.ws.path("audio.wav"), fitted)
-        return {"seconds": len(fitted) / 16000}
+        return {"seconds": len(fitted) / SAMPLE_RATE}
 
     def mfcc(self) -> dict[str, Any]:
         from talkface.audio import audio_windows
@@ -326,9 +327,7 @@ class _Runner:
         return "deep3d" if self.rnet is not None and is_deep3d_checkpoint(self.rnet) else "exact"
 
     def _device(self) -> str:
-        import torch
+        from talkface.train.distributed import resolve_device
 
-        if self.config.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.config.device
+        return resolve_device(self.config.device).type  # "cuda" or "cpu", as the landmark backends take it
 

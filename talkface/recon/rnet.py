@@ -19,9 +19,11 @@ from torch import nn
 from talkface import tvcompat  # noqa: F401, I001 - must precede torchvision on CPU torch
 import torchvision  # isort: skip
 from talkface.errors import TalkfaceError
+from talkface.face3d.coeffs import N_ANGLES, N_EXPRESSION, N_GAMMA, N_IDENTITY, N_TEXTURE, N_TRANSLATION
 from talkface.train.checkpoint import FORMAT, load_weight_file, strip_wrapper_prefixes
 
-HEAD_SIZES = (80, 64, 80, 3, 27, 2, 1)  # id, exp, tex, angles, gamma, (tx, ty), tz
+# id, exp, tex, angles, gamma, (tx, ty), tz: the coefficient layout, translation in two heads.
+HEAD_SIZES = (N_IDENTITY, N_EXPRESSION, N_TEXTURE, N_ANGLES, N_GAMMA, N_TRANSLATION - 1, 1)
 N_FEATURES = 2048  # ResNet-50 pooled features
 # Pooled feature size per backbone. resnet50 is the default and the public checkpoint's layout;
 # resnet18 is a small net for CPU tests and from-scratch experiments (no public weights).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FPS = 25
+from talkface.audio import VIDEO_FPS
 
 # Energy envelope: RMS level in dBFS mapped linearly from the floor (0) to the top (1). Speech is
 # peak-normalised to 0.9, so vowels sit near -15 dBFS (~0.85) and silence at 0.
@@ -28,7 +28,7 @@ _HISS_FROM = 3000.0
 
 
 def speech_features(
-    audio: np.ndarray, sample_rate: int, n_frames: int, offset_s: float = 0.0, fps: float = FPS
+    audio: np.ndarray, sample_rate: int, n_frames: int, offset_s: float = 0.0, fps: float = VIDEO_FPS
 ) -> dict[str, np.ndarray]:
     """Per frame at `fps` (25 ms window centred at (i+0.5)/fps + offset_s seconds), float32 [T] each:
     energy (0 silence .. 1 loud), openness (F1 band share, 0..1), spread (+1 spread .. -1 round),

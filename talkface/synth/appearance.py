@@ -18,8 +18,11 @@ import cv2
 import numpy as np
 import torch
 
+from talkface.audio import VIDEO_FPS
 from talkface.face3d.camera import Camera
-from talkface.face3d.coeffs import ANGLES, EXPRESSION, GAMMA, IDENTITY, N_COEFFS, TEXTURE, TRANSLATION
+from talkface.face3d.coeffs import (
+    ANGLES, EXPRESSION, GAMMA, IDENTITY, N_ANGLES, N_COEFFS, N_EXPRESSION, N_TRANSLATION, TEXTURE, TRANSLATION,
+)
 from talkface.synth import scenery, skin
 from talkface.synth.motion import HeadStyle, sample_head_style
 from talkface.synth.scenery import Canvas, Look
@@ -279,7 +282,7 @@ class RealFrames:
                  landmarks: np.ndarray, index: int) -> np.ndarray:
         """Layer background, body, hair, mouth interior, face and eyes into one uint8 frame."""
         size = (self.size, self.size)
-        seconds = index / 25.0
+        seconds = index / VIDEO_FPS
         image = scenery.wall_at(self._wall, self.subject.look, seconds, self.size, self.size, phase=self.subject.seed % 7)
         head = scenery.fit_affine(self.reference_landmarks[scenery.RIGID_POINTS], canonical[scenery.RIGID_POINTS])
         warp = self._canvas.frame_warp(self.transform @ np.vstack([head, [0, 0, 1]]))  # canvas -> frame
@@ -297,7 +300,8 @@ class RealFrames:
 
 def _rest(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neutral expression, frontal pose, no translation, for n frames."""
-    return np.zeros((n, 64), np.float32), np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32)
+    return (np.zeros((n, N_EXPRESSION), np.float32), np.zeros((n, N_ANGLES), np.float32),
+            np.zeros((n, N_TRANSLATION), np.float32))
 
 
 def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -17,9 +17,10 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
+from talkface.audio import VIDEO_FPS
 from talkface.face3d.coeffs import N_EXPRESSION
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
-from talkface.synth.acoustics import FPS, speech_features
+from talkface.synth.acoustics import speech_features
 from talkface.synth.phones import Phone, phones_from_audio
 from talkface.synth.visemes import articulate
 
@@ -96,7 +97,7 @@ def generate_motion(
     them, phones estimated from the audio (phones.phones_from_audio).
     """
     if n_frames is None:
-        n_frames = int(round(len(audio) / sample_rate * FPS))
+        n_frames = int(round(len(audio) / sample_rate * VIDEO_FPS))
     # One generator per part, so that e.g. the blinks of a seed do not depend on the speech.
     mouth_rng, smile_rng, brow_rng, blink_rng, face_rng, head_rng, shift_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0x3071]).spawn(7))
@@ -105,22 +106,22 @@ def generate_motion(
         phones = phones_from_audio(audio, sample_rate)
     expression = np.zeros((n_frames, N_EXPRESSION), np.float32)
     _mouth(expression, phones, style, mouth_rng)
-    expression[:, _SMILE] = style.smile_bias + 0.05 * _smooth_noise(n_frames, 2.0 * FPS, smile_rng)
+    expression[:, _SMILE] = style.smile_bias + 0.05 * _smooth_noise(n_frames, 2.0 * VIDEO_FPS, smile_rng)
     expression[:, _BROW] = _brow_raises(heard["energy"], style.brow_rate, brow_rng)
     expression[:, _BLINK] = _blinks(n_frames, style.blink_rate, blink_rng)
     others = [k for k in range(N_EXPRESSION) if k not in _NAMED]
     # Speech-independent small deformations: the part of the face the audio cannot explain.
-    expression[:, others] = 0.03 * _smooth_noise((n_frames, len(others)), 0.5 * FPS, face_rng)
+    expression[:, others] = 0.03 * _smooth_noise((n_frames, len(others)), 0.5 * VIDEO_FPS, face_rng)
     angles = _head_angles(heard["energy"], style, head_rng)
     translation = np.stack(
-        [a * _smooth_noise(n_frames, 0.6 * FPS, shift_rng) for a in style.translation_amplitude], 1)
+        [a * _smooth_noise(n_frames, 0.6 * VIDEO_FPS, shift_rng) for a in style.translation_amplitude], 1)
     return Motion(expression.astype(np.float32), angles.astype(np.float32), translation.astype(np.float32))
 
 
 def _mouth(expression: np.ndarray, phones: Sequence[Phone], style: HeadStyle, rng: np.random.Generator) -> None:
     """Jaw, lip spread and round from the phones' visemes; the mouth shapes a sound `mouth_lead` before it is heard."""
     n = len(expression)
-    frame_times = (np.arange(n) + 0.5) / FPS + style.mouth_lead
+    frame_times = (np.arange(n) + 0.5) / VIDEO_FPS + style.mouth_lead
     jitter = 0.01 * _smooth_noise((n, 3), 2.0, rng)  # small, speech-independent
     mouth = articulate(phones, frame_times, style.mouth_gain, rng) + jitter
     # No direction goes below rest: a negative jaw or rounding would part the lips too.
@@ -145,7 +146,7 @@ def _head_angles(energy: np.ndarray, style: HeadStyle, rng: np.random.Generator)
 
 def _rhythm(n: int, frequency: float, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance quasi-periodic signal peaking at `frequency`: drifting partials plus smooth noise. [T]"""
-    t = np.arange(n) / FPS
+    t = np.arange(n) / VIDEO_FPS
     weights = np.array([1.0, 0.45, 0.25])
     ratios = np.array([1.0, rng.uniform(1.7, 2.3), rng.uniform(2.7, 3.3)])
     phases = rng.uniform(0, 2 * np.pi, 3)
@@ -153,7 +154,7 @@ def _rhythm(n: int, frequency: float, rng: np.random.Generator) -> np.ndarray:
     drift = np.cumsum(rng.standard_normal((n, 3)) * 0.06, axis=0)
     partials = np.sin(2 * np.pi * t[:, None] * frequency * ratios + phases + drift) @ weights
     partials /= np.sqrt((weights**2).sum() / 2)
-    noise = _smooth_noise(n, FPS / (2 * np.pi * frequency), rng)
+    noise = _smooth_noise(n, VIDEO_FPS / (2 * np.pi * frequency), rng)
     return np.sqrt(0.8) * partials + np.sqrt(0.2) * noise
 
 
@@ -182,8 +183,8 @@ def _blinks(n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
     blink = np.zeros(n)
     mean_gap = max(1.0 / rate - _BLINK_REFRACTORY, 0.05)
     t = rng.uniform(0, 1.0 / rate)
-    while t * FPS < n:
-        start = int(t * FPS)
+    while t * VIDEO_FPS < n:
+        start = int(t * VIDEO_FPS)
         stop = min(n, start + len(_BLINK_SHAPE))
         blink[start:stop] = np.maximum(blink[start:stop], _BLINK_SHAPE[: stop - start])
         t += _BLINK_REFRACTORY + rng.exponential(mean_gap)

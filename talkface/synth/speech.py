@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, lfilter, resample_poly, sosfilt
 
+from talkface.audio import SAMPLE_RATE
 from talkface.errors import TalkfaceError
 from talkface.synth.phones import Phone, shift_phones
 
@@ -183,12 +184,12 @@ def random_sentence(rng: np.random.Generator, n_words: int | None = None, langua
     return text[0].upper() + text[1:]
 
 
-def synthesize_speech(text: str, seed: int, sample_rate: int = 16000, engine: str = "auto") -> np.ndarray:
+def synthesize_speech(text: str, seed: int, sample_rate: int = SAMPLE_RATE, engine: str = "auto") -> np.ndarray:
     """Speak `text` in subject `seed`'s voice -> float32 [N] in [-1, 1] at `sample_rate`."""
     return synthesize_utterance(text, seed, sample_rate, engine).audio
 
 
-def synthesize_utterance(text: str, seed: int, sample_rate: int = 16000, engine: str = "auto",
+def synthesize_utterance(text: str, seed: int, sample_rate: int = SAMPLE_RATE, engine: str = "auto",
                          voice: Voice | None = None) -> Utterance:
     """Speak `text` in `voice` (default: subject `seed`'s) with the phone timeline where the engine has one."""
     if engine not in ENGINES:
@@ -207,12 +208,12 @@ def synthesize_utterance(text: str, seed: int, sample_rate: int = 16000, engine:
     return Utterance(audio, phones, engine)
 
 
-def speech_for_duration(seconds: float, seed: int, sample_rate: int = 16000, engine: str = "auto") -> np.ndarray:
+def speech_for_duration(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE, engine: str = "auto") -> np.ndarray:
     """Sentences with pauses between them, trimmed/padded to exactly round(seconds*sample_rate) samples."""
     return utterance_for_duration(seconds, seed, sample_rate, engine).audio
 
 
-def utterance_for_duration(seconds: float, seed: int, sample_rate: int = 16000, engine: str = "auto",
+def utterance_for_duration(seconds: float, seed: int, sample_rate: int = SAMPLE_RATE, engine: str = "auto",
                            voice: Voice | None = None) -> Utterance:
     """speech_for_duration with its phone timeline (None unless every sentence came with one)."""
     if seconds < 0:

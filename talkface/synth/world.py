@@ -33,13 +33,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from talkface.atomic import atomic_path
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from talkface.errors import TalkfaceError
 from talkface.synth.phones import Phone, phones_from_audio, phones_to_json, shift_phones
 from talkface.synth.variety import ClipVariety, VarietyConfig
 
-FPS = 25
-SAMPLE_RATE = 16000
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 LRW_FRAMES = 29  # 1.16 s, as in LRW
 LRW_SPLITS = ("train", "val", "test")
 PERSON_KIND = "talkface synthetic person"
@@ -101,7 +99,7 @@ def write_person(
         info = {**subject.to_json(), "engine": engine_used, "text": text, "audio": source}
         (truth / "subject.json").write_text(json.dumps(info, indent=2))
         _write_manifest(staging / "manifest.json", kind=PERSON_KIND, seed=seed, frames=len(coeffs), size=size,
-                        seconds=len(coeffs) / FPS, engine=engine_used, text=text, audio=source)
+                        seconds=len(coeffs) / VIDEO_FPS, engine=engine_used, text=text, audio=source)
     return out_dir
 
 
@@ -144,10 +142,10 @@ def _person_speech(seconds: float | None, seed: int, text: str | None, audio_pat
         utterance = (synthesize_utterance(text, seed, SAMPLE_RATE, engine) if text is not None
                      else utterance_for_duration(10.0 if seconds is None else seconds, seed, SAMPLE_RATE, engine))
         samples, phones, resolved = utterance.audio, utterance.phones, utterance.engine
-    n_frames = int(round(len(samples) / SAMPLES_PER_FRAME)) if seconds is None else int(round(seconds * FPS))
+    n_frames = int(round(len(samples) / SAMPLES_PER_VIDEO_FRAME)) if seconds is None else int(round(seconds * VIDEO_FPS))
     if n_frames < 1:
         raise TalkfaceError(f"speech is too short for one video frame ({len(samples) / SAMPLE_RATE:.3f} s)")
-    n = n_frames * SAMPLES_PER_FRAME
+    n = n_frames * SAMPLES_PER_VIDEO_FRAME
     return _fit_length(samples, n), None if phones is None else shift_phones(phones, 0.0, end=n / SAMPLE_RATE), resolved
 
 
@@ -174,14 +172,14 @@ def _render_clip(
     from talkface.synth.contact_sheet import sheet_indices, write_contact_sheet
     from talkface.synth.motion import generate_motion
 
-    n_frames = len(samples) // SAMPLES_PER_FRAME
+    n_frames = len(samples) // SAMPLES_PER_VIDEO_FRAME
     motion = generate_motion(samples, SAMPLE_RATE, subject.style, subject.seed, n_frames, phones)
     coeffs = subject.coeffs(motion.expression, motion.angles, motion.translation)  # [T, 257]
     renderer = RealFrames(subject, model if model is not None else _synthetic_model(), size)
     landmarks = np.empty((n_frames, 68, 2), np.float32)
     chosen = set(sheet_indices(n_frames).tolist()) if sheet else set()
     kept: dict[int, np.ndarray] = {}
-    with VideoWriter(path, fps=FPS, audio=(samples, SAMPLE_RATE)) as writer, \
+    with VideoWriter(path, fps=VIDEO_FPS, audio=(samples, SAMPLE_RATE)) as writer, \
             tqdm(total=n_frames, desc=path.name, unit="frame", disable=not progress, leave=False) as bar:
         for start in range(0, n_frames, BATCH):
             frames, landmarks[start : start + BATCH] = renderer.render(coeffs[start : start + BATCH], first_frame=start)
@@ -359,7 +357,7 @@ def lrw_speech(word: str, seed: int, engine: str = "auto", variety: VarietyConfi
 
     drawn = draw_variety(variety, seed, engine)
     rng = np.random.default_rng([seed, 0x1A3])
-    total = LRW_FRAMES * SAMPLES_PER_FRAME
+    total = LRW_FRAMES * SAMPLES_PER_VIDEO_FRAME
 
     def say(text: str) -> tuple[np.ndarray, list[Phone] | None]:
         """The utterance with its silent ends trimmed; phones in samples of the trimmed audio / SAMPLE_RATE."""
@@ -370,7 +368,7 @@ def lrw_speech(word: str, seed: int, engine: str = "auto", variety: VarietyConfi
         return utterance.audio[first:last], phones
 
     spoken, word_phones = say(word.lower())
-    spoken = spoken[: total - 2 * SAMPLES_PER_FRAME]
+    spoken = spoken[: total - 2 * SAMPLES_PER_VIDEO_FRAME]
     before, before_phones = say(random_sentence(rng, n_words=4))
     after, after_phones = say(random_sentence(rng, n_words=4))
     audio = np.zeros(total, np.float32)

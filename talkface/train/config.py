@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -43,8 +42,9 @@ class TrainConfig:
 def steps_for_epochs(epochs: int, items: int, batch_size: int, what: str = "training items") -> int:
     """Optimisation steps for `epochs` passes over `items` at this run's global batch (WORLD_SIZE processes)."""
     from talkface.errors import TalkfaceError
+    from talkface.train.distributed import torchrun_ranks
 
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = torchrun_ranks().world_size
     per_epoch = items // (batch_size * world_size)
     if per_epoch == 0:
         raise TalkfaceError(f"{items} {what} are fewer than one global batch "

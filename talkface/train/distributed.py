@@ -15,13 +15,12 @@ from talkface.errors import TalkfaceError
 
 
 @dataclass(frozen=True)
-class DistEnv:
-    """This process's place in the job."""
+class Ranks:
+    """This process's place in the job: rank 0 of 1 when it runs alone."""
 
     rank: int
     world_size: int
     local_rank: int
-    device: torch.device
 
     @property
     def is_main(self) -> bool:
@@ -32,21 +31,32 @@ class DistEnv:
         return self.world_size > 1
 
 
+@dataclass(frozen=True)
+class DistEnv(Ranks):
+    """This process's place in the job and the device it runs on."""
+
+    device: torch.device
+
+
+def torchrun_ranks() -> Ranks:
+    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them: the one place they are read."""
+    return Ranks(rank=int(os.environ.get("RANK", "0")), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                 local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def setup_distributed(device: str = "auto") -> DistEnv:
-    """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK and join the process group (gloo on CPU, nccl on CUDA).
+    """Take torchrun's ranks and join the process group (gloo on CPU, nccl on CUDA).
 
     A process group that already exists is reused; one created here is destroyed at exit.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    resolved = resolve_device(device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    ranks = torchrun_ranks()
+    resolved = resolve_device(device, ranks.local_rank)
+    if ranks.distributed and not dist.is_initialized():
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)
         dist.init_process_group("nccl" if resolved.type == "cuda" else "gloo")
         atexit.register(_destroy)
-    return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=resolved)
+    return DistEnv(rank=ranks.rank, world_size=ranks.world_size, local_rank=ranks.local_rank, device=resolved)
 
 
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
