@@ -196,7 +196,7 @@ def test_the_crop_mode_follows_the_rnet(tmp_path):
 
 
 def test_the_arcface_identity_option_names_its_file(files, tmp_path, capsys):
-    from talkface.gan.identity import IResNet
+    from talkface.arcface import IResNet
 
     gan_files = [str(files[k]) for k in ("G", "D", "mem")]
     missing = tmp_path / "no_backbone.pth"

@@ -210,9 +210,9 @@ def train_rnet(config: ReconConfig, resume: bool = False) -> Path:
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     encoder = None
     if config.arcface is not None and config.loss.identity > 0:
-        from talkface.gan.identity import make_identity_encoder
+        from talkface.arcface import ArcFaceEncoder
 
-        encoder = make_identity_encoder("arcface", config.arcface)
+        encoder = ArcFaceEncoder.from_file(config.arcface)
     task = ReconTask(build_rnet(config.model), load_morphable_model(config.morphable_model), config.loss, config.lr,
                      config.lr_decay_steps, encoder, config.model.backbone)
     return Trainer(task, dataset, config.train, config.run_dir, full_config=config).fit(resume=resume)
