@@ -41,9 +41,10 @@ from talkface.face3d.model import load_morphable_model
 from talkface.media import read_audio, write_wav
 from talkface.metrics import lmd, mouth_opening
 from talkface.motion.network import EXPRESSION
-from talkface.motion.train import (
-    FinetuneConfig, PersonClip, finetune, load_motion_model, load_person, motion_landmarks, person_split,
-)
+from talkface.motion.data import PersonClip, load_person, person_split
+from talkface.motion.inference import motion_landmarks
+from talkface.motion.model import load_motion_model
+from talkface.motion.train import FinetuneConfig, finetune
 from talkface.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

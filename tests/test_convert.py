@@ -21,7 +21,7 @@ from talkface.convert.original import (
 )
 from talkface.gan.model import rebuild_networks
 from talkface.motion.network import TRANSLATION_Z
-from talkface.motion.train import load_motion_model
+from talkface.motion.model import load_motion_model
 
 TOLERANCE = 1e-4
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

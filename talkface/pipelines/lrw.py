@@ -30,7 +30,7 @@ from talkface.errors import TalkfaceError
 from talkface.motion.records import (
     COEFF_SOURCES, LRWRecord, MANIFEST, log_bad_clip, read_manifest, record_path, write_manifest, write_record,
 )
-from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES
+from talkface.motion.data import LRW_OFFSETS, SEQUENCE_FRAMES
 
 SPLITS = ("train", "val", "test")
 # The latest training sequence ends at frame LRW_OFFSETS[1] + 16 (windows.py), so shorter clips are unusable.

@@ -141,7 +141,7 @@ def minimum_frames(config: PersonConfig) -> int:
     """The fewest frames (at 25 fps) a clip needs to be fine-tuned on: the largest of what each stage needs.
 
     - motion: at least one 16-frame training sequence before its held-out tail of
-      max(16 frames, val_fraction of the clip) (motion.train.person_split): 32 frames at 10 %;
+      max(16 frames, val_fraction of the clip) (motion.data.person_split): 32 frames at 10 %;
     - GAN: its val_frames held-out frames after one whole training window, the frame and the two
       before it (background/composite.py N_WINDOW): 53 frames with the default 50;
     - inference: the frames background matching replays (background/keyframes.py, 1 s).
@@ -149,7 +149,7 @@ def minimum_frames(config: PersonConfig) -> int:
     """
     from talkface.background.composite import N_WINDOW
     from talkface.background.keyframes import MIN_TRAIN_FRAMES
-    from talkface.motion.train import person_split
+    from talkface.motion.data import person_split
 
     def motion_fits(frames: int) -> bool:
         try:
