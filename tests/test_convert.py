@@ -178,7 +178,7 @@ def test_deep3d_crops_equal_the_reference_pixel_for_pixel():
 
 def test_the_crop_mode_follows_the_rnet(tmp_path):
     from talkface.pipelines.preprocess import PreprocessConfig, _Runner
-    from talkface.recon.rnet import ReconNet, is_deep3d_checkpoint
+    from talkface.recon.model import ReconNet, is_deep3d_checkpoint
     from talkface.workspace import Workspace
 
     net = ReconNet(backbone="resnet18")

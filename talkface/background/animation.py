@@ -22,7 +22,6 @@ on the chunk size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,7 +48,8 @@ from talkface.face3d.coeffs import (
 )
 from talkface.face3d.lighting import shade
 from talkface.face3d.model import MorphableModel
-from talkface.recon.alignment import Window, invert_transform
+from talkface.recon.alignment import invert_transform
+from talkface.recon.window import Window, read_window
 from talkface.render.rasterize import interpolate, rasterize
 from talkface.render.renderer import Rendered
 
@@ -113,12 +113,10 @@ def load_target(workspace: str | Path) -> Target:
 
     ws = Workspace(workspace)
     ws.require("align")
-    layout = json.loads(ws.path("window.json").read_text())
-    window = Window(int(layout["x0"]), int(layout["y0"]), int(layout["size"]), int(layout["out_size"]))
     return Target(
         coeffs=ws.load_array("coeffs.npy").astype(np.float32),
         transforms=ws.load_array("transforms.npy").astype(np.float64),
-        window=window,
+        window=read_window(ws.root),
         backgrounds=ws.load_array("window_crops.npy", mmap=True),
         crops=ws.load_array("crops.npy", mmap=True),
         source=ws.root,
