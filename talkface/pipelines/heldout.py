@@ -157,7 +157,7 @@ def person_config(config: HeldoutConfig, paths: HeldoutPaths, count: int) -> Per
 
 def fit_record(person: PersonConfig, name: str) -> dict[str, Any]:
     """How the person's clip was reconstructed: landmark backend, morphable model and initialisation as run."""
-    from talkface.pipelines.person import load_person_book, person_dir
+    from talkface.pipelines.person_folder import load_person_book, person_dir
     from talkface.workspace import Workspace
 
     steps = Workspace(person_dir(person.people_dir, name)).manifest["steps"]
@@ -222,7 +222,7 @@ def load_models(person: PersonConfig, infer: InferConfig, name: str) -> Models:
     from talkface.face3d.model import load_morphable_model
     from talkface.gan.inference import load_enhancer
     from talkface.motion.model import load_motion_model
-    from talkface.pipelines.person import load_person_book, person_checkpoint
+    from talkface.pipelines.person_folder import load_person_book, person_checkpoint
     from talkface.train.checkpoint import checkpoint_or_latest
     from talkface.train.distributed import resolve_device
 
@@ -243,7 +243,7 @@ def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, firs
     """Every figure (JSON-ready), the contact sheet's images and the arrays scored."""
     from talkface.background.animation import load_target
     from talkface.motion.data import load_person
-    from talkface.pipelines.person import person_dir
+    from talkface.pipelines.person_folder import person_dir
     from talkface.workspace import Workspace
 
     models = load_models(person, config.infer, config.name)
