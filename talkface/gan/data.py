@@ -44,8 +44,8 @@ class PairClip:
             raise TalkfaceError(f"renders {list(self.renders.shape)} and window crops {list(self.reals.shape)} "
                                 "do not match; recompute the renders", self.source)
         if len(self.frames) < MIN_CLIP_FRAMES or self.frames.start < 0 or self.frames.stop > len(self.renders):
-            raise TalkfaceError(f"frame range {self.frames.start}..{self.frames.stop} needs at least {MIN_CLIP_FRAMES} of the "
-                                f"clip's {len(self.renders)} frames", self.source)
+            raise TalkfaceError(f"frame range {self.frames.start}..{self.frames.stop} needs at least "
+                                f"{MIN_CLIP_FRAMES} of the clip's {len(self.renders)} frames", self.source)
 
 
 def load_pair_clip(workspace: str | Path, frames: slice = slice(None), morphable_model: str | None = None,

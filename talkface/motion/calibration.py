@@ -16,7 +16,9 @@ import torch
 
 from talkface.atomic import atomic_path
 from talkface.motion.model import MODEL, load_motion_model
-from talkface.motion.network import POSE, POSE_GAIN_RANGE, AudioToMotion, dominant_frequency, fit_pose_calibration, motion_statistics
+from talkface.motion.network import (
+    POSE, POSE_GAIN_RANGE, AudioToMotion, dominant_frequency, fit_pose_calibration, motion_statistics,
+)
 from talkface.train.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
