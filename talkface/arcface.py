@@ -27,7 +27,7 @@ ARCFACE_SOURCE = (
 ARCFACE_SIZE = 112
 # insightface's 5-point ArcFace template for 112x112 crops (eyes, nose tip, mouth corners; the
 # same order as talkface.recon.alignment.five_points). It is given in OpenCV's convention (pixel
-# centres on integers); +0.5 moves it to ours (DESIGN.md: pixel centres at j + 0.5).
+# centres on integers); +0.5 moves it to ours (docs/formats.md, pixel convention: centres at j + 0.5).
 ARCFACE_TEMPLATE = torch.tensor(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
 ) + 0.5

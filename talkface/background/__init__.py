@@ -1,4 +1,4 @@
-"""Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (REFERENCE.md).
+"""Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (docs/method.md).
 
 No network and no training of its own: every module here is inference, used by pipelines/infer.py
 and by the GAN's training pairs (gan/pairs.py); the face is drawn by render/renderer.py.

@@ -1,4 +1,4 @@
-"""The memory-augmented GAN that turns composited renders into realistic frames (REFERENCE.md).
+"""The memory-augmented GAN that turns composited renders into realistic frames (docs/method.md).
 
 Every stage package has the same roles: model.py (the network and its build / load from a checkpoint),
 data.py (what training reads), train.py (the Task, pretrain / finetune), inference.py (the trained

@@ -1,4 +1,4 @@
-"""Audio -> expression + head pose (the original's ATC-net, REFERENCE.md).
+"""Audio -> expression + head pose (the original's ATC-net, docs/method.md, "Audio to motion").
 
 Every stage package has the same roles: model.py (the network and its build / load from a checkpoint),
 data.py (what training reads), train.py (the Task, pretrain / finetune), inference.py (the trained

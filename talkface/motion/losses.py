@@ -55,7 +55,7 @@ def motion_loss(
 
 @dataclass
 class LossConfig:
-    """Loss weights relative to the expression MSE (REFERENCE.md)."""
+    """Loss weights relative to the expression MSE (docs/method.md)."""
 
     pose_weight: float = 0.2
     pose_smooth_weight: float = 0.01
