@@ -52,10 +52,12 @@ from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.activity import speech_activity
 from talkface.motion.inference import predict_motion
 from talkface.motion.network import fit_pose_calibration
-from talkface.motion.train import (
-    FinetuneConfig, LossConfig, NetworkConfig, PretrainConfig, finetune, load_motion_model, load_person,
-    motion_landmarks, person_pose_calibration, person_split, pretrain,
-)
+from talkface.motion.calibration import person_pose_calibration
+from talkface.motion.data import load_person, person_split
+from talkface.motion.inference import motion_landmarks
+from talkface.motion.losses import LossConfig
+from talkface.motion.model import load_motion_model
+from talkface.motion.train import FinetuneConfig, NetworkConfig, PretrainConfig, finetune, pretrain
 from talkface.motion.records import read_record, split_records
 from talkface.pipelines.lrw import preprocess_lrw
 from talkface.synth.appearance import sample_subject

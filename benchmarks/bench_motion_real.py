@@ -24,7 +24,6 @@ Writes benchmarks/results/motion_real_cpu.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 import tempfile
@@ -41,9 +40,10 @@ from talkface.face3d.coeffs import MOTION_EXPRESSION
 from talkface.face3d.model import load_morphable_model
 from talkface.media import read_audio, write_wav
 from talkface.metrics import lmd, mouth_opening
-from talkface.motion.train import (
-    FinetuneConfig, PersonClip, finetune, load_motion_model, load_person, motion_landmarks, person_split,
-)
+from talkface.motion.data import PersonClip, load_person, person_split
+from talkface.motion.inference import motion_landmarks
+from talkface.motion.model import load_motion_model
+from talkface.motion.train import FinetuneConfig, finetune
 from talkface.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

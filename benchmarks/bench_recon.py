@@ -34,8 +34,8 @@ from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess
 from talkface.recon.alignment import apply_transform
-from talkface.recon.fitting import keypoints_2d, predict_coeffs
-from talkface.recon.rnet import ReconNet, load_rnet
+from talkface.recon.inference import keypoints_2d, predict_coeffs
+from talkface.recon.model import ReconNet, load_rnet
 from talkface.recon.train import ReconConfig, train_rnet
 from talkface.synth.world import write_person
 from talkface.workspace import Workspace

@@ -39,7 +39,7 @@ from talkface.face3d.camera import Camera  # noqa: E402
 from talkface.face3d.coeffs import IDENTITY, N_EXPRESSION, N_IDENTITY  # noqa: E402
 from talkface.face3d.model import load_morphable_model  # noqa: E402
 from talkface.pipelines.preprocess import PreprocessConfig, preprocess  # noqa: E402
-from talkface.recon.fitting import RefineConfig, fit_clip, keypoints_2d  # noqa: E402
+from talkface.recon.inference import RefineConfig, fit_clip, keypoints_2d  # noqa: E402
 from talkface.workspace import Workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

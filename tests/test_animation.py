@@ -18,7 +18,6 @@ from talkface.background.animation import (
     animate,
     load_target,
     plan_animation,
-    render_in_window,
     shared_appearance,
 )
 from talkface.background.composite import fill_mask_holes
@@ -32,6 +31,7 @@ from talkface.face3d.coeffs import (
 )
 from talkface.face3d.model import load_morphable_model
 from talkface.render.rasterize import rasterize
+from talkface.render.renderer import render
 from talkface.synth.truth_workspace import write_truth_workspace
 
 SECONDS = 2.0  # 50 frames: enough to match against (MIN_TRAIN_FRAMES = 25)
@@ -102,7 +102,7 @@ def test_a_real_frames_coefficients_render_onto_that_frames_landmarks(person, ta
     indices = np.array([0, 17, 33, 49])
     coeffs = torch.as_tensor(target.coeffs[indices])
     with torch.no_grad():
-        rendered = render_in_window(model, coeffs, target.crop_to_window(indices), SIZE)
+        rendered = render(coeffs, model, image_map=target.crop_to_window(indices), size=SIZE)
     assert np.abs(rendered.landmarks.numpy() - real_landmarks(person, target, indices)).max() < 1e-2
 
 
@@ -207,7 +207,7 @@ def test_detailed_albedo_reproduces_its_frame_better_than_the_pca_albedo(target,
     errors = []
     with torch.no_grad():
         for choice in (None, albedo):
-            rendered = render_in_window(model, coeffs, identity, 224, choice)
+            rendered = render(coeffs, model, image_map=identity, size=224, albedo=choice)
             covered = rendered.mask[0, 0] > 0
             errors.append((rendered.image[0] - crop).abs()[:, covered].mean().item())
     assert errors[1] < 0.4 * errors[0]

@@ -21,7 +21,7 @@ from talkface.convert.original import (
 )
 from talkface.gan.model import rebuild_networks
 from talkface.face3d.coeffs import MOTION_TRANSLATION_Z
-from talkface.motion.train import load_motion_model
+from talkface.motion.model import load_motion_model
 
 TOLERANCE = 1e-4
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -178,7 +178,7 @@ def test_deep3d_crops_equal_the_reference_pixel_for_pixel():
 
 def test_the_crop_mode_follows_the_rnet(tmp_path):
     from talkface.pipelines.preprocess import PreprocessConfig, _Runner
-    from talkface.recon.rnet import ReconNet, is_deep3d_checkpoint
+    from talkface.recon.model import ReconNet, is_deep3d_checkpoint
     from talkface.workspace import Workspace
 
     net = ReconNet(backbone="resnet18")
@@ -196,7 +196,7 @@ def test_the_crop_mode_follows_the_rnet(tmp_path):
 
 
 def test_the_arcface_identity_option_names_its_file(files, tmp_path, capsys):
-    from talkface.gan.identity import IResNet
+    from talkface.arcface import IResNet
 
     gan_files = [str(files[k]) for k in ("G", "D", "mem")]
     missing = tmp_path / "no_backbone.pth"

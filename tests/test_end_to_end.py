@@ -19,7 +19,8 @@ import pytest
 from talkface.cli import main as cli
 from talkface.config import load_config
 from talkface.media import probe_video, read_audio, read_video, write_video, write_wav
-from talkface.pipelines.person import PersonConfig, finetune_person, known_people
+from talkface.pipelines.person import PersonConfig, finetune_person
+from talkface.pipelines.person_folder import known_people
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,16 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkface.arcface import ARCFACE_TEMPLATE, ArcFaceEncoder, align_arcface
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
 from talkface.gan.discriminator import PatchDiscriminator, receptive_field
 from talkface.gan.generator import MemoryGenerator, from_gan, to_gan
-from talkface.gan.identity import (
-    ARCFACE_TEMPLATE,
-    ArcFaceEncoder,
-    KeyEncoder,
-    align_arcface,
-    make_identity_encoder,
-)
+from talkface.gan.identity import KeyEncoder, make_identity_encoder
 from talkface.gan.losses import discriminator_loss, generator_loss
 from talkface.gan.memory import Memory
 

@@ -18,12 +18,12 @@ from talkface.metrics import dominant_frequency
 from talkface.motion.network import (
     POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
-from talkface.motion.train import (
-    CALIBRATION_KEYS, MODEL, RHYTHM_FFT_POINTS, RHYTHM_KEYS, load_motion_model, person_pose_calibration,
-    person_pose_rhythm, reversed_speech_windows,
+from talkface.motion.calibration import (
+    RHYTHM_FFT_POINTS, person_pose_calibration, person_pose_rhythm, reversed_speech_windows,
 )
+from talkface.motion.model import CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model
 from talkface.train.checkpoint import write_checkpoint
-from talkface.motion.windows import LRWSequences, PersonSequences
+from talkface.motion.data import LRWSequences, PersonSequences
 
 TINY = dict(channels=(4, 8, 8, 8, 16), fc_sizes=(32, 16), lstm_hidden=16, lstm_layers=3)
 

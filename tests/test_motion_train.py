@@ -27,11 +27,14 @@ from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION, MOTION_POSE
 from talkface.face3d.model import load_morphable_model
 from talkface.metrics import lmd, mouth_opening, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record, stored_key, write_record
-from talkface.motion.train import (
-    MIN_MEAN_ACTIVITY, FinetuneConfig, calibrate_checkpoint, finetune, load_motion_model, load_person,
-    motion_landmarks, person_pose_calibration, person_pose_rhythm, person_speech_activity, person_split,
-    recentre_on_person, reversed_speech_windows,
+from talkface.motion.calibration import (
+    MIN_MEAN_ACTIVITY, calibrate_checkpoint, person_pose_calibration, person_pose_rhythm, recentre_on_person,
+    reversed_speech_windows,
 )
+from talkface.motion.data import load_person, person_speech_activity, person_split
+from talkface.motion.inference import motion_landmarks
+from talkface.motion.model import load_motion_model
+from talkface.motion.train import FinetuneConfig, finetune
 from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
@@ -217,7 +220,8 @@ def test_finetune_beats_the_pretrained_model_on_held_out_frames(world: dict, pre
     person = load_person(world["person"])
     train, held_out = person_split(len(person.motion), 300, 0.1)
     assert (train.stop, held_out.start, held_out.stop) == (300, 315, 350)
-    from talkface.motion.train import LossConfig, person_validation
+    from talkface.motion.losses import LossConfig
+    from talkface.motion.validation import person_validation
 
     before = person_validation(person, held_out, LossConfig(), None)(
         load_motion_model(pretrained / "checkpoints" / f"step_{PRETRAIN_STEPS:07d}.pt"))["loss"]
@@ -228,7 +232,8 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(
         world: dict, cache: Path, pretrained: Path, finetuned: Path) -> None:
     from talkface.face3d.model import load_morphable_model
     from talkface.motion.records import split_records
-    from talkface.motion.train import LossConfig, motion_landmarks, person_validation
+    from talkface.motion.losses import LossConfig
+    from talkface.motion.validation import person_validation
 
     person = load_person(world["person"])
     train, held_out = person_split(len(person.motion), 300, 0.1)

@@ -87,7 +87,7 @@ def test_the_general_models_land_where_the_person_pipeline_looks():
 @pytest.mark.slow
 def test_pretrain_synthetic_makes_loadable_general_models_and_resumes(general, capsys):
     from talkface.gan.model import rebuild_networks
-    from talkface.motion.train import load_motion_model
+    from talkface.motion.model import load_motion_model
 
     net = load_motion_model(general["motion"])
     assert net.lstm.hidden_size == 16  # the toy network, as configured

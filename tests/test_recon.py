@@ -18,9 +18,10 @@ from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.recon import losses
 from talkface.recon.alignment import alignment_transform, apply_transform
-from talkface.recon.fitting import RefineConfig, common_crop_translation, fit_clip, keypoints_2d, refine_clip
-from talkface.recon.rnet import ReconNet, load_rnet
-from talkface.recon.train import AlignedFrames, ReconConfig, draw_points
+from talkface.recon.inference import RefineConfig, common_crop_translation, fit_clip, keypoints_2d, refine_clip
+from talkface.recon.model import ReconNet, load_rnet
+from talkface.recon.data import AlignedFrames
+from talkface.recon.train import ReconConfig, draw_points
 from talkface.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]

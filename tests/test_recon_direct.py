@@ -16,7 +16,7 @@ from talkface.face3d.camera import Camera
 from talkface.face3d.coeffs import ANGLES, EXPRESSION, TRANSLATION
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.recon.alignment import apply_transform
-from talkface.recon.fitting import keypoints_2d, posed_mean_face
+from talkface.recon.inference import keypoints_2d, posed_mean_face
 from talkface.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]

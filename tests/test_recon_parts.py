@@ -18,12 +18,12 @@ from talkface.recon.alignment import (
     align_face,
     align_faces,
     apply_transform,
-    clip_window,
     five_points,
     invert_transform,
     pos_fit,
 )
-from talkface.recon.rnet import HEAD_SIZES, ReconNet, load_rnet
+from talkface.recon.model import HEAD_SIZES, ReconNet, load_rnet
+from talkface.recon.window import WINDOW_FILE, clip_window, read_window, write_window
 
 
 def rotation(yaw: float, roll: float) -> np.ndarray:
@@ -146,6 +146,16 @@ def test_window_crop_agrees_with_its_transform():
     centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
     target = apply_transform(window.transform, np.array([[332.0, 252.0]]))[0]
     assert crop.shape == (256, 256) and np.abs(centroid - target).max() < 0.15
+
+
+def test_window_file_round_trips_and_a_broken_one_is_named(tmp_path):
+    window = clip_window(np.stack([face68(120.0, (320.0, 240.0))]), (480, 640), out_size=256)
+    write_window(tmp_path, window)
+    assert read_window(tmp_path) == window
+    (tmp_path / WINDOW_FILE).write_text('{"x0": 3}')
+    with pytest.raises(TalkfaceError) as error:
+        read_window(tmp_path)
+    assert str(tmp_path / WINDOW_FILE) in str(error.value) and "\n" not in str(error.value)
 
 
 # ---------------------------------------------------------------- landmark clean-up

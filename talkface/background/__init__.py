@@ -1,8 +1,11 @@
 """Backgrounds for the rendered face: keyframe matching, rendering, compositing, paste-back (docs/method.md).
 
+No network and no training of its own: every module here is inference, used by pipelines/infer.py
+and by the GAN's training pairs (gan/pairs.py); the face is drawn by render/renderer.py.
+
 keyframes.py     keyframes of the predicted pose, the real frame behind each output frame, pose modes
-animation.py     the person's coefficients with the predicted motion, rendered where each matched
-                 frame's face is (256 px clip window), composited, windowed for the GAN, in chunks
+animation.py     the person's coefficients with the predicted motion, rendered (render.render through
+                 each matched frame's crop -> window map, 256 px), composited, windowed for the GAN, in chunks
 single_image.py  one photo as the target: its crop behind every frame, the pose kept near the photo's
                  (and what degrades without a clip)
 composite.py     hole-filled alpha compositing over that frame; the GAN's 3-frame input windows

@@ -22,7 +22,6 @@ on the chunk size.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,9 +49,10 @@ from talkface.face3d.coeffs import (
 )
 from talkface.face3d.lighting import shade
 from talkface.face3d.model import MorphableModel
-from talkface.recon.alignment import Window, invert_transform
-from talkface.render.rasterize import interpolate, rasterize
-from talkface.render.renderer import Rendered
+from talkface.recon.alignment import invert_transform
+from talkface.recon.window import Window, read_window
+from talkface.render.rasterize import rasterize
+from talkface.render.renderer import render
 
 LIGHTINGS = ("mean", "first")
 ALBEDOS = ("low", "detailed")
@@ -114,12 +114,10 @@ def load_target(workspace: str | Path) -> Target:
 
     ws = Workspace(workspace)
     ws.require("align")
-    layout = json.loads(ws.path("window.json").read_text())
-    window = Window(int(layout["x0"]), int(layout["y0"]), int(layout["size"]), int(layout["out_size"]))
     return Target(
         coeffs=ws.load_array("coeffs.npy").astype(np.float32),
         transforms=ws.load_array("transforms.npy").astype(np.float64),
-        window=window,
+        window=read_window(ws.root),
         backgrounds=ws.load_array("window_crops.npy", mmap=True),
         crops=ws.load_array("crops.npy", mmap=True),
         source=ws.root,
@@ -185,33 +183,6 @@ def check_motion(motion: np.ndarray) -> np.ndarray:
     if motion.ndim != 2 or motion.shape[1] != N_MOTION or len(motion) == 0 or not np.isfinite(motion).all():
         raise TalkfaceError(f"expected finite predicted motion [T, {N_MOTION}] with T >= 1, got {list(motion.shape)}")
     return motion
-
-
-def render_in_window(
-    model: MorphableModel,
-    coeffs: Tensor,
-    crop_to_window: Tensor | np.ndarray,
-    size: int,
-    albedo: Tensor | None = None,
-    backend: str = "auto",
-) -> Rendered:
-    """Render coefficients [B, 257] (aligned-crop camera) into the size x size window crop.
-
-    crop_to_window [B, 2, 3] maps each frame's aligned 224 px crop to the window crop (scale +
-    shift; Target.crop_to_window). Screen positions are mapped and depths kept: the
-    perspective-correct barycentrics are invariant under an affine map of the screen, so this is
-    the render of a camera with focal and principal point scaled and shifted. `albedo` [N, 3]
-    replaces the PCA albedo (detailed_albedo). Landmarks come back in window px.
-    """
-    mesh = model(coeffs, Camera())
-    affine = torch.as_tensor(crop_to_window, dtype=coeffs.dtype, device=coeffs.device)  # [B, 2, 3]
-    screen = mesh.screen @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]  # [B, N, 2] window px
-    colors = mesh.colors
-    if albedo is not None:
-        colors = shade(mesh.normals, albedo.to(coeffs).expand_as(mesh.albedo), split_coeffs(coeffs).gamma)
-    fragments = rasterize(screen, mesh.vertices[..., 2], model.triangles, (size, size), backend)
-    image = interpolate(colors, fragments, model.triangles).clamp(0.0, 1.0).permute(0, 3, 1, 2)  # [B,3,S,S]
-    return Rendered(image, fragments.mask.unsqueeze(1), screen[:, model.keypoints], fragments)
 
 
 def detailed_albedo(
@@ -292,7 +263,8 @@ def animate(
         indices = plan.indices[start : start + chunk_frames]
         coeffs = torch.as_tensor(plan.coeffs[start : start + chunk_frames], device=device)
         with torch.no_grad():
-            rendered = render_in_window(model, coeffs, target.crop_to_window(indices), size, albedo_map, backend)
+            rendered = render(coeffs, model, backend=backend, image_map=target.crop_to_window(indices), size=size,
+                              albedo=albedo_map)
             background = _backgrounds(target, indices, device)
             composited = composite(rendered.image, rendered.mask, background)
             stacked = torch.cat([history, composited])

@@ -100,12 +100,11 @@ def _reference(args: argparse.Namespace, n_generated: int, size: tuple[int, int]
 
 def _workspace_reference(root: str, start: int | None, count: int, size: tuple[int, int]):
     """frames [start, start + count) of a workspace, at the generated video's frame size."""
-    import json
-
     import numpy as np
 
     from talkface.errors import TalkfaceError
     from talkface.face3d.coeffs import motion_from_coeffs
+    from talkface.recon.window import read_window
     from talkface.workspace import Workspace
 
     ws = Workspace(root)
@@ -121,7 +120,7 @@ def _workspace_reference(root: str, start: int | None, count: int, size: tuple[i
     elif crops is not None and tuple(crops.shape[1:3]) == tuple(size):
         frames = np.asarray(crops[span])
         if landmarks is not None:  # frame pixels -> window-crop pixels
-            transform = np.asarray(json.loads(ws.path("window.json").read_text())["transform"])  # [2, 3]
+            transform = read_window(ws.root).transform  # [2, 3]
             landmarks = (landmarks @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
     else:
         raise TalkfaceError(f"frames are {frames.shape[2]}x{frames.shape[1]}, the generated video is "

@@ -73,7 +73,8 @@ def _predict(args: argparse.Namespace) -> int:
     from talkface.atomic import atomic_path
     from talkface.media import read_audio
     from talkface.motion.inference import predict_motion
-    from talkface.motion.train import load_motion_model, load_person
+    from talkface.motion.data import load_person
+    from talkface.motion.model import load_motion_model
 
     model = load_motion_model(args.checkpoint)
     reference = load_person(args.reference).motion if args.reference is not None else None

@@ -269,7 +269,7 @@ def _save_gan(path: Path, files: dict[str, OriginalFile], identity_encoder: str,
         models[IDENTITY] = identity.state_dict()  # untrained: fine-tuning trains it with the GAN
     weights = None if identity_weights is None else str(Path(identity_weights).resolve())
     if identity_encoder == "arcface" and weights is None:
-        from talkface.gan.identity import ARCFACE_WEIGHTS
+        from talkface.arcface import ARCFACE_WEIGHTS
 
         weights = str(ARCFACE_WEIGHTS.resolve())
     args = {GENERATOR: generator_args, KEYS: {"dim": IDENTITY_DIM, "frozen_backbone": True}, MEMORY: memory_args,

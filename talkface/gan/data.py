@@ -27,6 +27,8 @@ from talkface.background.composite import N_WINDOW
 from talkface.errors import TalkfaceError
 from talkface.workspace import Workspace
 
+MIN_CLIP_FRAMES = 2  # an item's identity frame is another frame of its clip's range
+
 
 @dataclass(frozen=True)
 class PairClip:
@@ -41,9 +43,9 @@ class PairClip:
         if self.renders.shape != self.reals.shape or self.renders.ndim != 4 or self.renders.shape[-1] != 3:
             raise TalkfaceError(f"renders {list(self.renders.shape)} and window crops {list(self.reals.shape)} "
                                 "do not match; recompute the renders", self.source)
-        if len(self.frames) < 2 or self.frames.start < 0 or self.frames.stop > len(self.renders):
-            raise TalkfaceError(f"frame range {self.frames.start}..{self.frames.stop} needs at least 2 of the "
-                                f"clip's {len(self.renders)} frames", self.source)
+        if len(self.frames) < MIN_CLIP_FRAMES or self.frames.start < 0 or self.frames.stop > len(self.renders):
+            raise TalkfaceError(f"frame range {self.frames.start}..{self.frames.stop} needs at least "
+                                f"{MIN_CLIP_FRAMES} of the clip's {len(self.renders)} frames", self.source)
 
 
 def load_pair_clip(workspace: str | Path, frames: slice = slice(None), morphable_model: str | None = None,

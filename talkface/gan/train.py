@@ -11,7 +11,7 @@ CUDA, tensorboard); they differ in data and defaults (docs/method.md, memory-aug
 
 One step: D on (window, real) vs (window, fake); G on GAN + 100 L1 + mask + mask TV; the key
 encoder on the memory's threshold triplet loss; then the memory update with the step's
-(key, identity) pairs. Validation runs the test-time path (model.IdentityStream: identity from
+(key, identity) pairs. Validation (validation.py) runs the test-time path (model.IdentityStream: identity from
 memory reads) and reports PSNR / SSIM of the GAN output and of the composited render against
 the real frames.
 """
@@ -25,23 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from talkface.errors import TalkfaceError
-from talkface.gan.data import GanPairs, PairClip, load_pair_clip, render_window, to_float
+from talkface.gan.data import MIN_CLIP_FRAMES, GanPairs, PairClip, load_pair_clip
 from talkface.gan.generator import from_gan, to_gan
 from talkface.gan.losses import (
     LAMBDA_L1, LAMBDA_MASK_FINETUNE, LAMBDA_MASK_GENERAL, LAMBDA_MASK_TV, discriminator_loss, generator_loss,
 )
 from talkface.gan.model import (
-    DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, IdentityStream, build_networks, default_levels,
-    enhance_windows, rebuild_networks,
+    DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, build_networks, default_levels, rebuild_networks,
 )
+from talkface.gan.validation import GanValidation
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.data import held_out_split
 
 log = logging.getLogger(__name__)
 
@@ -142,41 +142,6 @@ class GanFinetuneConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-# validation
-
-
-@dataclass
-class Validation:
-    """Held-out clips, each scored as one stream from its first frame (the test-time identity path)."""
-
-    clips: Sequence[PairClip]
-    batch_size: int = 16
-
-    @torch.no_grad()
-    def __call__(self, networks: GanNetworks, device: torch.device) -> dict[str, float]:
-        outputs, renders, reals = [], [], []
-        for clip in self.clips:
-            stream = IdentityStream(networks.memory, networks.keys)
-            frames = list(clip.frames)
-            for start in range(0, len(frames), self.batch_size):
-                index = frames[start:start + self.batch_size]
-                windows = torch.stack([render_window(clip.renders, t) for t in index]).to(device)
-                output, _ = enhance_windows(networks.generator, stream, windows)
-                outputs.append(output.cpu().numpy())
-                renders.append(windows[:, :3].cpu().numpy())
-                reals.append(to_float(clip.reals[index]).numpy())
-        return image_scores(np.concatenate(outputs), np.concatenate(renders), np.concatenate(reals))
-
-
-def image_scores(output: np.ndarray, render: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    """PSNR and SSIM of the GAN output and of the composited render against the real frames ([N, 3, S, S])."""
-    from talkface.metrics import psnr, ssim
-
-    return {"psnr_gan": psnr(output, real), "psnr_render": psnr(render, real),
-            "ssim_gan": ssim(output, real), "ssim_render": ssim(render, real)}
-
-
-# ------------------------------------------------------------------------------------------------
 # the task
 
 
@@ -184,7 +149,7 @@ class GanTask(Task):
     """Optimisers "G" (generator + learned identity encoder), "D" (discriminator), "keys" (key encoder)."""
 
     def __init__(self, networks: GanNetworks, lr: float, betas: tuple[float, float], loss: GanLossConfig,
-                 validation: Validation | None = None, seed: int = 0):
+                 validation: GanValidation | None = None, seed: int = 0):
         assert networks.discriminator is not None
         self.net = networks
         self.loss = loss
@@ -269,27 +234,18 @@ def _gathered(query: torch.Tensor, value: torch.Tensor, world_size: int) -> tupl
 # stages
 
 
-def person_split(frames: int, train_frames: int, val_frames: int) -> tuple[slice, slice]:
-    """(training frames, held-out frames): the first `train_frames` before the last `val_frames`."""
-    train_end = min(train_frames, frames - val_frames)
-    if train_end < 2:
-        raise TalkfaceError(f"the clip has {frames} frames: too few for {val_frames} held-out frames "
-                            "and at least 2 training frames; lower val_frames")
-    return slice(0, train_end), slice(frames - val_frames, frames)
-
-
 def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = False) -> tuple[Path, dict[str, float]]:
     """Fine-tune on a person workspace's first frames; return (final checkpoint, final validation figures)."""
     from talkface.workspace import Workspace
 
     ws = Workspace(workspace)
     total = len(ws.load_array("window_crops.npy", mmap=True))
-    train_frames, held_out = person_split(total, config.train_frames, config.val_frames)
+    train_frames, held_out = held_out_split(total, config.train_frames, config.val_frames, MIN_CLIP_FRAMES)
     clip = load_pair_clip(ws.root, train_frames, config.morphable_model, config.render_backend)
     val_clip = dataclasses.replace(clip, frames=range(total)[held_out])
     window_size = clip.renders.shape[1]
     networks = _initial_networks(config, window_size)
-    task = GanTask(networks, config.lr, config.betas, config.loss, Validation([val_clip]), config.train.seed)
+    task = GanTask(networks, config.lr, config.betas, config.loss, GanValidation([val_clip]), config.train.seed)
     dataset = GanPairs([clip])
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
@@ -297,11 +253,11 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     start = time.perf_counter()
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
     log.info("GAN fine-tuning took %.1f s", time.perf_counter() - start)
-    scores = _final_scores(final, Validation([val_clip]), task.device)
+    scores = _final_scores(final, GanValidation([val_clip]), task.device)
     return final, scores
 
 
-def _final_scores(checkpoint: Path, validation: Validation, device: torch.device) -> dict[str, float]:
+def _final_scores(checkpoint: Path, validation: GanValidation, device: torch.device) -> dict[str, float]:
     """Validation figures of the saved final model (so a resumed, already finished run reports them too)."""
     networks = rebuild_networks(checkpoint, discriminator=False)
     for module in (networks.generator, networks.keys, networks.memory):
@@ -330,7 +286,7 @@ def pretrain(config: GanPretrainConfig, clips: Sequence[PairClip], validation_cl
     model_kwargs = config.model.kwargs(config.window_size)
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     networks = build_networks(**model_kwargs)
-    validation = Validation(validation_clips) if validation_clips else None
+    validation = GanValidation(validation_clips) if validation_clips else None
     task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)
     dataset = GanPairs(clips)
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")

@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 import torch
+from torch import nn
 
 from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS, iter_audio_windows, n_video_frames
 from talkface.errors import TalkfaceError
-from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, N_MOTION
+from talkface.face3d.coeffs import IDENTITY, MOTION_EXPRESSION, MOTION_POSE, N_COEFFS, N_MOTION, with_motion
 from talkface.motion.activity import SpeechGate, frame_levels_db
 from talkface.motion.network import RHYTHM_PHASE_STEP_STD, AudioToMotion
 
@@ -171,3 +172,13 @@ def _check_controls(
     for flag, value in (("--head-motion-scale", head_motion_scale), ("--expression-scale", expression_scale)):
         if not math.isfinite(value) or value < 0:  # NaN fails every comparison: test it by name
             raise TalkfaceError(f"{flag} must be a finite number >= 0, got {value}")
+
+
+def motion_landmarks(face_model: nn.Module, motion: torch.Tensor | np.ndarray,
+                     identity: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Landmarks [T, 68, 2] of motion [T, 70] on a face of identity [80] or [T, 80] (mean texture, no light)."""
+    motion = torch.as_tensor(np.asarray(motion, np.float32))
+    coeffs = torch.zeros(len(motion), N_COEFFS)
+    coeffs[:, IDENTITY] = torch.as_tensor(np.asarray(identity, np.float32))
+    with torch.no_grad():
+        return face_model(with_motion(coeffs, motion)).landmarks.numpy()

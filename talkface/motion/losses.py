@@ -13,6 +13,8 @@ terms are means over every element.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -49,3 +51,12 @@ def motion_loss(
         + expression_smooth_weight * terms["expression_smooth"]
     )
     return terms
+
+
+@dataclass
+class LossConfig:
+    """Loss weights relative to the expression MSE (docs/method.md)."""
+
+    pose_weight: float = 0.2
+    pose_smooth_weight: float = 0.01
+    expression_smooth_weight: float = 1e-4

@@ -7,14 +7,14 @@ units with the statistics stored as buffers, so a checkpoint carries them.
 
 Beyond the paper, which relies on fine-tuning alone, the network also carries a per-person pose
 calibration (`calibrate_pose`): an affine map per pose dimension, identity unless fine-tuning fits
-one (train.py, `calibrate_pose` in configs/motion_finetune.yaml). An MSE-trained recurrence cannot
+one (calibration.py, `calibrate_pose` in configs/motion_finetune.yaml). An MSE-trained recurrence cannot
 know the phase of a person's head rhythm from the audio, so on new speech it predicts the conditional
 mean and its swing shrinks (to 40-55 % of the person's std on the synthetic benchmark); the map
 restores the person's pose mean and std.
 
 Also beyond the paper, a per-person pose rhythm (`set_pose_rhythm`): per pose dimension an
 oscillation at the person's dominant frequency with a wandering phase, carrying the variance the
-net cannot predict (train.py `person_pose_rhythm`), sampled at inference (inference.py
+net cannot predict (calibration.py `person_pose_rhythm`), sampled at inference (inference.py
 `PoseRhythm`), multiplied by the audio's speech activity (activity.py: zero in silence) and added
 to the calibrated pose, so the head carries the person's own rhythm while talking. Its std is
 zero, i.e. off, unless fine-tuning fits one.

@@ -12,10 +12,10 @@ tensorboard); they differ in data and defaults:
                never trained on.
 
 After fine-tuning (unless `calibrate_pose: false`) the final checkpoint gets the person's pose
-calibration (network.py `calibrate_pose`; beyond the paper), see `person_pose_calibration`, and
-(with `pose_rhythm: true`, the default) the person's pose rhythm, see `person_pose_rhythm`.
+calibration (network.py `calibrate_pose`; beyond the paper), see calibration.py, and
+(with `pose_rhythm: true`, the default) the person's pose rhythm.
 
-Validation reports the loss and, when a morphable model is configured, LMD of the mouth
+Validation (validation.py) reports the loss and, when a morphable model is configured, LMD of the mouth
 landmarks projected from predicted vs true coefficients (identity from the clip); without one,
 the expression MSE.
 """
@@ -24,26 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
-from talkface.face3d.coeffs import IDENTITY, MOTION_EXPRESSION, MOTION_POSE, N_COEFFS, motion_from_coeffs, with_motion
-from talkface.metrics import dominant_frequency
-from talkface.motion.activity import speech_activity
-from talkface.motion.losses import motion_loss
-from talkface.motion.network import (
-    POSE_GAIN_RANGE, AudioToMotion, fit_pose_calibration, motion_statistics,
+from talkface.motion.calibration import calibrate_checkpoint, recentre_on_person
+from talkface.motion.data import (
+    SEQUENCE_FRAMES, LRWSequences, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
 )
+from talkface.motion.losses import LossConfig, motion_loss
+from talkface.motion.model import MODEL
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
+from talkface.motion.network import AudioToMotion, motion_statistics
 from talkface.motion.records import read_record, split_records
-from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES, Clip, LRWSequences, PersonSequences
+from talkface.motion.validation import MotionValidation, lrw_validation, person_validation
 from talkface.train import (
     StepContext, Task, TrainConfig, Trainer, WeightsReport, load_weights, read_checkpoint,
     seed_everything, with_epochs,
@@ -53,19 +52,6 @@ from talkface.train.distributed import torchrun_ranks
 
 log = logging.getLogger(__name__)
 
-MODEL = "motion"  # the model's name in checkpoints
-# AudioToMotion's per-person pose buffers: calibration, then rhythm; older checkpoints lack them.
-CALIBRATION_KEYS = ("pose_scale", "pose_shift")
-RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
-# The rhythm's frequency is read off a spectrum zero-padded to this many points: a 0.006 Hz grid
-# at 25 fps (metrics.dominant_frequency says why).
-RHYTHM_FFT_POINTS = 4096
-# The rhythm's variance is divided by the mean squared speech activity of the training frames (so
-# the gated rhythm carries the leftover variance on average); a clip that is mostly silence would
-# blow that up, so the mean is floored here (at most a 4x variance boost, i.e. 2x std).
-MIN_MEAN_ACTIVITY = 0.25
-# Validation takes every LRW clip at the middle of the training offsets, so it is deterministic.
-VAL_OFFSET = (LRW_OFFSETS[0] + LRW_OFFSETS[1]) // 2
 # The paper fine-tunes on 300 frames: 285 overlapping 16-frame sequences.
 PAPER_SEQUENCES = 300 - SEQUENCE_FRAMES + 1
 
@@ -87,15 +73,6 @@ class NetworkConfig:
     def kwargs(self) -> dict[str, Any]:
         return {"channels": list(self.channels), "fc_sizes": list(self.fc_sizes), "lstm_hidden": self.lstm_hidden,
                 "lstm_layers": self.lstm_layers, "dropout": self.dropout}
-
-
-@dataclass
-class LossConfig:
-    """Loss weights relative to the expression MSE (docs/method.md)."""
-
-    pose_weight: float = 0.2
-    pose_smooth_weight: float = 0.01
-    expression_smooth_weight: float = 1e-4
 
 
 def _pretrain_defaults() -> TrainConfig:
@@ -175,151 +152,6 @@ class FinetuneConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-# data
-
-
-class RecordClips:
-    """The (windows, motion) pairs of LRW records, read lazily (so workers share nothing big)."""
-
-    def __init__(self, paths: Sequence[Path]):
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Clip:
-        record = read_record(self.paths[index])
-        return record.windows, record.motion
-
-
-@dataclass(frozen=True)
-class PersonClip:
-    windows: np.ndarray  # float32 [T, 28, 12]
-    motion: np.ndarray  # float32 [T, 70]
-    identity: np.ndarray  # float32 [80]
-
-
-def load_person(workspace: str | Path) -> PersonClip:
-    """The workspace's MFCC windows and motion; a one-line error naming the preprocess step when absent."""
-    from talkface.workspace import Workspace
-
-    ws = Workspace(workspace)
-    coeffs = np.asarray(ws.load_array("coeffs.npy"), np.float32)  # [T, 257]
-    windows = np.asarray(ws.load_array("mfcc.npy"), np.float32)  # [T, 28, 12]
-    if coeffs.ndim != 2 or coeffs.shape[1] != N_COEFFS or len(coeffs) != len(windows):
-        raise TalkfaceError(f"coeffs.npy {coeffs.shape} and mfcc.npy {windows.shape} do not align; "
-                            "rerun `talkface preprocess`", Path(workspace))
-    return PersonClip(windows, motion_from_coeffs(coeffs).astype(np.float32), coeffs[:, IDENTITY].mean(0))
-
-
-def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
-    """The speech-activity gate [frames] (activity.py) of the workspace's audio.wav."""
-    from talkface.media import read_audio
-    from talkface.workspace import Workspace
-
-    path = Workspace(workspace).path("audio.wav")
-    if not path.is_file():
-        raise TalkfaceError("has no audio.wav; rerun `talkface preprocess`", Path(workspace))
-    activity = speech_activity(read_audio(path))
-    if len(activity) != frames:
-        raise TalkfaceError(f"audio.wav gives {len(activity)} frames but the coefficients {frames}; "
-                            "rerun `talkface preprocess`", Path(workspace))
-    return activity
-
-
-def person_split(frames: int, train_frames: int, val_fraction: float) -> tuple[slice, slice]:
-    """(training frames, held-out frames): the first `train_frames` not in the held-out last fraction."""
-    held_out = max(SEQUENCE_FRAMES, math.ceil(frames * val_fraction))
-    train_end = min(train_frames, frames - held_out)
-    if train_end < SEQUENCE_FRAMES:
-        raise TalkfaceError(f"the clip has {frames} frames: too few for {SEQUENCE_FRAMES}-frame training sequences "
-                            f"plus {held_out} held-out frames")
-    return slice(0, train_end), slice(frames - held_out, frames)
-
-
-# ------------------------------------------------------------------------------------------------
-# validation
-
-
-@dataclass
-class Validation:
-    """Held-out sequences and how to score them: windows [N, L, 28, 12], motion [N, L, 70], identity [N, 80]."""
-
-    windows: torch.Tensor
-    motion: torch.Tensor
-    identity: torch.Tensor
-    loss: LossConfig
-    face_model: Optional[nn.Module] = None
-    batch_size: int = 64
-
-    @torch.no_grad()
-    def __call__(self, net: AudioToMotion) -> dict[str, float]:
-        device = next(net.parameters()).device
-        predictions = []
-        for start in range(0, len(self.windows), self.batch_size):
-            out, _ = net(self.windows[start:start + self.batch_size].to(device))
-            predictions.append(out.float().cpu())
-        prediction = torch.cat(predictions)  # [N, L, 70] target space
-        target = net.encode_target(self.motion.to(device)).cpu()
-        terms = motion_loss(prediction, target, **vars(self.loss))
-        decoded = net.decode_prediction(prediction.to(device)).cpu()  # [N, L, 70] coefficient units
-        result = {"loss": float(terms["total"]), "expression_mse": float(
-            (decoded[..., MOTION_EXPRESSION] - self.motion[..., MOTION_EXPRESSION]).square().mean())}
-        if self.face_model is not None:
-            from talkface.metrics import lmd
-
-            result["lmd"] = lmd(self.landmarks(decoded), self.landmarks(self.motion))
-        return result
-
-    def landmarks(self, motion: torch.Tensor) -> np.ndarray:
-        """Motion [N, L, 70] -> projected landmarks [N*L, 68, 2] with each sequence's identity."""
-        n, length = motion.shape[:2]
-        identity = self.identity[:, None].expand(n, length, -1).reshape(n * length, -1)
-        return motion_landmarks(self.face_model, motion.reshape(n * length, -1), identity)
-
-
-def motion_landmarks(face_model: nn.Module, motion: torch.Tensor | np.ndarray,
-                     identity: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Landmarks [T, 68, 2] of motion [T, 70] on a face of identity [80] or [T, 80] (mean texture, no light)."""
-    motion = torch.as_tensor(np.asarray(motion, np.float32))
-    coeffs = torch.zeros(len(motion), N_COEFFS)
-    coeffs[:, IDENTITY] = torch.as_tensor(np.asarray(identity, np.float32))
-    with torch.no_grad():
-        return face_model(with_motion(coeffs, motion)).landmarks.numpy()
-
-
-def _face_model(source: str | None) -> nn.Module | None:
-    if source is None:
-        return None
-    from talkface.face3d.model import load_morphable_model
-
-    return load_morphable_model(source)
-
-
-def lrw_validation(cache: str | Path, loss: LossConfig, max_clips: int | None,
-                   face_model: nn.Module | None) -> Validation:
-    """The val split's records, each at the fixed offset VAL_OFFSET (frames VAL_OFFSET+1 .. +16)."""
-    paths = split_records(cache, "val")[:max_clips]
-    records = [read_record(p) for p in paths]
-    span = slice(VAL_OFFSET + 1, VAL_OFFSET + 1 + SEQUENCE_FRAMES)
-    return Validation(
-        windows=torch.as_tensor(np.stack([r.windows[span] for r in records])),
-        motion=torch.as_tensor(np.stack([r.motion[span] for r in records])),
-        identity=torch.as_tensor(np.stack([r.identity for r in records])),
-        loss=loss, face_model=face_model,
-    )
-
-
-def person_validation(person: PersonClip, held_out: slice, loss: LossConfig,
-                      face_model: nn.Module | None) -> Validation:
-    """The held-out frames as one sequence (the LSTM starts from zero state at its first frame)."""
-    return Validation(
-        windows=torch.as_tensor(person.windows[held_out])[None], motion=torch.as_tensor(person.motion[held_out])[None],
-        identity=torch.as_tensor(person.identity)[None], loss=loss, face_model=face_model,
-    )
-
-
-# ------------------------------------------------------------------------------------------------
 # the task
 
 
@@ -327,7 +159,7 @@ class MotionTask(Task):
     """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
 
     def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
-                 validation: Validation | None = None):
+                 validation: MotionValidation | None = None):
         self.net = net
         self.loss = loss
         self.validation = validation
@@ -350,6 +182,14 @@ class MotionTask(Task):
 
     def evaluate(self) -> dict[str, float]:
         return self.validation(self.net) if self.validation is not None else {}
+
+
+def _face_model(source: str | None) -> nn.Module | None:
+    if source is None:
+        return None
+    from talkface.face3d.model import load_morphable_model
+
+    return load_morphable_model(source)
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
@@ -389,114 +229,6 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     return final, report
 
 
-def reversed_speech_windows(windows: np.ndarray) -> np.ndarray:
-    """MFCC windows [T, 28, 12] of the time-reversed audio: frame order and each window's time axis reversed."""
-    return np.ascontiguousarray(windows[::-1, ::-1])
-
-
-@torch.no_grad()
-def _predicted_motion(net: AudioToMotion, windows: np.ndarray) -> torch.Tensor:
-    """The net's decoded, uncalibrated motion [T, 70] on windows [T, 28, 12], as one sequence."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    try:
-        prediction, _ = net(torch.as_tensor(np.ascontiguousarray(windows), device=device)[None])
-        return net.decode_prediction(prediction[0].float()).cpu()
-    finally:
-        net.train(was_training)
-
-
-def _predicted_pose(net: AudioToMotion, windows: np.ndarray) -> torch.Tensor:
-    """The net's decoded, uncalibrated pose [T, 6] on windows [T, 28, 12], as one sequence."""
-    return _predicted_motion(net, windows)[:, MOTION_POSE]
-
-
-@torch.no_grad()
-def recentre_on_person(net: AudioToMotion, windows: np.ndarray, motion: np.ndarray) -> torch.Tensor:
-    """Shift the net's output so its mean over the training frames is the person's mean motion; the shift [70].
-
-    windows [T, 28, 12], motion [T, 70]: the frames fine-tuning trains on. The shift moves the
-    net's target mean (network.py `shift_output`), so the first step starts from the person's mean
-    instead of spending itself on the general model's offset for this person.
-    """
-    offset = torch.as_tensor(motion, dtype=torch.float32).mean(0) - _predicted_motion(net, windows).mean(0)
-    net.shift_output(offset)
-    return offset
-
-
-@torch.no_grad()
-def person_pose_calibration(net: AudioToMotion, windows: np.ndarray,
-                            motion: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale [6], shift [6]) mapping the fine-tuned net's pose on new speech onto the person's training pose.
-
-    The target is the true pose of the training frames (windows [T, 28, 12], motion [T, 70]). The
-    net's own statistics come from the training audio played backwards: after 100 epochs the net
-    has partly memorised the training frames' pose (its swing there is 55-90 % of the truth on the
-    synthetic benchmark, against 40-55 % on new speech), so a gain fitted on them under-corrects.
-    Reversed speech has the same spectrum, loudness and syllable rate but none of the memorised
-    sequences; the net's pose angle swing on it matches its swing on unseen speech (within 11 % there).
-    """
-    pose = _predicted_pose(net, reversed_speech_windows(windows))  # [T, 6]
-    return fit_pose_calibration(pose, torch.as_tensor(motion[:, MOTION_POSE]))
-
-
-@torch.no_grad()
-def person_pose_rhythm(
-    net: AudioToMotion, windows: np.ndarray, motion: np.ndarray, activity: np.ndarray | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(scale [6], shift [6], rhythm frequency [6] Hz, rhythm std [6]): calibration plus rhythm.
-
-    By the law of total variance the true pose variance is the variance of what the audio predicts
-    (the net's pose on the reversed training speech, as in `person_pose_calibration`) plus that of
-    the unpredictable rest. So the calibration gain is no longer inflated to the full true std: it
-    is min(true/predicted std, 1), clamped to POSE_GAIN_RANGE, and the rhythm gets the remaining
-    variance, true - (gain x predicted)^2, so prediction + rhythm has the person's variance (the two
-    are independent: the rhythm is sampled). Inference multiplies the rhythm by the speech activity
-    (activity.py), so with the training frames' activity [T] given, the rhythm's own variance is the
-    remaining one divided by mean(activity^2) (floored at MIN_MEAN_ACTIVITY): the gated rhythm then
-    carries it on average over the clip. The rhythm oscillates (inference.py `PoseRhythm`) at the
-    dominant frequency of the person's true training pose: the audio cannot tell the rhythm's phase,
-    so that peak is what the prediction lacks. A Yule-Walker AR(2) fit was tried first, on the
-    forward-frame residual (true - predicted) and on the true pose: on 300 frames both came out with
-    real poles, i.e. low-pass noise with no peak, and drew random dominant frequencies
-    (pose-statistics distance 0.37, mean over seeds 0.61, against 0.18 without a rhythm).
-    """
-    true = torch.as_tensor(motion[:, MOTION_POSE])  # [T, 6]
-    predicted_mean, predicted_std = motion_statistics(_predicted_pose(net, reversed_speech_windows(windows)))
-    true_mean, true_std = motion_statistics(true)
-    gain = (true_std / predicted_std).clamp(max=1.0).clamp(*POSE_GAIN_RANGE)
-    residual_variance = (true_std.square() - (gain * predicted_std).square()).clamp_min(0)  # [6]
-    if activity is not None:
-        residual_variance /= max(float(np.mean(np.square(activity))), MIN_MEAN_ACTIVITY)
-    frequency = torch.from_numpy(dominant_frequency(true.numpy(), fft_points=RHYTHM_FFT_POINTS)).float()
-    return gain, true_mean - gain * predicted_mean, frequency, residual_variance.sqrt()
-
-
-def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray,
-                         activity: np.ndarray | None = None) -> AudioToMotion:
-    """Fit the person's pose calibration into checkpoint `path`; the net.
-
-    With the training frames' speech activity [T] (`person_speech_activity`), also the pose rhythm.
-    """
-    net = load_motion_model(path)
-    if activity is not None:
-        scale, shift, frequency, std = person_pose_rhythm(net, windows, motion, activity)
-        net.set_pose_rhythm(frequency, std)
-        log.info("pose rhythm %s Hz, std %s", np.round(frequency.numpy(), 3).tolist(),
-                 np.round(std.numpy(), 5).tolist())
-    else:
-        net.reset_pose_rhythm()
-        scale, shift = person_pose_calibration(net, windows, motion)
-    net.set_pose_calibration(scale, shift)
-    log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
-    checkpoint = read_checkpoint(path)
-    checkpoint["models"][MODEL] = net.state_dict()
-    with atomic_path(Path(path)) as tmp:
-        torch.save(checkpoint, tmp)
-    return net
-
-
 def _initial_network(config: FinetuneConfig, windows: np.ndarray,
                      motion: np.ndarray) -> tuple[AudioToMotion, WeightsReport | None]:
     """The net fine-tuning starts from, prepared for the person's training windows [T, 28, 12] and motion [T, 70]."""
@@ -526,17 +258,3 @@ def _starting_weights(config: FinetuneConfig) -> tuple[AudioToMotion, WeightsRep
     return net, report
 
 
-def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
-    """Rebuild the network a checkpoint was trained with (its constructor args) and load its weights."""
-    saved = read_checkpoint(checkpoint)
-    args = saved["model_args"].get(MODEL)
-    if args is None or MODEL not in saved["models"]:
-        raise TalkfaceError(f"holds no '{MODEL}' model (models: {sorted(saved['models'])})", checkpoint)
-    net = AudioToMotion(**args)
-    report = load_weights(checkpoint, net, MODEL)
-    # Checkpoints from before the pose calibration or rhythm lack their buffers: identity, rhythm off.
-    missing = [key for key in report.missing if key not in CALIBRATION_KEYS + RHYTHM_KEYS]
-    if missing or report.unexpected or report.mismatched:
-        raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
-                            f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)
-    return net.eval()

@@ -146,7 +146,7 @@ class _Parts:
 
     def preprocess(self) -> dict[str, Any]:
         from talkface.pipelines.preprocess import LandmarkConfig, PreprocessConfig, preprocess
-        from talkface.recon.rnet import ReconNet
+        from talkface.recon.model import ReconNet
 
         rnet = self.root / "rnet.pth"
         torch.save({"net_recon": ReconNet(backbone="resnet50").state_dict()}, rnet)

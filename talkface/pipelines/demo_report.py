@@ -80,8 +80,8 @@ def motion_metrics(held: dict[str, Any], pretrained_checkpoint: str) -> dict[str
     truth, which also charges each prediction with the reconstruction's bias (fine-tuning learns
     the person as preprocess sees them).
     """
-    from talkface.motion.inference import predict_motion
-    from talkface.motion.train import load_motion_model, motion_landmarks
+    from talkface.motion.inference import motion_landmarks, predict_motion
+    from talkface.motion.model import load_motion_model
 
     count, face = held["count"], held["face"]
     pretrained = predict_motion(load_motion_model(pretrained_checkpoint), held["audio"], bf16=False)[:count]
@@ -147,7 +147,7 @@ def _draw(held: dict[str, Any], path: Path) -> None:
         pose.plot(seconds, true[:, k], "--", color=line.get_color(), label=f"{name} true")
     pose.set_ylabel("head angle (deg)")
     pose.legend(ncol=3, fontsize=8)
-    from talkface.motion.train import motion_landmarks
+    from talkface.motion.inference import motion_landmarks
 
     mouth = figure.add_subplot(grid[4, :])
     for label, motion, style in (("predicted", held["motion"], "-"), ("reconstructed", held["reconstructed_motion"], ":"),

@@ -157,7 +157,7 @@ def person_config(config: HeldoutConfig, paths: HeldoutPaths, count: int) -> Per
 
 def fit_record(person: PersonConfig, name: str) -> dict[str, Any]:
     """How the person's clip was reconstructed: landmark backend, morphable model and initialisation as run."""
-    from talkface.pipelines.person import load_person_book, person_dir
+    from talkface.pipelines.person_folder import load_person_book, person_dir
     from talkface.workspace import Workspace
 
     steps = Workspace(person_dir(person.people_dir, name)).manifest["steps"]
@@ -221,8 +221,8 @@ class Models:
 def load_models(person: PersonConfig, infer: InferConfig, name: str) -> Models:
     from talkface.face3d.model import load_morphable_model
     from talkface.gan.inference import load_enhancer
-    from talkface.motion.train import load_motion_model
-    from talkface.pipelines.person import load_person_book, person_checkpoint
+    from talkface.motion.model import load_motion_model
+    from talkface.pipelines.person_folder import load_person_book, person_checkpoint
     from talkface.train.checkpoint import checkpoint_or_latest
     from talkface.train.distributed import resolve_device
 
@@ -242,8 +242,8 @@ def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, firs
           progress: bool) -> dict[str, Any]:
     """Every figure (JSON-ready), the contact sheet's images and the arrays scored."""
     from talkface.background.animation import load_target
-    from talkface.motion.train import load_person
-    from talkface.pipelines.person import person_dir
+    from talkface.motion.data import load_person
+    from talkface.pipelines.person_folder import person_dir
     from talkface.workspace import Workspace
 
     models = load_models(person, config.infer, config.name)
@@ -311,7 +311,7 @@ def audio_driven(paths: HeldoutPaths, folder: Path, held: Any, models: Models, c
     """Per variant: its frames [H, h, w, 3], landmarks [H, 68, 2] (frame px), rendered motion [H, 70], misses."""
     from talkface.face3d.coeffs import MOTION_EXPRESSION
     from talkface.media import read_audio
-    from talkface.motion.train import load_person
+    from talkface.motion.data import load_person
     from talkface.pipelines.infer import predict_person_motion
 
     infer = dataclasses.replace(config.infer, output="full")
@@ -356,7 +356,7 @@ def _render_variant(out: Path, folder: Path, motion: np.ndarray, audio: np.ndarr
 
 def _still_variant(folder: Path, first_frame: np.ndarray, count: int) -> dict[str, Any]:
     """The clip's first frame held for `count` frames, with the landmarks and pose preprocess found in it."""
-    from talkface.motion.train import load_person
+    from talkface.motion.data import load_person
     from talkface.workspace import Workspace
 
     landmarks = Workspace(folder).load_array("landmarks.npy")[:1]

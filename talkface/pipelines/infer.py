@@ -74,8 +74,8 @@ def generate(name: str, audio_path: str | Path, out: str | Path, config: InferCo
     """
     from talkface.face3d.model import load_morphable_model
     from talkface.media import read_audio
-    from talkface.motion.train import load_motion_model
-    from talkface.pipelines.person import load_person_book, person_checkpoint, person_dir
+    from talkface.motion.model import load_motion_model
+    from talkface.pipelines.person_folder import load_person_book, person_checkpoint, person_dir
 
     book = load_person_book(config.people_dir, name)
     device = resolve_device(config.device)

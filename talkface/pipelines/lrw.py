@@ -4,7 +4,7 @@
 
 Per clip: the audio track -> MFCC windows (`audio_windows(pad=True)`, window i = frame i; for the
 interior frames 3..T-4 that training samples they equal the original's unpadded LRW windows,
-talkface/motion/windows.py) and coefficients -> motion [T, 70]. Coefficients come from
+talkface/motion/data.py) and coefficients -> motion [T, 70]. Coefficients come from
  - "recon": the person-preprocess pipeline (landmarks, alignment, R-Net + refinement) run on the
    clip in a scratch workspace;
  - "truth": the ground-truth .npz that `talkface synth lrw` writes beside each clip (synthetic only).
@@ -33,10 +33,10 @@ from talkface.motion.records import (
     COEFF_SOURCES, LRWRecord, MANIFEST, log_bad_clip, read_manifest, record_path, stored_key, write_manifest,
     write_record,
 )
-from talkface.motion.windows import LRW_OFFSETS, SEQUENCE_FRAMES
+from talkface.motion.data import LRW_OFFSETS, SEQUENCE_FRAMES
 
 SPLITS = ("train", "val", "test")
-# The latest training sequence ends at frame LRW_OFFSETS[1] + 16 (windows.py), so shorter clips are unusable.
+# The latest training sequence ends at frame LRW_OFFSETS[1] + 16 (motion/data.py), so shorter clips are unusable.
 MIN_FRAMES = LRW_OFFSETS[1] + 1 + SEQUENCE_FRAMES
 MAX_FRAME_MISMATCH = 1  # audio and video lengths of one clip may differ by a rounding frame
 

@@ -1,4 +1,4 @@
-"""A fine-tuned person: one folder that `talkface finetune` fills and `talkface infer` reads.
+"""A fine-tuned person: one folder that `talkface finetune` fills and `talkface infer` reads (person_folder.py).
 
     PEOPLE/NAME/            a person workspace (talkface/workspace.py: frames, audio, coefficients ...)
       person.json           the clip, the morphable model, and per stage its key, time and outputs
@@ -18,7 +18,6 @@ the general models; `talkface infer` animates the photo itself (background/singl
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -29,14 +28,11 @@ from talkface.config import config_to_dict
 from talkface.errors import TalkfaceError
 from talkface.gan.train import GanFinetuneConfig
 from talkface.motion.train import FinetuneConfig as MotionFinetuneConfig
+from talkface.pipelines.person_folder import PERSON_FILE, PERSON_KIND, checkpoint_record, person_dir
 from talkface.pipelines.preprocess import PreprocessConfig
 from talkface.keyed import StageResult, artifact_key
 from talkface.pipelines.stages import StageBook
 
-PERSON_FILE = "person.json"
-PERSON_KIND = "talkface person"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-STAGES = ("preprocess", "motion", "gan")
 # The workspace steps the fine-tuning stages read: redoing any of them makes the stages stale.
 READ_STEPS = ("mfcc", "align", "coeffs")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -51,38 +47,6 @@ class PersonConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     motion: MotionFinetuneConfig = field(default_factory=MotionFinetuneConfig)
     gan: GanFinetuneConfig = field(default_factory=GanFinetuneConfig)
-
-
-def person_dir(people_dir: str | Path, name: str) -> Path:
-    """PEOPLE/NAME after checking that NAME is a plain folder name."""
-    if not NAME_PATTERN.match(name):
-        raise TalkfaceError(f"person name {name!r} must be letters, digits, '.', '_' or '-' (no spaces or slashes)")
-    return Path(people_dir) / name
-
-
-def known_people(people_dir: str | Path) -> list[str]:
-    """Names of the people in `people_dir` whose fine-tuning finished."""
-    root = Path(people_dir)
-    if not root.is_dir():
-        return []
-    return sorted(folder.name for folder in root.iterdir() if _finished(folder))
-
-
-def _finished(folder: Path) -> bool:
-    if not (folder / PERSON_FILE).is_file():
-        return False
-    book = StageBook(folder / PERSON_FILE, PERSON_KIND)
-    return all(book.done(name) for name in STAGES)
-
-
-def load_person_book(people_dir: str | Path, name: str) -> StageBook:
-    """The stage record of a finished person; an unknown name lists the known ones."""
-    folder = person_dir(people_dir, name)
-    if not _finished(folder):
-        known = known_people(people_dir)
-        listing = ", ".join(known) if known else "none yet; make one with `talkface finetune CLIP --name NAME`"
-        raise TalkfaceError(f"no fine-tuned person {name!r} (known people: {listing})", people_dir)
-    return StageBook(folder / PERSON_FILE, PERSON_KIND)
 
 
 def finetune_person(clip: str | Path, name: str, config: PersonConfig, progress: bool = True,
@@ -143,7 +107,7 @@ def minimum_frames(config: PersonConfig) -> int:
     """The fewest frames (at 25 fps) a clip needs to be fine-tuned on: the largest of what each stage needs.
 
     - motion: at least one 16-frame training sequence before its held-out tail of
-      max(16 frames, val_fraction of the clip) (motion.train.person_split): 32 frames at 10 %;
+      max(16 frames, val_fraction of the clip) (motion.data.person_split): 32 frames at 10 %;
     - GAN: its val_frames held-out frames after one whole training window, the frame and the two
       before it (background/composite.py N_WINDOW): 53 frames with the default 50;
     - inference: the frames background matching replays (background/keyframes.py, 1 s).
@@ -151,7 +115,7 @@ def minimum_frames(config: PersonConfig) -> int:
     """
     from talkface.background.composite import N_WINDOW
     from talkface.background.keyframes import MIN_TRAIN_FRAMES
-    from talkface.motion.train import person_split
+    from talkface.motion.data import person_split
 
     def motion_fits(frames: int) -> bool:
         try:
@@ -192,37 +156,6 @@ def _photo_config(config: PersonConfig) -> PersonConfig:
     return replace(config, preprocess=replace(config.preprocess, frames=1))
 
 
-def person_checkpoint(people_dir: str | Path, name: str, stage: str) -> Path:
-    """The checkpoint finished stage `stage` ("motion", "gan") of person `name` recorded, inside the
-    person's own folder; refused when its content is not the recorded one (a swapped file).
-
-    person.json names it relative to the folder, so a copied or moved person uses its own files.
-    """
-    from talkface.keyed import file_fingerprint
-
-    folder = person_dir(people_dir, name)
-    outputs = load_person_book(people_dir, name).outputs(stage)
-    path = folder / outputs["checkpoint"]
-    if Path(outputs["checkpoint"]).is_absolute() or "sha256" not in outputs:
-        raise TalkfaceError(f"records its {stage} checkpoint in an older form; run `talkface finetune` for "
-                            f"{name!r} again to update it", folder / PERSON_FILE)
-    if not path.is_file():
-        raise TalkfaceError(f"the {stage} checkpoint person.json records is missing; run `talkface finetune` "
-                            f"for {name!r} again", path)
-    if file_fingerprint(path)["sha256"] != outputs["sha256"]:
-        raise TalkfaceError(f"is not the {stage} checkpoint person.json records (its sha256 differs); run "
-                            f"`talkface finetune` for {name!r} again", path)
-    return path
-
-
-def _checkpoint_record(folder: Path, checkpoint: str | Path) -> dict[str, str]:
-    """{checkpoint: path relative to the person folder, sha256}: what person_checkpoint checks."""
-    from talkface.keyed import file_fingerprint
-
-    path = Path(checkpoint).resolve()
-    return {"checkpoint": str(path.relative_to(folder.resolve())), "sha256": file_fingerprint(path)["sha256"]}
-
-
 def check_general_models(config: PersonConfig) -> None:
     """The pretrained general models the config names exist (a run folder or a checkpoint file)."""
     from talkface.errors import MissingWeightsError
@@ -254,7 +187,7 @@ def _general_stage(folder: Path, config: MotionFinetuneConfig | GanFinetuneConfi
     assert config.pretrained is not None and config.run_dir is not None  # _photo_config and _fine_tune
     source = checkpoint_or_latest(config.pretrained, "talkface pretrain synthetic")
     copied = copy_file(source, Path(config.run_dir) / "general.pt")
-    return {**_checkpoint_record(folder, copied), "general": str(source)}
+    return {**checkpoint_record(folder, copied), "general": str(source)}
 
 
 def _motion_stage(folder: Path, config: MotionFinetuneConfig) -> dict[str, Any]:
@@ -262,14 +195,14 @@ def _motion_stage(folder: Path, config: MotionFinetuneConfig) -> dict[str, Any]:
     from talkface.train.runlog import last_evaluation
 
     final, _ = finetune(folder, config, resume=True)  # resume=True also starts a run that has no checkpoint
-    return {**_checkpoint_record(folder, final), "validation": last_evaluation(config.run_dir)}
+    return {**checkpoint_record(folder, final), "validation": last_evaluation(config.run_dir)}
 
 
 def _gan_stage(folder: Path, config: GanFinetuneConfig) -> dict[str, Any]:
     from talkface.gan.train import finetune
 
     final, validation = finetune(folder, config, resume=True)
-    return {**_checkpoint_record(folder, final), "validation": {k: float(v) for k, v in validation.items()}}
+    return {**checkpoint_record(folder, final), "validation": {k: float(v) for k, v in validation.items()}}
 
 
 def stage_figures(result: StageResult) -> dict[str, float]:

@@ -4,7 +4,7 @@
             └─ landmarks ── align ── coeffs (R-Net or the posed mean face, + whole-clip refinement)
 
 Without R-Net weights (`rnet: auto` and no checkpoints/recon/epoch_20.pth, or `rnet: null`) the
-whole-clip refinement fits the clip directly from its landmarks and pixels (recon/fitting.py).
+whole-clip refinement fits the clip directly from its landmarks and pixels (recon/inference.py).
 
 Each step runs only when its key (version, config, inputs) differs from the manifest's or an
 output is missing; everything downstream of a redone step is redone too (its inputs' keys change).
@@ -13,7 +13,6 @@ output is missing; everything downstream of a redone step is redone too (its inp
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from typing import Any, Collection, Literal, Optional
 
 import numpy as np
 
-from talkface.atomic import atomic_path, new_folder_removed_on_error
+from talkface.atomic import new_folder_removed_on_error
 from talkface.audio import SAMPLE_RATE
 from talkface.config import config_to_dict
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
-from talkface.recon.fitting import RefineConfig
 from talkface.keyed import file_fingerprint
+from talkface.recon.inference import RefineConfig
 from talkface.workspace import STEPS, Workspace, step_key
 
 log = logging.getLogger(__name__)
@@ -285,7 +284,8 @@ class _Runner:
         return {"frames_without_face": format_ranges(missing) if missing.any() else ""}
 
     def align(self) -> dict[str, Any]:
-        from talkface.recon.alignment import align_faces, clip_window
+        from talkface.recon.alignment import align_faces
+        from talkface.recon.window import clip_window, write_window
 
         frames = self.ws.load_array("frames.npy", mmap=True)
         landmarks = self.ws.load_array("landmarks.npy")
@@ -295,15 +295,13 @@ class _Runner:
         self.ws.save_array("crops.npy", faces.crops)
         self.ws.save_array("crop_landmarks.npy", faces.landmarks)
         self.ws.save_array("window_crops.npy", np.stack([window.crop(frame) for frame in frames]))
-        with atomic_path(self.ws.path("window.json")) as tmp:
-            tmp.write_text(json.dumps({"x0": window.x0, "y0": window.y0, "size": window.size,
-                                       "out_size": window.out_size, "transform": window.transform.tolist()}))
+        write_window(self.ws.root, window)
         return {}
 
     def coeffs(self) -> dict[str, Any]:
         from talkface.face3d.model import load_morphable_model
-        from talkface.recon.fitting import fit_clip
-        from talkface.recon.rnet import load_rnet
+        from talkface.recon.inference import fit_clip
+        from talkface.recon.model import load_rnet
 
         if self.rnet is None:
             log.info("coeffs: no R-Net weights, fitting the clip directly from the mean face (%d refinement steps)",
@@ -320,7 +318,7 @@ class _Runner:
                 "morphable_model": self.config.morphable_model}
 
     def _crop_mode(self) -> str:
-        from talkface.recon.rnet import is_deep3d_checkpoint
+        from talkface.recon.model import is_deep3d_checkpoint
 
         if self.config.crop != "auto":
             return self.config.crop

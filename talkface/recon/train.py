@@ -1,37 +1,24 @@
-"""The R-Net training stage: a Task for the shared Trainer, its dataset, and `train_rnet`.
-
-Data (configs/recon.yaml `data.clips`): a list of paths, each one of
-  - a person workspace written by `talkface preprocess` (crops.npy + crop_landmarks.npy);
-  - a clip folder with clip.mp4 and a landmarks .npy [T, 68, 2] in frame pixels (`data.landmarks`,
-    default truth/landmarks.npy: the synthetic person clips of `talkface synth person`);
-  - an LRW-layout clip WORD_00001.mp4 with WORD_00001.npz beside it holding `landmarks`
-    (`talkface synth lrw`), or a folder searched recursively for such clips.
-Clips are aligned here with the same 5-point crop as preprocess; the frames of all entries form
-one set of aligned 224 px crops with their crop-pixel landmarks.
-"""
+"""The R-Net training stage: a Task for the shared Trainer and `train_rnet`; its data is data.py."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from talkface.errors import TalkfaceError
+from talkface.recon.data import AlignedFrames
 from talkface.recon.losses import LossWeights, reconstruction_losses
-from talkface.recon.rnet import ReconNet
+from talkface.recon.model import ReconNet
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything
-from talkface.workspace import KIND as WORKSPACE_KIND
 
 
 @dataclass
 class ReconDataConfig:
-    clips: list[str] = field(default_factory=list)  # workspaces or clip folders (module docstring)
+    clips: list[str] = field(default_factory=list)  # workspaces or clip folders (data.py's docstring)
     landmarks: str = "truth/landmarks.npy"  # inside a clip folder
     max_frames: int = 300  # per clip folder
 
@@ -56,70 +43,6 @@ class ReconConfig:
     lr: float = 1e-4  # Adam (docs/method.md)
     lr_decay_steps: Optional[int] = None  # x0.2 every this many steps (the original: every 10 epochs)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-class AlignedFrames(Dataset):
-    """Aligned crops uint8 [N, 224, 224, 3] + crop landmarks [N, 68, 2] -> items for the R-Net."""
-
-    def __init__(self, crops: np.ndarray, landmarks: np.ndarray):
-        if len(crops) != len(landmarks) or len(crops) == 0:
-            raise TalkfaceError(f"need as many crops as landmark sets (>0), got {len(crops)} and {len(landmarks)}")
-        self.crops, self.landmarks = crops, landmarks.astype(np.float32)
-
-    def __len__(self) -> int:
-        return len(self.crops)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(np.ascontiguousarray(self.crops[index])).permute(2, 0, 1).float() / 255.0
-        return {"image": image, "landmarks": torch.from_numpy(self.landmarks[index])}  # [3, 224, 224], [68, 2]
-
-    @classmethod
-    def from_folders(cls, folders: list[str], landmarks_name: str = "truth/landmarks.npy",
-                     max_frames: int = 300) -> "AlignedFrames":
-        if not folders:
-            raise TalkfaceError("no training data: list workspaces or clip folders under data.clips")
-        parts = [_read_folder(Path(folder), landmarks_name, max_frames) for folder in folders]
-        return cls(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-
-
-def _read_folder(folder: Path, landmarks_name: str, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(crops [T, 224, 224, 3] uint8, crop landmarks [T, 68, 2]) of one entry of data.clips."""
-    manifest = folder / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("kind") == WORKSPACE_KIND:
-        from talkface.workspace import Workspace
-
-        workspace = Workspace(folder)
-        return workspace.load_array("crops.npy")[:max_frames], workspace.load_array("crop_landmarks.npy")[:max_frames]
-    if (folder / "clip.mp4").is_file():
-        from talkface.recon.landmarks import FileLandmarks
-
-        return _aligned_clip(folder / "clip.mp4", FileLandmarks(folder / landmarks_name).detect(), max_frames)
-    lrw = [folder] if folder.suffix == ".mp4" else sorted(folder.rglob("*.mp4")) if folder.is_dir() else []
-    lrw = [clip for clip in lrw if clip.with_suffix(".npz").is_file()]
-    if not lrw:
-        raise TalkfaceError("is neither a person workspace, a clip folder with clip.mp4, nor LRW clips with .npz "
-                            "landmarks", folder)
-    parts = [_aligned_clip(clip, _npz_landmarks(clip.with_suffix(".npz")), max_frames) for clip in lrw]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _npz_landmarks(path: Path) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as truth:
-        if "landmarks" not in truth:
-            raise TalkfaceError("has no 'landmarks' array", path)
-        return truth["landmarks"].astype(np.float32)
-
-
-def _aligned_clip(clip: Path, track: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    from talkface.media import read_video
-    from talkface.recon.alignment import align_faces
-    from talkface.recon.track import clean_track
-
-    frames = read_video(clip, max_frames=max_frames)
-    if len(track) < len(frames):
-        raise TalkfaceError(f"has landmarks for {len(track)} frames, the clip has {len(frames)}", clip)
-    faces = align_faces(frames, clean_track(track[: len(frames)], smooth_window=1))  # fill gaps, no smoothing
-    return faces.crops, faces.landmarks
 
 
 def draw_points(images: torch.Tensor, points: torch.Tensor, colour: tuple[float, float, float]) -> torch.Tensor:
@@ -190,7 +113,7 @@ class ReconTask(Task):
 
 def build_rnet(config: ReconModelConfig) -> ReconNet:
     """A ReconNet as configured: from a checkpoint, from ImageNet weights, or from scratch."""
-    from talkface.recon.rnet import load_rnet
+    from talkface.recon.model import load_rnet
 
     net = ReconNet(pretrained_backbone=config.imagenet, backbone=config.backbone)
     if config.weights is not None:
@@ -210,9 +133,9 @@ def train_rnet(config: ReconConfig, resume: bool = False) -> Path:
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     encoder = None
     if config.arcface is not None and config.loss.identity > 0:
-        from talkface.gan.identity import make_identity_encoder
+        from talkface.arcface import ArcFaceEncoder
 
-        encoder = make_identity_encoder("arcface", config.arcface)
+        encoder = ArcFaceEncoder.from_file(config.arcface)
     task = ReconTask(build_rnet(config.model), load_morphable_model(config.morphable_model), config.loss, config.lr,
                      config.lr_decay_steps, encoder, config.model.backbone)
     return Trainer(task, dataset, config.train, config.run_dir, full_config=config).fit(resume=resume)

@@ -9,7 +9,7 @@ against exact answers:
 - the "aligned crop" of every frame is the canonical 224 px crop the truth coefficients are
   expressed in (transforms = the inverse of the truth transform), so the coefficients are exactly
   in the crop's camera, as the workspace contract asks;
-- the clip window is computed from the landmarks as preprocess does (recon.alignment.clip_window).
+- the clip window is computed from the landmarks as preprocess does (recon.window.clip_window).
 
 `write_workspace_from_truth` does the work from arrays; `write_truth_workspace` (a person folder)
 and `write_lrw_truth_workspace` (one LRW-layout clip with its .npz) only read their sources. Every
@@ -19,12 +19,10 @@ taken, so a workspace is current for exactly the truth it was written from.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
 from talkface.keyed import artifact_key, file_fingerprint
 from talkface.workspace import STEPS, Workspace
@@ -53,7 +51,8 @@ def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.n
     (truth_key); audio is cut or zero-padded to T frames."""
     from talkface.audio import SAMPLES_PER_VIDEO_FRAME, audio_windows
     from talkface.media import write_wav
-    from talkface.recon.alignment import apply_transform, clip_window, invert_transform, warp_image
+    from talkface.recon.alignment import apply_transform, invert_transform, warp_image
+    from talkface.recon.window import clip_window, write_window
 
     count = len(video)
     if not (len(coeffs) == len(landmarks) == count) or count == 0:
@@ -77,9 +76,7 @@ def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.n
     ws.save_array("crops.npy", np.stack([warp_image(frame, to_crop, 224) for frame in video]))
     ws.save_array("crop_landmarks.npy", apply_transform(transforms, landmarks).astype(np.float32))
     ws.save_array("window_crops.npy", np.stack([window.crop(frame) for frame in video]))
-    with atomic_path(ws.path("window.json")) as tmp:
-        tmp.write_text(json.dumps({"x0": window.x0, "y0": window.y0, "size": window.size,
-                                   "out_size": window.out_size, "transform": window.transform.tolist()}))
+    write_window(ws.root, window)
     ws.save_array("coeffs.npy", coeffs.astype(np.float32))
     ws.manifest["source"] = {"path": str(Path(source).resolve()), "kind": "synthetic truth"}
     ws.manifest["config"] = {"morphable_model": MORPHABLE_MODEL, "window_size": window_size}

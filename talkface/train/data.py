@@ -113,6 +113,19 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def held_out_split(frames: int, train_frames: int, held_out: int, min_train: int) -> tuple[slice, slice]:
+    """(training frames, held-out frames) of one clip: at most its first `train_frames`, before its last `held_out`.
+
+    Fine-tuning on a person trains on the clip's head and validates on its tail, never trained on;
+    the head must keep at least `min_train` frames.
+    """
+    train_end = min(train_frames, frames - held_out)
+    if train_end < min_train:
+        raise TalkfaceError(f"the clip has {frames} frames: too few for {held_out} held-out frames "
+                            f"and at least {min_train} training frames")
+    return slice(0, train_end), slice(frames - held_out, frames)
+
+
 def fixed_keys(count: int, num_items: int) -> list[tuple[int, int]]:
     """Keys of the fixed items rendered for image logs: the first `count` items, seed = index."""
     return [(index, index) for index in range(min(count, num_items))]

@@ -1,4 +1,5 @@
-"""Training sequences of (MFCC windows, motion) for the audio -> motion network.
+"""The audio -> motion network's data: LRW records and person workspaces as (MFCC windows, motion) clips,
+and the 16-frame training sequences cut from them.
 
 A clip is a pair of frame-aligned arrays: windows [T, 28, 12] (`audio_windows(signal, pad=True)`:
 window i belongs to video frame i) and motion [T, 70] (`motion_from_coeffs`). For LRW's interior
@@ -11,6 +12,9 @@ Items are dicts of float32 tensors: windows [16, 28, 12], motion [16, 70] in coe
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from talkface.errors import TalkfaceError
-from talkface.face3d.coeffs import N_MOTION
+from talkface.face3d.coeffs import IDENTITY, N_COEFFS, N_MOTION, motion_from_coeffs
+from talkface.motion.activity import speech_activity
+from talkface.motion.records import read_record
+from talkface.train.data import held_out_split
 
 SEQUENCE_FRAMES = 16  # docs/method.md: 16-frame training sequences
 # LRW: a random offset r in 3..7; the sequence is frames r+1 .. r+16, as in the original's
@@ -107,3 +114,61 @@ class PersonSequences(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"sequence {index} out of range for {len(self)} sequences")
         return _item(self.windows, self.motion, index, self.length)
+
+
+class RecordClips:
+    """The (windows, motion) pairs of LRW records, read lazily (so workers share nothing big)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Clip:
+        record = read_record(self.paths[index])
+        return record.windows, record.motion
+
+
+@dataclass(frozen=True)
+class PersonClip:
+    windows: np.ndarray  # float32 [T, 28, 12]
+    motion: np.ndarray  # float32 [T, 70]
+    identity: np.ndarray  # float32 [80]
+
+
+def load_person(workspace: str | Path) -> PersonClip:
+    """The workspace's MFCC windows and motion; a one-line error naming the preprocess step when absent."""
+    from talkface.workspace import Workspace
+
+    ws = Workspace(workspace)
+    coeffs = np.asarray(ws.load_array("coeffs.npy"), np.float32)  # [T, 257]
+    windows = np.asarray(ws.load_array("mfcc.npy"), np.float32)  # [T, 28, 12]
+    if coeffs.ndim != 2 or coeffs.shape[1] != N_COEFFS or len(coeffs) != len(windows):
+        raise TalkfaceError(f"coeffs.npy {coeffs.shape} and mfcc.npy {windows.shape} do not align; "
+                            "rerun `talkface preprocess`", Path(workspace))
+    return PersonClip(windows, motion_from_coeffs(coeffs).astype(np.float32), coeffs[:, IDENTITY].mean(0))
+
+
+def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
+    """The speech-activity gate [frames] (activity.py) of the workspace's audio.wav."""
+    from talkface.media import read_audio
+    from talkface.workspace import Workspace
+
+    path = Workspace(workspace).path("audio.wav")
+    if not path.is_file():
+        raise TalkfaceError("has no audio.wav; rerun `talkface preprocess`", Path(workspace))
+    activity = speech_activity(read_audio(path))
+    if len(activity) != frames:
+        raise TalkfaceError(f"audio.wav gives {len(activity)} frames but the coefficients {frames}; "
+                            "rerun `talkface preprocess`", Path(workspace))
+    return activity
+
+
+def person_split(frames: int, train_frames: int, val_fraction: float) -> tuple[slice, slice]:
+    """(training frames, held-out frames): the first `train_frames` not in the held-out last fraction.
+
+    The held-out tail is at least one sequence long, and so must the training head be.
+    """
+    held_out = max(SEQUENCE_FRAMES, math.ceil(frames * val_fraction))
+    return held_out_split(frames, train_frames, held_out, SEQUENCE_FRAMES)

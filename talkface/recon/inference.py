@@ -37,7 +37,7 @@ from talkface.render.renderer import render
 
 if TYPE_CHECKING:
     from talkface.face3d.model import MorphableModel
-    from talkface.recon.rnet import ReconNet
+    from talkface.recon.model import ReconNet
 
 
 @dataclass

@@ -1,0 +1,30 @@
+"""The audio -> motion network as a checkpoint holds it: its name there and `load_motion_model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from talkface.errors import TalkfaceError
+from talkface.motion.network import AudioToMotion
+from talkface.train.checkpoint import load_weights, read_checkpoint
+
+MODEL = "motion"  # the model's name in checkpoints
+# AudioToMotion's per-person pose buffers: calibration, then rhythm; older checkpoints lack them.
+CALIBRATION_KEYS = ("pose_scale", "pose_shift")
+RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
+
+
+def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
+    """Rebuild the network a checkpoint was trained with (its constructor args) and load its weights."""
+    saved = read_checkpoint(checkpoint)
+    args = saved["model_args"].get(MODEL)
+    if args is None or MODEL not in saved["models"]:
+        raise TalkfaceError(f"holds no '{MODEL}' model (models: {sorted(saved['models'])})", checkpoint)
+    net = AudioToMotion(**args)
+    report = load_weights(checkpoint, net, MODEL)
+    # Checkpoints from before the pose calibration or rhythm lack their buffers: identity, rhythm off.
+    missing = [key for key in report.missing if key not in CALIBRATION_KEYS + RHYTHM_KEYS]
+    if missing or report.unexpected or report.mismatched:
+        raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
+                            f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)
+    return net.eval()
