@@ -67,7 +67,7 @@ class InferResult:
 
 def generate(name: str, audio_path: str | Path, out: str | Path, config: InferConfig, progress: bool = True,
              observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
-    """Write `out` (.mp4): person `name` (talkface finetune) saying the speech in `audio_path`.
+    """Write `out` (.mp4): person `name` (talkface person) saying the speech in `audio_path`.
 
     `observe(chunk, faces)` sees every chunk with its output faces [B, 3, S, S] (the demo's report
     keeps a few frames of each stage this way).
@@ -117,7 +117,7 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
 
     start = time.perf_counter()
     target = load_target(folder)
-    if target.n_frames == 1:  # a photo (talkface finetune PHOTO): every frame over it, the head near its pose
+    if target.n_frames == 1:  # a photo (talkface person PHOTO): every frame over it, the head near its pose
         plan = plan_single_image(target, motion)
     else:
         plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)))
