@@ -85,10 +85,10 @@ def prepare_split(config: GanPretrainConfig, split: str, max_clips: int | None =
     if int(os.environ.get("RANK", "0")) == 0:
         for clip, workspace in zip(clips, workspaces):
             prepare_clip(clip, workspace, config.window_size, config.preprocess)
-            load_pair_clip(workspace, slice(None), config.morphable_model, config.render_backend)
+            load_pair_clip(workspace, slice(None), config.morphable_model, config.rasterizer)
         with atomic_path(marker) as tmp:
             tmp.write_text(stamp)
     else:
         while not (marker.is_file() and marker.read_text() == stamp):
             time.sleep(WAIT_SECONDS)
-    return [load_pair_clip(w, slice(None), config.morphable_model, config.render_backend) for w in workspaces]
+    return [load_pair_clip(w, slice(None), config.morphable_model, config.rasterizer) for w in workspaces]

@@ -41,6 +41,7 @@ from talkface.gan.model import (
     DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, IdentityStream, build_networks, default_levels,
     enhance_windows, rebuild_networks,
 )
+from talkface.render.rasterize import Rasterizer
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
 
@@ -109,9 +110,9 @@ class GanPretrainConfig:
     val_clips: int = 16
     max_clips: Optional[int] = None  # per split, in sorted order; null: all
     window_size: int = 256
-    morphable_model: Optional[str] = None  # null: each workspace's own (synthetic truth / preprocess config)
+    morphable_model: str = "auto"  # auto: each workspace's own (synthetic truth / preprocess config)
     preprocess: str = "configs/preprocess.yaml"  # real clips (no truth .npz): preprocess with frames=29
-    render_backend: str = "auto"
+    rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = None  # null: train.steps as given
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
@@ -128,8 +129,8 @@ class GanFinetuneConfig:
     run_dir: Optional[str] = None  # null: WORKSPACE/gan_finetune
     train_frames: int = 300  # the paper fine-tunes on the person's ~300 frames
     val_frames: int = 50  # the clip's last frames, never trained on
-    morphable_model: Optional[str] = None  # null: the workspace's own
-    render_backend: str = "auto"
+    morphable_model: str = "auto"  # auto: the workspace's own
+    rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = 60  # REFERENCE.md; null: train.steps as given
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
@@ -286,7 +287,7 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     ws = Workspace(workspace)
     total = len(ws.load_array("window_crops.npy", mmap=True))
     train_frames, held_out = person_split(total, config.train_frames, config.val_frames)
-    clip = load_pair_clip(ws.root, train_frames, config.morphable_model, config.render_backend)
+    clip = load_pair_clip(ws.root, train_frames, config.morphable_model, config.rasterizer)
     val_clip = dataclasses.replace(clip, frames=range(total)[held_out])
     window_size = clip.renders.shape[1]
     networks = _initial_networks(config, window_size)

@@ -117,7 +117,7 @@ class PretrainConfig:
     normalize_targets: bool = False
     statistics_clips: int = 2000  # training records read for the normalisation statistics
     val_clips: Optional[int] = 512  # validation records evaluated (null: all)
-    morphable_model: Optional[str] = None  # BFM path or "synthetic": adds LMD to validation
+    morphable_model: Optional[str] = None  # a model (face3d/model.py) adds LMD to validation; null: none
     network: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_pretrain_defaults)
@@ -142,7 +142,7 @@ class FinetuneConfig:
     epoch_sequences: int = PAPER_SEQUENCES
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
-    morphable_model: Optional[str] = None
+    morphable_model: Optional[str] = None  # adds LMD to validation; auto: the workspace's own; null: none
     # Beyond the paper: after training, fit the person's pose calibration (person_pose_calibration)
     # into the final checkpoint, so predicted head motion keeps the person's mean and swing.
     calibrate_pose: bool = True
@@ -284,12 +284,15 @@ def motion_landmarks(face_model: nn.Module, motion: torch.Tensor | np.ndarray,
         return face_model(with_motion(coeffs, motion)).landmarks.numpy()
 
 
-def _face_model(source: str | None) -> nn.Module | None:
+def _face_model(source: str | None, workspace: str | Path | None = None) -> nn.Module | None:
+    """The morphable model validation scores LMD with (None: no LMD); "auto" is the workspace's own."""
     if source is None:
         return None
-    from talkface.face3d.model import load_morphable_model
+    from talkface.face3d.model import load_morphable_model, recorded_morphable_model, resolve_morphable_model
+    from talkface.workspace import Workspace
 
-    return load_morphable_model(source)
+    recorded = recorded_morphable_model(Workspace(workspace).manifest) if workspace is not None else None
+    return load_morphable_model(resolve_morphable_model(source, recorded))
 
 
 def lrw_validation(cache: str | Path, loss: LossConfig, max_clips: int | None,
@@ -372,7 +375,7 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     person = load_person(workspace)
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
-    validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
+    validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model, workspace))
     task = MotionTask(net, config.lr, config.betas, config.loss, validation)
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_sequences), "training sequences")

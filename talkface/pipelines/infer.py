@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from talkface.background.animation import AnimationChunk
 from talkface.errors import TalkfaceError
+from talkface.render.rasterize import Rasterizer
 from talkface.train.distributed import resolve_device
 
 # The pasted region: the render's filled silhouette grown by this fraction of the window, so the
@@ -49,7 +50,7 @@ class InferConfig:
     gan_compile: bool = False  # torch.compile the generator (pays a compile once per process)
     seed: int = 0  # the sampled head rhythm (same seed, same video)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
+    rasterizer: Rasterizer = "auto"
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 1 or self.motion_chunk_frames < 1 or self.gan_batch_size < 1:
