@@ -203,7 +203,8 @@ def test_a_video_with_audio_but_no_face_is_a_one_line_error(world, tmp_path, mon
 
 def test_the_scripts_pass_their_arguments_to_the_commands(world, tmp_path):
     """scripts/infer.sh and finetune.sh: usage errors, and a real run through infer.sh."""
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TALKFACE": str(Path(sys.executable).parent / "talkface")}
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(REPO),  # this tree's talkface
+           "TALKFACE": str(Path(sys.executable).parent / "talkface")}
     usage = subprocess.run(["bash", str(REPO / "scripts" / "infer.sh")], capture_output=True, text=True, env=env)
     assert usage.returncode == 2 and "usage" in usage.stderr
     out = tmp_path / "script.mp4"
@@ -240,7 +241,8 @@ train: {{steps: 2, batch_size: 2, num_workers: 0, checkpoint_every: 2, image_eve
         device: cpu}}
 """)
     bin_dir = Path(sys.executable).parent
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TALKFACE": str(bin_dir / "talkface"), "MOTION_CONFIG": str(motion),
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(REPO), "TALKFACE": str(bin_dir / "talkface"),
+           "MOTION_CONFIG": str(motion),
            "GAN_CONFIG": str(gan), "CHECKPOINTS": str(tmp_path / "checkpoints"), "HOME": str(tmp_path)}
     command = ["bash", str(REPO / "scripts" / "pretrain_lrw.sh"), str(tmp_path / "lrw"), str(tmp_path / "work")]
     first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
