@@ -65,11 +65,6 @@ def save_config(config: Any, path: str | Path) -> None:
         tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
-def config_from_dict(cls: type[T], tree: dict[str, Any], source: str = "checkpoint") -> T:
-    """Rebuild a config saved with `config_to_dict` (e.g. inside a checkpoint), with the same checks."""
-    return _build(cls, tree, prefix="", source=source)
-
-
 # --------------------------------------------------------------------------------------------
 # reading YAML
 
