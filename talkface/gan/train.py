@@ -44,6 +44,7 @@ from talkface.gan.model import (
 from talkface.render.rasterize import Rasterizer
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.config import ADAM_BETAS
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ class GanPretrainConfig:
     rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = None  # null: train.steps as given
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     model: GanModelConfig = field(default_factory=GanModelConfig)
     loss: GanLossConfig = field(default_factory=GanLossConfig)
     train: TrainConfig = field(default_factory=_pretrain_defaults)
@@ -133,7 +133,6 @@ class GanFinetuneConfig:
     rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = 60  # REFERENCE.md; null: train.steps as given
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     model: GanModelConfig = field(default_factory=GanModelConfig)  # only without a pretrained checkpoint
     loss: GanLossConfig = field(default_factory=lambda: GanLossConfig(lambda_mask=LAMBDA_MASK_FINETUNE))
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -185,14 +184,14 @@ def image_scores(output: np.ndarray, render: np.ndarray, real: np.ndarray) -> di
 class GanTask(Task):
     """Optimisers "G" (generator + learned identity encoder), "D" (discriminator), "keys" (key encoder)."""
 
-    def __init__(self, networks: GanNetworks, lr: float, betas: tuple[float, float], loss: GanLossConfig,
+    def __init__(self, networks: GanNetworks, lr: float, loss: GanLossConfig,
                  validation: Validation | None = None, seed: int = 0):
         assert networks.discriminator is not None
         self.net = networks
         self.loss = loss
         self.seed = seed
         self.validation = validation
-        adam = {"lr": lr, "betas": betas}
+        adam = {"lr": lr, "betas": ADAM_BETAS}
         g_params = list(networks.generator.parameters())
         if networks.learned_identity:
             g_params += list(networks.identity.parameters())
@@ -291,7 +290,7 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     val_clip = dataclasses.replace(clip, frames=range(total)[held_out])
     window_size = clip.renders.shape[1]
     networks = _initial_networks(config, window_size)
-    task = GanTask(networks, config.lr, config.betas, config.loss, Validation([val_clip]), config.train.seed)
+    task = GanTask(networks, config.lr, config.loss, Validation([val_clip]), config.train.seed)
     dataset = GanPairs([clip])
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
@@ -337,7 +336,7 @@ def pretrain(config: GanPretrainConfig, resume: bool = False) -> Path:
     if config.val_split is not None and int(os.environ.get("RANK", "0")) == 0:
         val = prepare_split(config, config.val_split, config.val_clips, required=False)
         validation = Validation(val) if val else None
-    task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)
+    task = GanTask(networks, config.lr, config.loss, validation, config.train.seed)
     dataset = GanPairs(clips)
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     full = dataclasses.replace(config, train=train)

@@ -49,6 +49,7 @@ from talkface.train import (
     seed_everything, with_epochs,
 )
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.config import ADAM_BETAS
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ class PretrainConfig:
     run_dir: str = "runs/motion_lrw"
     epochs: Optional[int] = 10  # train.steps = epochs x batches per epoch; null: use train.steps as given
     lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     # False: the paper's targets (coefficients, translation z shifted by -0.5). True: per-dimension
     # mean/std of the training motion, stored in the checkpoint, so small pose angles weigh as much
     # as the expression.
@@ -141,7 +141,6 @@ class FinetuneConfig:
     # epochs, 0.86 and 0.91 at the CPU profile's 30 (benchmarks/bench_motion_real.py).
     epoch_sequences: int = PAPER_SEQUENCES
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     morphable_model: Optional[str] = None  # adds LMD to validation; auto: the workspace's own; null: none
     # Beyond the paper: after training, fit the person's pose calibration (person_pose_calibration)
     # into the final checkpoint, so predicted head motion keeps the person's mean and swing.
@@ -325,12 +324,12 @@ def person_validation(person: PersonClip, held_out: slice, loss: LossConfig,
 class MotionTask(Task):
     """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
 
-    def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
+    def __init__(self, net: AudioToMotion, lr: float, loss: LossConfig,
                  validation: Validation | None = None):
         self.net = net
         self.loss = loss
         self.validation = validation
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=ADAM_BETAS)
 
     def models(self) -> dict[str, nn.Module]:
         return {MODEL: self.net}
@@ -363,7 +362,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     is_main = int(os.environ.get("RANK", "0")) == 0
     validation = lrw_validation(config.cache, config.loss, config.val_clips,
                                 _face_model(config.morphable_model)) if is_main else None
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    task = MotionTask(net, config.lr, config.loss, validation)
     train = with_epochs(config.train, config.epochs, len(paths), "training sequences")
     full = dataclasses.replace(config, train=train)
     return Trainer(task, LRWSequences(RecordClips(paths)), train, config.run_dir, full_config=full).fit(resume)
@@ -376,7 +375,7 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
     validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model, workspace))
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    task = MotionTask(net, config.lr, config.loss, validation)
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_sequences), "training sequences")
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
