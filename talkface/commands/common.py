@@ -52,9 +52,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_config: str | 
     parser.set_defaults(default_config=default_config, config_class=config_class)
 
 
-def add_out_argument(parser: argparse.ArgumentParser, field: str, metavar: str, what: str) -> None:
+def add_out_argument(parser: argparse.ArgumentParser, field: str, metavar: str, what: str, when_null: str = "") -> None:
     """`--out`: where the command writes, the config's `field` (the config's value when not given)."""
-    parser.add_argument("--out", default=None, metavar=metavar, help=f"{what} (default: the config's {field})")
+    null = f"; null there: {when_null}" if when_null else ""
+    parser.add_argument("--out", default=None, metavar=metavar, help=f"{what} (default: the config's {field}{null})")
     parser.set_defaults(out_field=field)
 
 
@@ -66,10 +67,10 @@ def add_resume_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, default_config: str, config_class: str, example: str,
-                           default_run: str = "") -> None:
+                           run_when_null: str = "") -> None:
     """What every training command takes: its config, `--out` (the config's run_dir) and `--resume`."""
     add_config_arguments(parser, default_config, config_class, example)
-    add_out_argument(parser, "run_dir", "DIR", f"run folder: logs and checkpoints{default_run}")
+    add_out_argument(parser, "run_dir", "DIR", "run folder: logs and checkpoints", run_when_null)
     add_resume_argument(parser)
 
 

@@ -25,11 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ["talkface gan finetune work/alice --pretrained checkpoints/general/gan_lrw.pt",
                         "talkface gan finetune work/alice --set epochs=30 --out runs/alice_gan --resume"],
                        help="fine-tune the GAN alone on one person's workspace (talkface preprocess)")
-    fine.add_argument("workspace", metavar="WORKSPACE")
+    fine.add_argument("workspace", metavar="WORKSPACE", help="a person workspace (talkface preprocess)")
     fine.add_argument("--pretrained", default=None, metavar="CKPT",
                       help="pretrained GAN checkpoint or run folder (overrides the config)")
     add_training_arguments(fine, FINETUNE_CONFIG, "talkface.gan.train:GanFinetuneConfig", "epochs=30",
-                           " (null in the config: WORKSPACE/gan_finetune)")
+                           "WORKSPACE/gan_finetune")
     fine.set_defaults(handler=_finetune)
 
 

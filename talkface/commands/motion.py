@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ["talkface motion finetune work/alice --pretrained checkpoints/general/motion_lrw.pt",
                         "talkface motion finetune work/alice --set epochs=30 --out runs/alice_motion --resume"],
                        help="fine-tune the network alone on one person's workspace (talkface preprocess)")
-    fine.add_argument("workspace", metavar="WORKSPACE")
+    fine.add_argument("workspace", metavar="WORKSPACE", help="a person workspace (talkface preprocess)")
     fine.add_argument("--pretrained", default=None, metavar="CKPT", help="pretrained checkpoint (overrides the config)")
     add_training_arguments(fine, FINETUNE_CONFIG, "talkface.motion.train:FinetuneConfig", "epochs=30",
-                           " (null in the config: WORKSPACE/motion_finetune)")
+                           "WORKSPACE/motion_finetune")
     fine.set_defaults(handler=_finetune)
 
     predict = add_command(commands, "predict",
