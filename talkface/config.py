@@ -44,7 +44,7 @@ def apply_override(config: T, override: str) -> T:
     source = f"--set {override}"
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"{source}: expected KEY=VALUE, e.g. train.lr=1e-4")
+        raise ConfigError(f"{source}: expected KEY=VALUE, KEY a dotted path into the config (e.g. train.batch_size=8)")
     parts = key.strip().split(".")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""

@@ -15,7 +15,7 @@ INFER_CONFIG = "infer.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    fine = add_command(
+    person = add_command(
         subparsers, "person",
         ["talkface person clip.mp4 --person alice",
          "talkface person clip.mp4 --person alice --config configs/person_cpu.yaml --set gan.epochs=30",
@@ -24,14 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Makes PEOPLE_DIR/NAME, which `talkface infer --person NAME` animates. Every step is skipped "
                     "when done, resumed when interrupted, redone when its config changed.",
     )
-    fine.add_argument("clip", metavar="CLIP", help="~10 s video of the person speaking (with audio), or a photo")
-    fine.add_argument("--person", required=True, metavar="NAME", help="the person's name (a folder under people_dir)")
-    fine.add_argument("--landmarks", default=None, metavar="NPY",
+    person.add_argument("clip", metavar="CLIP", help="~10 s video of the person speaking (with audio), or a photo")
+    person.add_argument("--person", required=True, metavar="NAME", help="the person's name (a folder under people_dir)")
+    person.add_argument("--landmarks", default=None, metavar="NPY",
                       help="use these landmarks [T, 68, 2] instead of detecting them: frame pixels, pixel (i, j) "
                            "centred at (j+0.5, i+0.5), or at (j, i) with "
                            "--set preprocess.landmarks.file_convention=index")
-    add_config_arguments(fine, PERSON_CONFIG, "talkface.pipelines.person:PersonConfig", "gan.epochs=30")
-    fine.set_defaults(handler=_person)
+    add_config_arguments(person, PERSON_CONFIG, "talkface.pipelines.person:PersonConfig", "gan.epochs=30")
+    person.set_defaults(handler=_person)
 
     infer = add_command(
         subparsers, "infer",
