@@ -31,6 +31,7 @@ from bench_recon import rnet_throughput
 from talkface.benchmarking import machine_info, write_result
 from talkface.config import load_config
 from talkface.pipelines.bench import BFM_VERTICES, BenchConfig, run_bench
+from talkface.render.rasterize import resolve_backend
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -69,7 +70,9 @@ def pipeline_rows(sizes: dict[str, Any], device: str) -> dict[str, Any]:
     gan = stages["gan"]
     if not gan.get("bf16"):
         gan = {**gan, "note": "float32: bf16 needs CUDA"}
-    return {"render": stages["render"], "gan_bf16": gan, "end_to_end": stages["end_to_end"]}
+    rasterizer = resolve_backend("auto", torch.device(device))  # what `rasterizer: auto` ran
+    return {"render": {**stages["render"], "rasterizer": rasterizer}, "gan_bf16": gan,
+            "end_to_end": {**stages["end_to_end"], "rasterizer": rasterizer}}
 
 
 def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]:

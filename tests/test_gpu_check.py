@@ -44,6 +44,7 @@ def test_driver_writes_every_row_on_the_cpu_at_tiny_sizes(tmp_path):
     assert rows["rnet_batch64"] == {"skipped": "needs CUDA"}
     for name in ("render", "gan_bf16", "end_to_end"):
         assert rows[name]["frames"] == 25 and rows[name]["frames_per_second"] > 0
+    assert rows["render"]["rasterizer"] == "torch"
     assert rows["gan_bf16"]["bf16"] is False and "bf16 needs CUDA" in rows["gan_bf16"]["note"]
     person = rows["person_finetune"]
     assert all(seconds > 0 for seconds in person["seconds"].values())
