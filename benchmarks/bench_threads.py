@@ -3,7 +3,7 @@ load-aware default (talkface/threads.py).
 
     .venv/bin/python benchmarks/bench_threads.py --people PEOPLE --person NAME --audio SPEECH.wav [--repeats 2]
 
-A person made by `talkface finetune` (any size; the tiny one of tests/test_end_to_end.py shows the
+A person made by `talkface person` (any size; the tiny one of tests/test_end_to_end.py shows the
 effect best, since small tensors gain least from threads). While `--busy` processes (default: one
 per core) spin on every core, infer runs in a fresh process with `--threads` = the core count
 (torch's default before: "before") and with no flag (the load-aware default: "after"), and once of
@@ -35,7 +35,7 @@ def spin() -> None:
 def infer_fps(args: argparse.Namespace, out: Path, threads: int | None) -> dict:
     """frames/s that `talkface infer` reports, and the threads it ran with."""
     command = [sys.executable, "-m", "talkface"] + ([] if threads is None else ["--threads", str(threads)])
-    command += ["infer", "--person", args.person, "--audio", args.audio, "--out", str(out),
+    command += ["infer", args.audio, "--person", args.person, "--out", str(out),
                 "--set", f"people_dir={args.people}", "--set", "device=cpu"]
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=True)

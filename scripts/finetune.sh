@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a person from one ~10 s clip (or a photo): preprocess -> audio-to-motion fine-tune -> GAN fine-tune.
-#   scripts/finetune.sh CLIP NAME [extra talkface finetune options, e.g. --set gan.epochs=30]
+#   scripts/finetune.sh CLIP NAME [extra `talkface person` options, e.g. --set gan.epochs=30]
 # The profile: --config YAML when given; else configs/person.yaml with a CUDA GPU (the paper's
 # sizes) and configs/person_cpu.yaml without one (~15 min for 300 frames on 2 cores).
 # Uses the general models the profile names (`talkface pretrain synthetic` makes them) and says
@@ -8,7 +8,7 @@
 # interruption. The person lands in people/NAME; then run scripts/infer.sh AUDIO NAME OUT.mp4.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    echo "usage: $0 CLIP NAME [talkface finetune options]" >&2
+    echo "usage: $0 CLIP NAME [talkface person options]" >&2
     exit 2
 fi
 clip=$1 name=$2
@@ -20,4 +20,4 @@ if [[ " $* " != *" --config "* && " $* " != *" --config="* ]]; then
         echo "no CUDA GPU: the CPU profile configs/person_cpu.yaml (pass --config to choose another)" >&2
     fi
 fi
-exec "${TALKFACE:-talkface}" finetune "$clip" --name "$name" "${profile[@]}" "$@"
+exec "${TALKFACE:-talkface}" person "$clip" --person "$name" "${profile[@]}" "$@"

@@ -10,4 +10,4 @@ if [[ $# -lt 3 ]]; then
 fi
 audio=$1 name=$2 out=$3
 shift 3
-exec "${TALKFACE:-talkface}" infer --person "$name" --audio "$audio" --out "$out" "$@"
+exec "${TALKFACE:-talkface}" infer "$audio" --person "$name" --out "$out" "$@"

@@ -4,7 +4,7 @@
 # With several local GPUs every step runs under torchrun, one process per GPU (preprocessing
 # takes one shard per process). Every step is resumable: run the same command again after an
 # interruption. The final checkpoints are copied to checkpoints/general/, where configs/person.yaml
-# (talkface finetune) looks for them.
+# (talkface person) looks for them.
 # Real LRW needs the R-Net and landmark weights of checkpoints/README.md; a synthetic LRW
 # (talkface synth lrw) needs none. MOTION_CONFIG / GAN_CONFIG name other configs than the shipped
 # configs/motion_lrw.yaml and configs/gan_lrw.yaml; CHECKPOINTS (default checkpoints) is where
@@ -30,14 +30,14 @@ if compgen -G "$root/*/*/*.npz" > /dev/null; then
 fi
 
 echo "[1/3] LRW preprocessing ($coeffs coefficients) -> $work/lrw_cache"
-"${run[@]}" lrw preprocess --root "$root" --out "$work/lrw_cache" --coeffs "$coeffs"
+"${run[@]}" lrw preprocess "$root" --out "$work/lrw_cache" --coeffs "$coeffs"
 echo "[2/3] audio-to-motion pretraining -> $work/runs/motion_lrw"
 motion_config=(); [[ -n "${MOTION_CONFIG:-}" ]] && motion_config=(--config "$MOTION_CONFIG")
 gan_config=(); [[ -n "${GAN_CONFIG:-}" ]] && gan_config=(--config "$GAN_CONFIG")
-"${run[@]}" motion pretrain "${motion_config[@]}" --set "cache=$work/lrw_cache" --set "run_dir=$work/runs/motion_lrw" --resume
+"${run[@]}" motion pretrain "${motion_config[@]}" --set "cache=$work/lrw_cache" --out "$work/runs/motion_lrw" --resume
 echo "[3/3] GAN pretraining -> $work/runs/gan_lrw"
 "${run[@]}" gan pretrain "${gan_config[@]}" --set "lrw_root=$root" --set "cache=$work/gan_cache" \
-    --set "run_dir=$work/runs/gan_lrw" --resume
+    --out "$work/runs/gan_lrw" --resume
 
 general=${CHECKPOINTS:-checkpoints}/general
 mkdir -p "$general"

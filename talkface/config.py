@@ -44,7 +44,7 @@ def apply_override(config: T, override: str) -> T:
     source = f"--set {override}"
     key, sep, raw = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"{source}: expected KEY=VALUE, e.g. train.lr=1e-4")
+        raise ConfigError(f"{source}: expected KEY=VALUE, KEY a dotted path into the config (e.g. train.batch_size=8)")
     parts = key.strip().split(".")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
@@ -63,11 +63,6 @@ def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-
-
-def config_from_dict(cls: type[T], tree: dict[str, Any], source: str = "checkpoint") -> T:
-    """Rebuild a config saved with `config_to_dict` (e.g. inside a checkpoint), with the same checks."""
-    return _build(cls, tree, prefix="", source=source)
 
 
 # --------------------------------------------------------------------------------------------

@@ -192,22 +192,3 @@ def test_single_image_keeps_the_pose_near_the_photos(target, motion, model):
     chunk = next(animate(photo, plan, model, chunk_frames=4))
     assert torch.equal(chunk.background[0], chunk.background[3])
     assert torch.equal(chunk.background[0], torch.from_numpy(np.array(target.backgrounds[20])).permute(2, 0, 1) / 255)
-
-
-def test_detailed_albedo_reproduces_its_frame_better_than_the_pca_albedo(target, model):
-    # Render frame 0 with its own coefficients in its own aligned crop: the detailed albedo must
-    # explain the real colours better than the low-frequency texture.
-    from talkface.background.animation import detailed_albedo
-
-    frame = 0
-    coeffs = torch.as_tensor(target.coeffs[frame : frame + 1])
-    identity = np.array([[[1.0, 0, 0], [0, 1.0, 0]]])
-    crop = torch.from_numpy(np.array(target.crops[frame])).permute(2, 0, 1).float() / 255
-    albedo = detailed_albedo(model, target.coeffs[frame], np.asarray(target.crops[frame]))
-    errors = []
-    with torch.no_grad():
-        for choice in (None, albedo):
-            rendered = render(coeffs, model, image_map=identity, size=224, albedo=choice)
-            covered = rendered.mask[0, 0] > 0
-            errors.append((rendered.image[0] - crop).abs()[:, covered].mean().item())
-    assert errors[1] < 0.4 * errors[0]

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 import pytest
-import yaml
 
-from talkface.config import config_from_dict, config_to_dict, load_config, save_config
+from talkface.config import config_to_dict, load_config, save_config
 from talkface.errors import ConfigError
 
 
@@ -118,6 +117,5 @@ def test_save_round_trip(tmp_path):
     out = tmp_path / "run" / "config.yaml"
     save_config(config, out)
     assert load_config(Example, out) == config
-    assert config_from_dict(Example, yaml.safe_load(out.read_text())) == config
     assert config_to_dict(config)["optim"]["betas"] == [0.3, 0.4]
     assert [p.name for p in out.parent.iterdir()] == ["config.yaml"]  # no temp files left

@@ -134,7 +134,7 @@ def test_converted_checkpoints_load_as_general_models_and_record_their_sources(f
 
 
 def test_cli_converts_and_names_a_file_that_is_not_an_original_one(files, tmp_path, capsys):
-    assert main(["convert", "original", str(files["audio"]), "--out-dir", str(tmp_path)]) == 0
+    assert main(["convert", "original", str(files["audio"]), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "motion_lrw.pt").is_file() and not (tmp_path / "gan_lrw.pt").exists()
     capsys.readouterr()
     stray = tmp_path / "notes.pth"
@@ -142,10 +142,10 @@ def test_cli_converts_and_names_a_file_that_is_not_an_original_one(files, tmp_pa
     text = tmp_path / "readme.txt"
     text.write_text("hello")
     for bad in (stray, text, tmp_path / "motion_lrw.pt"):
-        assert main(["convert", "original", str(bad), "--out-dir", str(tmp_path / "x")]) == 1
+        assert main(["convert", "original", str(bad), "--out", str(tmp_path / "x")]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(bad) in err and "not one of the original project's files" in err
-    assert main(["convert", "original", str(files["G"]), str(files["mem"]), "--out-dir", str(tmp_path / "x")]) == 1
+    assert main(["convert", "original", str(files["G"]), str(files["mem"]), "--out", str(tmp_path / "x")]) == 1
     assert "missing: discriminator" in capsys.readouterr().err
     assert main(["convert", "original", str(files["G"]), str(files["G"])]) == 1
     assert "two generator" in capsys.readouterr().err
@@ -201,7 +201,7 @@ def test_the_arcface_identity_option_names_its_file(files, tmp_path, capsys):
     gan_files = [str(files[k]) for k in ("G", "D", "mem")]
     missing = tmp_path / "no_backbone.pth"
     assert main(["convert", "original", *gan_files, "--identity-encoder", "arcface", "--identity-weights",
-                 str(missing), "--out-dir", str(tmp_path / "a")]) == 1
+                 str(missing), "--out", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(missing) in err and not (tmp_path / "a").exists()
     torch.save(IResNet((2, 2, 2, 2)).state_dict(), tmp_path / "backbone.pth")  # an arcface_torch r18 layout

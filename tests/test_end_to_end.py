@@ -1,4 +1,4 @@
-"""End to end at tiny size: `talkface finetune` on a synthetic clip, `talkface infer` on held-out speech.
+"""End to end at tiny size: `talkface person` on a synthetic clip, `talkface infer` on held-out speech.
 
 The general models are skipped (motion and GAN fine-tune from scratch) and the R-Net is trained
 for a single step: the plumbing, the resumability and the video contract are under test here;
@@ -87,14 +87,14 @@ def world(tmp_path_factory) -> dict:
     rnet = next((rnet_run / "checkpoints").glob("step_*.pt"))
     config = tiny_config(root, rnet, root / "people")
     landmarks = person / "truth" / "landmarks.npy"
-    assert cli(["finetune", str(person / "clip.mp4"), "--name", "ada", "--landmarks", str(landmarks),
+    assert cli(["person", str(person / "clip.mp4"), "--person", "ada", "--landmarks", str(landmarks),
                 "--config", str(config)]) == 0
     return {"root": root, "person": person, "config": config, "people": root / "people", "landmarks": landmarks,
             "heldout": root / "heldout.wav"}
 
 
 def infer(world: dict, audio: Path, out: Path, *extra: str) -> int:
-    return cli(["infer", "--person", "ada", "--audio", str(audio), "--out", str(out),
+    return cli(["infer", str(audio), "--person", "ada", "--out", str(out),
                 "--set", f"people_dir={world['people']}", "--set", "device=cpu", *extra])
 
 
@@ -143,7 +143,7 @@ def test_the_mouth_moves_with_speech_and_stays_still_in_silence(world, tmp_path)
 
 def test_unknown_person_lists_the_known_ones(world, tmp_path, capsys):
     assert known_people(world["people"]) == ["ada"]
-    code = cli(["infer", "--person", "bob", "--audio", str(world["heldout"]), "--out", str(tmp_path / "x.mp4"),
+    code = cli(["infer", str(world["heldout"]), "--person", "bob", "--out", str(tmp_path / "x.mp4"),
                 "--set", f"people_dir={world['people']}"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "no fine-tuned person 'bob'" in err and "known people: ada" in err
@@ -194,7 +194,7 @@ def test_a_video_with_audio_but_no_face_is_a_one_line_error(world, tmp_path, mon
 
     monkeypatch.setitem(sys.modules, "face_alignment", types.SimpleNamespace(
         __version__="1.5.0", LandmarksType=types.SimpleNamespace(TWO_D="2D"), FaceAlignment=NoFaces))
-    code = cli(["finetune", str(blank), "--name", "nobody", "--config", str(world["config"]),
+    code = cli(["person", str(blank), "--person", "nobody", "--config", str(world["config"]),
                 "--set", f"preprocess.landmarks.checkpoints_dir={tmp_path / 'checkpoints'}",
                 "--set", "preprocess.landmarks.backend=fan"])
     err = capsys.readouterr().err.strip()
@@ -204,7 +204,8 @@ def test_a_video_with_audio_but_no_face_is_a_one_line_error(world, tmp_path, mon
 
 def test_the_scripts_pass_their_arguments_to_the_commands(world, tmp_path):
     """scripts/infer.sh and finetune.sh: usage errors, and a real run through infer.sh."""
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TALKFACE": str(Path(sys.executable).parent / "talkface")}
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(REPO),  # this tree's talkface
+           "TALKFACE": str(Path(sys.executable).parent / "talkface")}
     usage = subprocess.run(["bash", str(REPO / "scripts" / "infer.sh")], capture_output=True, text=True, env=env)
     assert usage.returncode == 2 and "usage" in usage.stderr
     out = tmp_path / "script.mp4"
@@ -241,7 +242,8 @@ train: {{steps: 2, batch_size: 2, num_workers: 0, checkpoint_every: 2, image_eve
         device: cpu}}
 """)
     bin_dir = Path(sys.executable).parent
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TALKFACE": str(bin_dir / "talkface"), "MOTION_CONFIG": str(motion),
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(REPO), "TALKFACE": str(bin_dir / "talkface"),
+           "MOTION_CONFIG": str(motion),
            "GAN_CONFIG": str(gan), "CHECKPOINTS": str(tmp_path / "checkpoints"), "HOME": str(tmp_path)}
     command = ["bash", str(REPO / "scripts" / "pretrain_lrw.sh"), str(tmp_path / "lrw"), str(tmp_path / "work")]
     first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)

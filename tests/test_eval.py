@@ -280,7 +280,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_cli_writes_every_metric(clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "metrics.json"
-    assert run_cli("--generated", clips["gen"], "--reference", clips["ref"], "--generated-landmarks", clips["gen_lm"],
+    assert run_cli(clips["gen"], "--reference", clips["ref"], "--generated-landmarks", clips["gen_lm"],
                    "--reference-landmarks", clips["ref_lm"], "--generated-motion", clips["gen_motion"],
                    "--reference-motion", clips["ref_motion"], "--out", out) == 0
     metrics = json.loads(out.read_text())["metrics"]
@@ -295,7 +295,7 @@ def test_cli_scores_lip_sync_with_syncnet_weights(clips: dict[str, Path], tmp_pa
     weights = tmp_path / "syncnet_v2.model"
     torch.save(public_state_dict(torch.Generator().manual_seed(3)), weights)
     out = tmp_path / "metrics.json"
-    assert run_cli("--generated", clips["gen"], "--syncnet", weights, "--out", out) == 0
+    assert run_cli(clips["gen"], "--syncnet", weights, "--out", out) == 0
     metrics = json.loads(out.read_text())["metrics"]
     assert metrics["lse_d"] > 0 and metrics["lse_c"] >= 0 and abs(metrics["sync_offset"]) <= 15
     assert "psnr" not in metrics
@@ -315,13 +315,13 @@ def test_cli_bad_input_is_one_line_naming_the_file(clips: dict[str, Path], tmp_p
     junk = tmp_path / "junk.mp4"
     junk.write_text("not a video")
     args = {
-        "unreadable": ["--generated", junk],
-        "length": ["--generated", clips["gen"], "--reference", clips["long"]],
-        "weights": ["--generated", clips["gen"], "--syncnet", tmp_path / "nothing.model"],
-        "bare_flag": ["--generated", clips["gen"], "--checkpoints-dir", tmp_path, "--syncnet"],
-        "no_audio": ["--generated", clips["ref"], "--syncnet", tmp_path / "nothing.model"],
-        "landmarks": ["--generated", clips["gen"], "--generated-landmarks", clips["ref_motion"]],
-        "fan": ["--generated", clips["gen"], "--landmarks-backend", "fan", "--checkpoints-dir", tmp_path],
+        "unreadable": [junk],
+        "length": [clips["gen"], "--reference", clips["long"]],
+        "weights": [clips["gen"], "--syncnet", tmp_path / "nothing.model"],
+        "bare_flag": [clips["gen"], "--checkpoints-dir", tmp_path, "--syncnet"],
+        "no_audio": [clips["ref"], "--syncnet", tmp_path / "nothing.model"],
+        "landmarks": [clips["gen"], "--generated-landmarks", clips["ref_motion"]],
+        "fan": [clips["gen"], "--landmarks-backend", "fan", "--checkpoints-dir", tmp_path],
     }[case]
     assert run_cli(*args, "--out", tmp_path / "m.json") == 1
     error = capsys.readouterr().err.strip()
@@ -367,15 +367,15 @@ def test_cli_takes_the_reference_from_a_workspace_tail(workspace: Path, tmp_path
     landmarks = np.load(workspace / "landmarks.npy")[8:]
     np.save(tmp_path / "gen_lm.npy", landmarks)
     out = tmp_path / "metrics.json"
-    assert run_cli("--generated", tmp_path / "gen.mp4", "--workspace", workspace,
+    assert run_cli(tmp_path / "gen.mp4", "--workspace", workspace,
                    "--generated-landmarks", tmp_path / "gen_lm.npy", "--out", out) == 0
     tail = json.loads(out.read_text())["metrics"]
     assert tail["frames"] == 12 and tail["psnr"] > 20 and tail["lmd"] == pytest.approx(0.0, abs=1e-5)
     expected = pose_statistics(motion_from_coeffs(coeffs[8:])[:, MOTION_ANGLES])
     assert tail["reference_pose_std_y"] == pytest.approx(expected["std"][1], rel=1e-5)
-    assert run_cli("--generated", tmp_path / "gen.mp4", "--workspace", workspace, "--start", 0, "--out", out) == 0
+    assert run_cli(tmp_path / "gen.mp4", "--workspace", workspace, "--start", 0, "--out", out) == 0
     assert json.loads(out.read_text())["metrics"]["psnr"] < tail["psnr"] - 5
-    assert run_cli("--generated", tmp_path / "gen.mp4", "--workspace", workspace, "--start", 10, "--out", out) == 1
+    assert run_cli(tmp_path / "gen.mp4", "--workspace", workspace, "--start", 10, "--out", out) == 1
 
 
 def test_evaluate_reports_lip_sync_and_needs_audio_for_it() -> None:
@@ -394,9 +394,9 @@ def test_cli_uses_the_window_crops_when_the_video_has_their_size(workspace: Path
     media.write_video(tmp_path / "gen.mp4", crops[8:])
     np.save(tmp_path / "gen_lm.npy", (landmarks[8:] - 8) * 2)  # the same points in crop pixels
     out = tmp_path / "metrics.json"
-    assert run_cli("--generated", tmp_path / "gen.mp4", "--workspace", workspace,
+    assert run_cli(tmp_path / "gen.mp4", "--workspace", workspace,
                    "--generated-landmarks", tmp_path / "gen_lm.npy", "--out", out) == 0
     metrics = json.loads(out.read_text())["metrics"]
     assert metrics["psnr"] > 20 and metrics["face_lmd"] == pytest.approx(0.0, abs=1e-4)
     media.write_video(tmp_path / "odd.mp4", crops[8:, :40, :40])
-    assert run_cli("--generated", tmp_path / "odd.mp4", "--workspace", workspace, "--out", out) == 1
+    assert run_cli(tmp_path / "odd.mp4", "--workspace", workspace, "--out", out) == 1

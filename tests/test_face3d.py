@@ -397,7 +397,7 @@ def _fake_raw(folder, n_full=300, n_trim=250, n_front=200, n_region=150, dim=79,
 def test_converter_builds_the_front_model_from_raw_files(tmp_path):
     raw = _fake_raw(tmp_path)
     out = tmp_path / "out" / "BFM_model_front.mat"
-    assert cli_main(["bfm", "convert", "--raw-dir", str(tmp_path), "--out", str(out)]) == 0
+    assert cli_main(["bfm", "convert", str(tmp_path), "--out", str(out)]) == 0
     model = bfm.read_bfm(out)
     n = len(raw["front"])
     assert model["meanshape"].shape == (1, 3 * n) and model["idBase"].shape == (3 * n, 80)
@@ -429,7 +429,7 @@ def test_converter_lists_every_missing_raw_file(tmp_path):
     message = str(error.value)
     assert "01_MorphableModel.mat (Basel Face Model 2009" in message and "Exp_Pca.bin (Guo" in message
     assert "std_exp.txt" not in message and not (tmp_path / "out.mat").exists()
-    assert cli_main(["bfm", "convert", "--raw-dir", str(tmp_path), "--out", str(tmp_path / "o.mat")]) == 1
+    assert cli_main(["bfm", "convert", str(tmp_path), "--out", str(tmp_path / "o.mat")]) == 1
 
 
 def test_converter_checks_the_expression_file_size(tmp_path):

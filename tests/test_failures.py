@@ -65,10 +65,10 @@ def clip(tmp_path_factory) -> Path:
 def test_an_unwritable_output_is_one_line_naming_it_in_every_command(clip, tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "afile"
     blocker.write_text("a file where a folder should be")
-    fails(capsys, ["media", "convert", clip, blocker / "out.mp4"], blocker)
+    fails(capsys, ["media", "convert", clip, "--out", blocker / "out.mp4"], blocker)
     fails(capsys, ["audio", "features", clip, "--out", blocker / "sub" / "f.npy"], blocker)
     fails(capsys, ["bfm", "synth", "--out", blocker / "m.mat", "--vertices", "600"], blocker)
-    fails(capsys, ["eval", "--generated", clip, "--reference", clip, "--out", blocker / "m.json"], blocker)
+    fails(capsys, ["eval", clip, "--reference", clip, "--out", blocker / "m.json"], blocker)
     # A read-only folder (simulated: the tests may run as root, who writes anywhere): the line names
     # the file asked for, not the hidden temporary beside it.
     import tempfile
@@ -77,7 +77,7 @@ def test_an_unwritable_output_is_one_line_naming_it_in_every_command(clip, tmp_p
         raise PermissionError(13, "Permission denied", str(Path(dir) / ".out.123.x.tmp.mp4"))
 
     monkeypatch.setattr(tempfile, "mkstemp", refused)
-    err = fails(capsys, ["media", "convert", clip, tmp_path / "ro" / "out.mp4"], tmp_path / "ro" / "out.mp4")
+    err = fails(capsys, ["media", "convert", clip, "--out", tmp_path / "ro" / "out.mp4"], tmp_path / "ro" / "out.mp4")
     assert "permission denied" in err and ".tmp" not in err
     assert leftovers(tmp_path) == []
 
@@ -90,7 +90,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_by_the_next(clip, tmp_pat
     stale.write_bytes(b"half a video" * 1000)
     live = tmp_path / f".out.{os.getpid()}.a1b2.tmp.mp4"  # a run still writing (this process)
     live.write_bytes(b"x")
-    assert cli(["media", "convert", str(clip), str(out), "--max-frames", "5"]) == 0
+    assert cli(["media", "convert", str(clip), "--out", str(out), "--max-frames", "5"]) == 0
     assert not stale.exists() and live.exists() and out.is_file()
 
 
@@ -101,7 +101,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_by_the_next(clip, tmp_pat
 def test_invalid_values_are_one_line_naming_the_flag(clip, tmp_path, capsys):
     fails(capsys, ["bfm", "synth", "--out", tmp_path / "m.mat", "--vertices", "10000000000"], "10000000000")
     fails(capsys, ["bfm", "synth", "--out", tmp_path / "m.mat", "--seed", "-1"], "seed")
-    fails(capsys, ["infer", "--person", "x", "--audio", clip, "--out", tmp_path / "o.mp4",
+    fails(capsys, ["infer", clip, "--person", "x", "--out", tmp_path / "o.mp4",
                    "--set", "chunk_frames=[1,"], "--set chunk_frames=[1,", "not valid YAML")
     assert not (tmp_path / "m.mat").exists()
 
@@ -113,10 +113,10 @@ def test_invalid_values_are_one_line_naming_the_flag(clip, tmp_path, capsys):
 def test_a_checkpoint_that_is_not_one_is_named_without_pytorch_advice(clip, tmp_path, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(bytes(range(256)) * 40)
-    err = fails(capsys, ["motion", "predict", "--checkpoint", garbage, "--audio", clip, "--out", tmp_path / "m.npy"],
+    err = fails(capsys, ["motion", "predict", clip, "--checkpoint", garbage, "--out", tmp_path / "m.npy"],
                 garbage, "not a talkface checkpoint")
     assert "weights_only" not in err
-    fails(capsys, ["motion", "predict", "--checkpoint", tmp_path, "--audio", clip, "--out", tmp_path / "m.npy"],
+    fails(capsys, ["motion", "predict", clip, "--checkpoint", tmp_path, "--out", tmp_path / "m.npy"],
           "is a directory, not a talkface checkpoint file")
 
 
@@ -124,9 +124,9 @@ def test_missing_rnet_advice_names_the_way_each_command_sets_it(tmp_path, capsys
     (tmp_path / "lrw" / "WORD" / "train").mkdir(parents=True)
     config = tmp_path / "pre.yaml"
     config.write_text(f"rnet: {tmp_path / 'absent.pt'}\n")
-    err = fails(capsys, ["lrw", "preprocess", "--root", tmp_path / "lrw", "--out", tmp_path / "cache",
-                         "--preprocess-config", config], tmp_path / "absent.pt", "R-Net")
-    assert "lrw preprocess: rnet in the --preprocess-config file" in err
+    err = fails(capsys, ["lrw", "preprocess", tmp_path / "lrw", "--out", tmp_path / "cache",
+                         "--config", config], tmp_path / "absent.pt", "R-Net")
+    assert "lrw preprocess: --set rnet=CKPT" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,9 +137,9 @@ def test_a_truncated_mp4_is_one_line_naming_it(clip, tmp_path, capsys):
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.3)])  # its index (in front) still says 6 s
-    for argv in (["media", "convert", cut, tmp_path / "out.mp4"],
+    for argv in (["media", "convert", cut, "--out", tmp_path / "out.mp4"],
                  ["audio", "features", cut, "--out", tmp_path / "f.npy"],
-                 ["eval", "--generated", cut, "--reference", clip, "--out", tmp_path / "m.json"]):
+                 ["eval", cut, "--reference", clip, "--out", tmp_path / "m.json"]):
         err = fails(capsys, argv, cut, "truncated or damaged")
         assert "6.00 s" in err
     assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
@@ -211,12 +211,12 @@ def test_eval_refuses_motion_that_does_not_fit_its_video(clip, tmp_path, capsys)
     short, nan = tmp_path / "short.npy", tmp_path / "nan.npy"
     np.save(short, np.zeros((10, 70), np.float32))
     np.save(nan, np.full((150, 70), np.nan, np.float32))
-    base = ["eval", "--generated", clip, "--out", tmp_path / "m.json"]
+    base = ["eval", clip, "--out", tmp_path / "m.json"]
     fails(capsys, base + ["--generated-motion", short], short, "10")
     fails(capsys, base + ["--generated-motion", nan], nan, "not finite")
     other = tmp_path / "other.mp4"
     write_video(other, np.zeros((150, 32, 32, 3), np.uint8))
-    fails(capsys, ["eval", "--generated", clip, "--reference", other, "--out", tmp_path / "m.json"], other)
+    fails(capsys, ["eval", clip, "--reference", other, "--out", tmp_path / "m.json"], other)
     assert not (tmp_path / "m.json").exists()
 
 
@@ -285,14 +285,14 @@ def world(tmp_path_factory) -> dict:
     rnet = next((rnet_run / "checkpoints").glob("step_*.pt"))
     config = tiny_config(root, rnet, root / "people")
     landmarks = person / "truth" / "landmarks.npy"
-    assert cli(["finetune", str(person / "clip.mp4"), "--name", "ada", "--landmarks", str(landmarks),
+    assert cli(["person", str(person / "clip.mp4"), "--person", "ada", "--landmarks", str(landmarks),
                 "--config", str(config)]) == 0
     return {"root": root, "person": person, "config": config, "people": root / "people", "rnet": rnet,
             "landmarks": landmarks, "heldout": root / "heldout.wav", "silence": root / "silence.wav"}
 
 
 def infer(people: Path, audio: Path, out: Path, *extra: object) -> int:
-    return cli(["infer", "--person", "ada", "--audio", str(audio), "--out", str(out),
+    return cli(["infer", str(audio), "--person", "ada", "--out", str(out),
                 "--set", f"people_dir={people}", "--set", "device=cpu", *map(str, extra)])
 
 
@@ -310,7 +310,7 @@ def test_a_copied_or_moved_person_works_and_a_swapped_checkpoint_is_refused(worl
     gan = moved / "ada" / record["stages"]["gan"]["outputs"]["checkpoint"]
     shutil.copy(moved / "ada" / record["stages"]["motion"]["outputs"]["checkpoint"], gan)
     capsys.readouterr()
-    fails(capsys, ["infer", "--person", "ada", "--audio", world["heldout"], "--out", tmp_path / "swapped.mp4",
+    fails(capsys, ["infer", world["heldout"], "--person", "ada", "--out", tmp_path / "swapped.mp4",
                    "--set", f"people_dir={moved}", "--set", "device=cpu"], gan, "sha256")
     assert not (tmp_path / "swapped.mp4").exists()
 
@@ -320,20 +320,20 @@ def test_unwritable_outputs_and_invalid_controls_of_the_person_commands(world, t
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     motion = next((world["people"] / "ada" / "motion_finetune" / "checkpoints").glob("step_*.pt"))
-    predict = ["motion", "predict", "--checkpoint", motion, "--audio", world["heldout"], "--out", tmp_path / "m.npy"]
+    predict = ["motion", "predict", world["heldout"], "--checkpoint", motion, "--out", tmp_path / "m.npy"]
     fails(capsys, predict[:-1] + [blocker / "m.npy"], blocker)
     fails(capsys, ["motion", "finetune", world["people"] / "ada", "--set", f"run_dir={blocker / 'run'}",
                    "--set", "pretrained=null", "--set", "train.device=cpu"], blocker)
-    fails(capsys, ["infer", "--person", "ada", "--audio", world["heldout"], "--out", blocker / "o.mp4",
+    fails(capsys, ["infer", world["heldout"], "--person", "ada", "--out", blocker / "o.mp4",
                    "--set", f"people_dir={world['people']}", "--set", "device=cpu"], blocker)
-    fails(capsys, ["finetune", world["person"] / "clip.mp4", "--name", "bob", "--config", world["config"],
+    fails(capsys, ["person", world["person"] / "clip.mp4", "--person", "bob", "--config", world["config"],
                    "--landmarks", world["landmarks"], "--set", f"people_dir={blocker}"], blocker)
     # 4. non-finite controls, 5. out-of-range values: refused where they enter, naming the flag
     fails(capsys, predict + ["--head-motion-scale", "nan"], "--head-motion-scale")
     fails(capsys, predict + ["--expression-scale", "inf"], "--expression-scale")
     fails(capsys, predict + ["--seed", "-3"], "--seed")
     fails(capsys, predict + ["--chunk-frames", "0"], "--chunk-frames")
-    fails(capsys, ["infer", "--person", "ada", "--audio", world["heldout"], "--out", tmp_path / "o.mp4",
+    fails(capsys, ["infer", world["heldout"], "--person", "ada", "--out", tmp_path / "o.mp4",
                    "--set", f"people_dir={world['people']}", "--seed", "-1"], "--seed")
     assert not (tmp_path / "m.npy").exists() and not (tmp_path / "o.mp4").exists()
     assert leftovers(tmp_path) == [] and leftovers(world["people"]) == []
@@ -352,7 +352,7 @@ def test_bad_landmarks_name_the_npy_and_leave_no_workspace(world, tmp_path, caps
     assert not (tmp_path / "ws_far").exists() and not (tmp_path / "ws_nan").exists()
     # The same through finetune: no person folder is left.
     people = tmp_path / "people"
-    fails(capsys, ["finetune", world["person"] / "clip.mp4", "--name", "far", "--config", world["config"],
+    fails(capsys, ["person", world["person"] / "clip.mp4", "--person", "far", "--config", world["config"],
                    "--landmarks", far, "--set", f"people_dir={people}"], far)
     # (A clip shorter than preprocess.frames is fine-tuned on what it has: tests/test_pretrain_synthetic.py.)
     assert not people.exists() or list(people.iterdir()) == []

@@ -61,7 +61,7 @@ def general_motion_model(root: Path) -> Path:
     lrw = root / "lrw"
     write_lrw(lrw, words=2, clips_per_word=2, seed=3, splits=("train", "val"), engine="builtin", progress=False,
               with_frames=False)
-    assert cli(["lrw", "preprocess", "--root", str(lrw), "--out", str(root / "cache"), "--coeffs", "truth",
+    assert cli(["lrw", "preprocess", str(lrw), "--out", str(root / "cache"), "--coeffs", "truth",
                 "--quiet"]) == 0
     run = root / "motion_lrw"
     assert cli(["motion", "pretrain", "--set", f"cache={root / 'cache'}", "--set", f"run_dir={run}",

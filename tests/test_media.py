@@ -256,8 +256,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], Path, str]]:
         "text as mp4": (["media", "info", str(text)], text, "cannot read"),
         "zero-length wav": (["media", "info", str(empty)], empty, "empty file"),
         "wav without samples": (["media", "info", str(no_samples)], no_samples, "no samples"),
-        "audio-only as video": (["media", "convert", str(audio_only), out], audio_only, "no video stream"),
-        "convert missing": (["media", "convert", str(missing), out], missing, "no such file"),
+        "audio-only as video": (["media", "convert", str(audio_only), "--out", out], audio_only, "no video stream"),
+        "convert missing": (["media", "convert", str(missing), "--out", out], missing, "no such file"),
     }
 
 
@@ -286,7 +286,7 @@ def test_cli_info_and_convert(tmp_path: Path, capsys) -> None:
     assert "64x48, 30 fps" in out and "33 at 25 fps" in out and "16000 Hz, mono, 1.300 s" in out
 
     short = tmp_path / "short.mp4"
-    assert main(["media", "convert", str(clip), str(short), "--max-frames", "10"]) == 0
+    assert main(["media", "convert", str(clip), "--out", str(short), "--max-frames", "10"]) == 0
     info = media.probe_video(short)
     assert (info.fps, info.has_audio) == (25.0, True)
     assert media.count_frames(short) == 10

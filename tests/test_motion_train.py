@@ -104,7 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def cache(world: dict) -> Path:
     out = world["base"] / "cache"
-    assert cli("lrw", "preprocess", "--root", world["root"], "--out", out, "--coeffs", "truth", "--quiet") == 0
+    assert cli("lrw", "preprocess", world["root"], "--out", out, "--coeffs", "truth", "--quiet") == 0
     return out
 
 
@@ -163,7 +163,7 @@ def test_rerun_skips_current_records_and_redoes_missing_and_stale_ones(world: di
     first[0].unlink()  # as if the run had been killed before this clip
     write_record(first[1], read_record(first[1]), "made-with-other-settings")  # its key no longer matches
     capsys.readouterr()
-    assert cli("lrw", "preprocess", "--root", world["root"], "--out", cache, "--coeffs", "truth", "--quiet") == 0
+    assert cli("lrw", "preprocess", world["root"], "--out", cache, "--coeffs", "truth", "--quiet") == 0
     assert "2 written, 28 already done, 1 bad" in capsys.readouterr().out
     assert stored_key(first[1]) not in (None, "made-with-other-settings")
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in first[2:])
@@ -173,7 +173,7 @@ def test_shards_partition_the_clips(world: dict, monkeypatch: pytest.MonkeyPatch
     got = []
     for index in range(2):
         out = world["base"] / f"shard{index}"
-        assert cli("lrw", "preprocess", "--root", world["root"], "--out", out, "--coeffs", "truth",
+        assert cli("lrw", "preprocess", world["root"], "--out", out, "--coeffs", "truth",
                    "--shard", f"{index}/2", "--quiet") == 0
         got.append({str(p.relative_to(out / "records").with_suffix(".mp4")) for p in (out / "records").rglob("*.npz")})
     assert not got[0] & got[1] and sorted(got[0] | got[1]) == world["sources"]
@@ -185,13 +185,13 @@ def test_shards_partition_the_clips(world: dict, monkeypatch: pytest.MonkeyPatch
 
 
 def test_bad_preprocess_arguments_are_one_line_errors(world: dict, capsys: pytest.CaptureFixture) -> None:
-    assert cli("lrw", "preprocess", "--root", world["base"] / "nowhere", "--out", world["base"] / "x",
+    assert cli("lrw", "preprocess", world["base"] / "nowhere", "--out", world["base"] / "x",
                "--coeffs", "truth") == 1
-    assert cli("lrw", "preprocess", "--root", world["root"], "--out", world["base"] / "x", "--shard", "2/2") == 1
+    assert cli("lrw", "preprocess", world["root"], "--out", world["base"] / "x", "--shard", "2/2") == 1
     config = world["base"] / "recon.yaml"
     config.write_text(f"rnet: {world['base'] / 'missing_rnet.pth'}\n")
-    assert cli("lrw", "preprocess", "--root", world["root"], "--out", world["base"] / "recon_cache",
-               "--preprocess-config", config) == 1  # once, up front: not one bad clip per clip
+    assert cli("lrw", "preprocess", world["root"], "--out", world["base"] / "recon_cache",
+               "--config", config) == 1  # once, up front: not one bad clip per clip
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("talkface: error:") for e in errors)
     assert "missing R-Net weights" in errors[2] and not (world["base"] / "recon_cache").exists()
@@ -385,10 +385,10 @@ def test_predict_writes_one_row_per_audio_frame(world: dict, finetuned: Path, tm
     checkpoint = finetuned / "checkpoints" / "step_0000150.pt"
     out = tmp_path / "motion.npy"
     audio = world["person"] / "audio.wav"
-    assert cli("motion", "predict", "--checkpoint", checkpoint, "--audio", audio, "--out", out) == 0
+    assert cli("motion", "predict", audio, "--checkpoint", checkpoint, "--out", out) == 0
     motion = np.load(out)
     assert motion.shape == (350, 70) and motion.dtype == np.float32 and np.isfinite(motion).all()
-    assert cli("motion", "predict", "--checkpoint", checkpoint, "--audio", audio, "--out", out,
+    assert cli("motion", "predict", audio, "--checkpoint", checkpoint, "--out", out,
                "--pose-source", "reference", "--reference", world["person"]) == 0
     np.testing.assert_allclose(np.load(out)[:, MOTION_POSE], load_person(world["person"]).motion[:, MOTION_POSE], atol=1e-6)
 
@@ -397,8 +397,8 @@ def test_silent_audio_gives_a_closed_still_mouth(world: dict, finetuned: Path, t
     silence = tmp_path / "silence.wav"
     write_wav(silence, np.zeros(2 * SAMPLE_RATE, np.float32))
     out = tmp_path / "silent.npy"
-    assert cli("motion", "predict", "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
-               "--audio", silence, "--out", out) == 0
+    assert cli("motion", "predict", silence, "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
+               "--out", out) == 0
     motion = np.load(out)[5:]  # after the recurrence settles on the constant input
     truth = load_person(world["person"]).motion
     jaw = EXPRESSION_DIRECTIONS["jaw_open"]
@@ -412,8 +412,8 @@ def test_too_short_audio_and_missing_coefficients_are_one_line_errors(world: dic
     short = tmp_path / "short.wav"
     write_wav(short, np.full(200, 0.1, np.float32))
     capsys.readouterr()
-    assert cli("motion", "predict", "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
-               "--audio", short, "--out", tmp_path / "m.npy") == 1
+    assert cli("motion", "predict", short, "--checkpoint", finetuned / "checkpoints" / "step_0000150.pt",
+               "--out", tmp_path / "m.npy") == 1
     empty = tmp_path / "workspace"
     empty.mkdir()
     assert cli("motion", "finetune", empty, "--pretrained", finetuned) == 1

@@ -1,4 +1,4 @@
-"""`talkface pretrain synthetic` at toy size, and what `talkface finetune` does with its general models:
+"""`talkface pretrain synthetic` at toy size, and what `talkface person` does with its general models:
 a short clip, a clip below the minimum, a photo, and the message when the general models are missing.
 
 The shipped configs/pretrain_synthetic.yaml is the real thing (about 10 minutes on 2 CPU cores);
@@ -103,7 +103,7 @@ def test_pretrain_synthetic_makes_loadable_general_models_and_resumes(general, c
 
 def test_finetune_without_general_models_names_the_pretrain_command_first(tmp_path, capsys):
     missing = tmp_path / "nowhere" / "motion_lrw.pt"
-    assert cli(["finetune", str(tmp_path / "clip.mp4"), "--name", "x", "--set", f"motion.pretrained={missing}"]) == 1
+    assert cli(["person", str(tmp_path / "clip.mp4"), "--person", "x", "--set", f"motion.pretrained={missing}"]) == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and str(missing) in error
     commands = [error.index(c) for c in ("talkface pretrain synthetic", "scripts/pretrain_lrw.sh",
@@ -113,13 +113,13 @@ def test_finetune_without_general_models_names_the_pretrain_command_first(tmp_pa
 
 @pytest.mark.slow
 def test_a_short_clip_is_fine_tuned_on_what_there_is_and_speaks(person, capsys):
-    assert cli(["finetune", str(person["clip"]), "--name", "short", "--config", str(person["config"]),
+    assert cli(["person", str(person["clip"]), "--person", "short", "--config", str(person["config"]),
                 "--landmarks", str(person["truth"] / "landmarks.npy")]) == 0
     assert f"fine-tuning on {CLIP_FRAMES} frames" in capsys.readouterr().out
     assert len(np.load(person["people"] / "short" / "frames.npy", mmap_mode="r")) == CLIP_FRAMES
 
     out = person["root"] / "short.mp4"
-    assert cli(["infer", "--person", "short", "--audio", str(person["speech"]), "--out", str(out),
+    assert cli(["infer", str(person["speech"]), "--person", "short", "--out", str(out),
                 "--set", f"people_dir={person['people']}", "--set", "device=cpu"]) == 0
     video = probe_video(out)
     assert video.has_audio and video.duration_s == pytest.approx(len(read_audio(person["speech"])) / 16000, abs=0.04)
@@ -135,7 +135,7 @@ def test_a_clip_below_the_minimum_is_refused_in_one_line(person, capsys):
     tiny = person["root"] / "tiny.mp4"
     write_video(tiny, read_video(person["clip"])[:minimum - 1],
                 audio=(read_audio(person["clip"])[:(minimum - 1) * 640], 16000))
-    assert cli(["finetune", str(tiny), "--name", "tiny", "--config", str(person["config"])]) == 1
+    assert cli(["person", str(tiny), "--person", "tiny", "--config", str(person["config"])]) == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and str(tiny) in error and f"at least {minimum}" in error
     assert not (person["people"] / "tiny").exists()  # refused before any work
@@ -149,12 +149,12 @@ def test_a_photo_becomes_a_person_that_infer_animates(person, capsys):
     iio.imwrite(photo, read_video(person["clip"], max_frames=1)[0])
     landmarks = person["root"] / "photo_landmarks.npy"
     np.save(landmarks, np.load(person["truth"] / "landmarks.npy")[:1])
-    assert cli(["finetune", str(photo), "--name", "still", "--config", str(person["config"]),
+    assert cli(["person", str(photo), "--person", "still", "--config", str(person["config"]),
                 "--landmarks", str(landmarks)]) == 0
     assert "keeps the general model" in capsys.readouterr().out
 
     out = person["root"] / "still.mp4"
-    assert cli(["infer", "--person", "still", "--audio", str(person["speech"]), "--out", str(out),
+    assert cli(["infer", str(person["speech"]), "--person", "still", "--out", str(out),
                 "--set", f"people_dir={person['people']}", "--set", "device=cpu"]) == 0
     video = probe_video(out)
     assert video.fps == pytest.approx(25.0) and video.has_audio
@@ -178,7 +178,7 @@ def test_finetune_script_picks_the_cpu_profile_without_a_gpu_unless_told(tmp_pat
     done = subprocess.run(["bash", str(REPO / "scripts" / "finetune.sh"), "clip.mp4", "ada", *extra],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:-1] == ["finetune", "clip.mp4", "--name", "ada", *expected]
+    assert done.stdout.split("\n")[:-1] == ["person", "clip.mp4", "--person", "ada", *expected]
 
 
 def test_an_image_without_a_face_is_refused_in_one_line_naming_it(person, capsys):
@@ -187,6 +187,6 @@ def test_an_image_without_a_face_is_refused_in_one_line_naming_it(person, capsys
     wall = person["root"] / "wall.png"  # smooth noise: texture, no face
     noise = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
     iio.imwrite(wall, np.repeat(np.repeat(noise, 16, axis=0), 16, axis=1))
-    assert cli(["finetune", str(wall), "--name", "wall", "--config", str(person["config"])]) == 1
+    assert cli(["person", str(wall), "--person", "wall", "--config", str(person["config"])]) == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and str(wall) in error and "no face" in error

@@ -68,9 +68,8 @@ def test_preprocess_without_rnet_runs_and_records_the_path_and_model(direct):
     assert coeffs["init"] == "direct" and coeffs["rnet_file"] is None and coeffs["morphable_model"] == "synthetic"
     # What infer and the GAN read (gan/data.py): the model that ran, not "auto".
     assert json.loads((workspace / "manifest.json").read_text())["config"]["morphable_model"] == "synthetic"
-    from talkface.gan.data import workspace_morphable_model
-
-    assert workspace_morphable_model(ws) == "synthetic"
+    assert face_model.recorded_morphable_model(ws.manifest) == "synthetic"
+    assert face_model.resolve_morphable_model("auto", face_model.recorded_morphable_model(ws.manifest)) == "synthetic"
     said = [line for line in log if "morphable model auto" in line]
     assert len(said) == 1 and "synthetic" in said[0]
     assert any("no R-Net weights, fitting the clip directly" in line for line in log)

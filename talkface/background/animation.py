@@ -11,7 +11,7 @@ docs/method.md, "Rendering". For each output frame:
    carried into the clip window's crop (the GAN's working size, 256 px) by the matched frame's
    map, aligned crop -> frame -> window. Both maps are scale + shift, so this is exact: the face
    of 'reassign' lands where that real frame's face is;
-3. render with the low-frequency (PCA) albedo, or the detailed albedo of one real frame;
+3. render with the low-frequency (PCA) albedo, as the released pipeline does;
 4. composite over the matched frame's window crop through the hole-filled alpha (composite.py);
 5. the GAN's 9-channel input windows (t, t-1, t-2).
 
@@ -29,13 +29,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from talkface.background.composite import N_WINDOW, composite, gan_input_windows
-from talkface.background.keyframes import SPEED, Mode, apply_pose_mode, plan_background
+from talkface.background.keyframes import Mode, apply_pose_mode, plan_background
 from talkface.errors import ConfigError, TalkfaceError
-from talkface.face3d.camera import Camera
 from talkface.face3d.coeffs import (
     GAMMA,
     IDENTITY,
@@ -44,26 +42,15 @@ from talkface.face3d.coeffs import (
     N_MOTION,
     TEXTURE,
     motion_from_coeffs,
-    split_coeffs,
     with_motion,
 )
-from talkface.face3d.lighting import shade
 from talkface.face3d.model import MorphableModel
 from talkface.recon.alignment import invert_transform
 from talkface.recon.window import Window, read_window
-from talkface.render.rasterize import rasterize
 from talkface.render.renderer import render
 
 LIGHTINGS = ("mean", "first")
-ALBEDOS = ("low", "detailed")
 CHUNK_FRAMES = 32  # frames per chunk: ~100 MiB of float images at 256 px, a few rasterizer batches
-# Detailed albedo: the SH irradiance it divides by is floored here, so a vertex in deep shadow
-# (where the image carries noise, not colour) cannot blow up to a bright albedo.
-MIN_SHADING = 0.15
-# A vertex is seen in the frame when its normal faces the camera at least this much (cos of ~78°:
-# grazing vertices sample the face's silhouette and background) and nothing nearer covers it.
-MIN_FACING = 0.2
-DEPTH_TOLERANCE = 0.02  # model units (decimetres): 2 mm, far below the face's depth, above fp32 noise
 
 
 @dataclass(frozen=True)
@@ -74,14 +61,12 @@ class Target:
     transforms: np.ndarray  # float64 [M, 2, 3], frame px -> aligned crop px
     window: Window  # the clip window: frame px -> window-crop px (out_size S)
     backgrounds: np.ndarray  # uint8 [M, S, S, 3], every frame cut by the window (a memory map is fine)
-    crops: np.ndarray | None = None  # uint8 [M, 224, 224, 3] aligned crops; only the detailed albedo reads them
     source: Path | None = None  # named in errors
 
     def __post_init__(self) -> None:
         m, s = len(self.coeffs), self.window.out_size
         bad = (self.coeffs.shape != (m, N_COEFFS) or self.transforms.shape != (m, 2, 3)
-               or self.backgrounds.shape != (m, s, s, 3) or m == 0
-               or (self.crops is not None and self.crops.shape != (m, 224, 224, 3)))
+               or self.backgrounds.shape != (m, s, s, 3) or m == 0)
         if bad:
             shapes = [list(np.shape(a)) for a in (self.coeffs, self.transforms, self.backgrounds)]
             raise TalkfaceError(f"inconsistent person data: coeffs, transforms, window crops {shapes} for a "
@@ -103,9 +88,8 @@ class Target:
             raise TalkfaceError(f"has {self.n_frames} frames; there is no frame {index}", self.source)
         index %= self.n_frames
         keep = slice(index, index + 1)
-        crops = None if self.crops is None else self.crops[keep]
         return replace(self, coeffs=self.coeffs[keep], transforms=self.transforms[keep],
-                       backgrounds=self.backgrounds[keep], crops=crops)
+                       backgrounds=self.backgrounds[keep])
 
 
 def load_target(workspace: str | Path) -> Target:
@@ -119,7 +103,6 @@ def load_target(workspace: str | Path) -> Target:
         transforms=ws.load_array("transforms.npy").astype(np.float64),
         window=read_window(ws.root),
         backgrounds=ws.load_array("window_crops.npy", mmap=True),
-        crops=ws.load_array("crops.npy", mmap=True),
         source=ws.root,
     )
 
@@ -156,8 +139,6 @@ def plan_animation(
     target: Target,
     motion: np.ndarray,
     mode: Mode = "reassign",
-    axis: int | Literal["all"] = 2,
-    speed: float = SPEED,
     lighting: Literal["mean", "first"] = "mean",
     silent: np.ndarray | None = None,
 ) -> AnimationPlan:
@@ -165,8 +146,8 @@ def plan_animation(
     `silent` (bool [T], frames without speech) holds the background still there (keyframes.match_background)."""
     motion = check_motion(motion)
     train_motion = motion_from_coeffs(target.coeffs)  # [M, 70]
-    indices, keyframes = plan_background(motion[:, MOTION_ANGLES], train_motion[:, MOTION_ANGLES], mode, axis, speed,
-                                         target.source, silent)
+    indices, keyframes = plan_background(motion[:, MOTION_ANGLES], train_motion[:, MOTION_ANGLES], mode, target.source,
+                                         silent)
     rendered = apply_pose_mode(motion, train_motion, indices, mode)  # [T, 70]
     return AnimationPlan(indices, keyframes, animation_coeffs(target, rendered, lighting))
 
@@ -185,40 +166,6 @@ def check_motion(motion: np.ndarray) -> np.ndarray:
     return motion
 
 
-def detailed_albedo(
-    model: MorphableModel, coeffs: np.ndarray | Tensor, crop: np.ndarray, backend: str = "auto"
-) -> Tensor:
-    """Per-vertex albedo [N, 3] from one real frame: its aligned crop uint8 [224, 224, 3] and coefficients [257].
-
-    docs/method.md, "Rendering": the image colour at each projected vertex divided by the SH
-    shading of that frame. Vertices the frame does not show (turned away, hidden by the nose or
-    cheek, outside the crop) keep the PCA albedo. The result is clipped to [0, 1].
-    """
-    device = model.mean_shape.device
-    row = torch.as_tensor(np.asarray(coeffs, np.float32), device=device).reshape(1, N_COEFFS)
-    camera = Camera()
-    with torch.no_grad():
-        mesh = model(row, camera)
-        image = torch.as_tensor(np.array(crop), device=device).permute(2, 0, 1)[None].float() / 255  # [1, 3, H, W]
-        size = image.shape[-1]
-        # grid_sample (align_corners=False) puts -1 and 1 on the image's outer edges: continuous px.
-        grid = (mesh.screen * (2.0 / size) - 1.0)[:, None]  # [1, 1, N, 2]
-        sampled = F.grid_sample(image, grid, mode="bilinear", align_corners=False)[0, :, 0].T  # [N, 3]
-        irradiance = shade(mesh.normals, torch.ones_like(mesh.albedo), split_coeffs(row).gamma)[0]  # [N, 3]
-        seen = _visible(model, mesh.screen[0], mesh.vertices[0, :, 2], mesh.normals[0], size, backend)
-        albedo = (sampled / irradiance.clamp(min=MIN_SHADING)).clamp(0.0, 1.0)
-        return torch.where(seen[:, None], albedo, mesh.albedo[0].clamp(0.0, 1.0))
-
-
-def _visible(model: MorphableModel, screen: Tensor, depth: Tensor, normals: Tensor, size: int, backend: str) -> Tensor:
-    """Bool [N]: the vertex faces the camera, projects inside the image and is the nearest surface there."""
-    fragments = rasterize(screen[None], depth[None], model.triangles, (size, size), backend)
-    pixel = screen.floor().long()  # [N, 2] the pixel containing the vertex
-    inside = ((pixel >= 0) & (pixel < size)).all(dim=1)
-    pixel = pixel.clamp(0, size - 1)
-    nearest = fragments.depth[0, pixel[:, 1], pixel[:, 0]]  # [N], 0 where uncovered
-    covered = fragments.mask[0, pixel[:, 1], pixel[:, 0]] > 0
-    return inside & covered & (depth <= nearest + DEPTH_TOLERANCE) & (normals[:, 2] >= MIN_FACING)
 
 
 @dataclass
@@ -241,30 +188,24 @@ def animate(
     plan: AnimationPlan,
     model: MorphableModel,
     chunk_frames: int = CHUNK_FRAMES,
-    albedo: Literal["low", "detailed"] = "low",
-    albedo_frame: int = 0,
     backend: str = "auto",
 ) -> Iterator[AnimationChunk]:
     """Render, composite and window the planned animation, `chunk_frames` output frames at a time.
 
-    Runs on the model's device. albedo "low" is the PCA texture (the released pipeline's choice,
-    docs/method.md); "detailed" takes the albedo of real frame `albedo_frame` (detailed_albedo) for
-    the whole animation, so pick a frame that shows the face frontally with the mouth closed.
+    Runs on the model's device.
     """
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     if len(plan.indices) and not 0 <= plan.indices.min() <= plan.indices.max() < target.n_frames:
         raise TalkfaceError(f"the plan's background frames run to {plan.indices.max()}, the target has "
                             f"{target.n_frames}; plan with this target", target.source)
-    albedo_map = _albedo(target, model, albedo, albedo_frame, backend)
     device, size = model.mean_shape.device, target.window.out_size
     history = torch.zeros(0, 3, size, size, device=device)  # the last N_WINDOW - 1 composited frames
     for start in range(0, len(plan.indices), chunk_frames):
         indices = plan.indices[start : start + chunk_frames]
         coeffs = torch.as_tensor(plan.coeffs[start : start + chunk_frames], device=device)
         with torch.no_grad():
-            rendered = render(coeffs, model, backend=backend, image_map=target.crop_to_window(indices), size=size,
-                              albedo=albedo_map)
+            rendered = render(coeffs, model, backend=backend, image_map=target.crop_to_window(indices), size=size)
             background = _backgrounds(target, indices, device)
             composited = composite(rendered.image, rendered.mask, background)
             stacked = torch.cat([history, composited])
@@ -272,18 +213,6 @@ def animate(
         history = stacked[-(N_WINDOW - 1):]
         yield AnimationChunk(start, indices, coeffs, rendered.image, rendered.mask, rendered.landmarks, background,
                              composited, windows)
-
-
-def _albedo(target: Target, model: MorphableModel, albedo: str, frame: int, backend: str) -> Tensor | None:
-    if albedo not in ALBEDOS:
-        raise ConfigError(f"unknown albedo {albedo!r}; expected one of {ALBEDOS}")
-    if albedo == "low":
-        return None
-    if target.crops is None:
-        raise TalkfaceError("the detailed albedo needs the aligned crops (crops.npy)", target.source)
-    if not 0 <= frame < target.n_frames:
-        raise TalkfaceError(f"albedo frame {frame} is not one of the {target.n_frames} frames", target.source)
-    return detailed_albedo(model, target.coeffs[frame], np.asarray(target.crops[frame]), backend)
 
 
 def _backgrounds(target: Target, indices: np.ndarray, device: torch.device) -> Tensor:

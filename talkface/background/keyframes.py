@@ -6,11 +6,10 @@ searched near the previous match; the frames in between replay the training clip
 match to the next (a time-warped replay). With mode 'reassign' each output frame then takes its
 background frame's pose, so the rendered head sits exactly where that frame's head was.
 
-`speed` is the fastest replay allowed, in training frames per output frame: after a keyframe
+SPEED is the fastest replay allowed, in training frames per output frame: after a keyframe
 matched at training frame I, a keyframe `period` output frames later is searched in
-[I - floor(speed * period), I + floor(speed * period)]. Between keyframes the index moves by at most
-ceil(speed) per frame (exactly `speed` when it is a whole number); speed=1 (the original's pipeline
-setting) never plays the real clip faster than real time, forwards or backwards.
+[I - SPEED * period, I + SPEED * period]. Between keyframes the index moves by at most one frame
+per output frame: the real clip never plays faster than real time, forwards or backwards.
 
 Beyond the original: where the predicted head holds still (between two keyframes it moves at less
 than STILL_FRACTION of the training clip's typical speed, as it does in silence), the background
@@ -33,7 +32,11 @@ from talkface.face3d.coeffs import MOTION_POSE, N_MOTION
 WINDOW = 7  # Hanning window of the keyframe signal (docs/method.md)
 MAX_FRACTION = 0.1  # at most N/10 interior keyframes (docs/method.md)
 MIN_SPACING = 3  # keyframes closer than this many frames are merged (docs/method.md)
-SPEED = 1.0  # the original's pipeline (test_personalized) calls the matcher with speed=1
+SPEED = 1  # the original's pipeline (test_personalized) calls the matcher with speed=1
+# Keyframes are the extrema of the in-plane roll, the original's default axis; the roll tracked the
+# held-out pose better than the distance from rest on all three axes (benchmarks/bench_background.py:
+# 2.30 against 2.60 degrees mean error).
+ROLL = 2
 # One second at 25 fps: a shorter clip cannot replay even one nod (~0.5-1 s) of head motion; the
 # paper's clips have ~300 frames.
 MIN_TRAIN_FRAMES = 25
@@ -43,24 +46,12 @@ MIN_TRAIN_FRAMES = 25
 STILL_FRACTION = 0.25
 
 MODES = ("reassign", "predicted", "pingpong")
-AXES = (0, 1, 2, "all")
 Mode = Literal["reassign", "predicted", "pingpong"]
 
 
-def keyframe_signal(angles: np.ndarray, axis: int | Literal["all"] = 2) -> np.ndarray:
-    """The 1-D curve keyframes are found on: [T, 3] angles -> [T].
-
-    axis 0/1/2 picks pitch/yaw/roll (the original's default is 2, the in-plane roll). "all" is the
-    distance of the pose from the clip's mean pose, |angles[t] - mean(angles)|_2: its maxima are the
-    poses furthest from rest on any axis, its minima the returns through rest, so one signal (and
-    one N/10 budget) covers all three axes.
-    """
-    angles = _angles(angles, "angles")
-    if axis == "all":
-        return np.linalg.norm(angles - angles.mean(axis=0), axis=1)
-    if isinstance(axis, bool) or axis not in (0, 1, 2):
-        raise ConfigError(f"unknown keyframe axis {axis!r}; expected one of {AXES}")
-    return angles[:, axis].copy()
+def keyframe_signal(angles: np.ndarray) -> np.ndarray:
+    """The 1-D curve keyframes are found on: [T, 3] angles (pitch, yaw, roll) -> [T], the roll."""
+    return _angles(angles, "angles")[:, ROLL].copy()
 
 
 def smooth(signal: np.ndarray, window: int = WINDOW) -> np.ndarray:
@@ -144,14 +135,13 @@ def match_background(
     pred_angles: np.ndarray,
     train_angles: np.ndarray,
     keyframes: np.ndarray,
-    speed: float = SPEED,
     source: str | Path | None = None,
     silent: np.ndarray | None = None,
 ) -> np.ndarray:
     """Background frame index for each output frame: [T, 3], [M, 3], keyframes -> int64 [T] in [0, M).
 
     Keyframe 0 takes the training frame nearest to its predicted pose; each later keyframe the
-    nearest within +-floor(speed * period) of the previous match, period = output frames since the
+    nearest within +-SPEED * period of the previous match, period = output frames since the
     previous keyframe. Between keyframes the index is linearly interpolated and rounded half up.
     `keyframes` must be sorted and run from 0 to T-1 (as find_keyframes returns them). `source`
     names the training clip in the error raised when it is too short. `silent` (bool [T], frames
@@ -164,8 +154,6 @@ def match_background(
     keys = _check_keyframes(keyframes, len(pred))
     if silent is not None and len(silent) != len(pred):
         raise ValueError(f"silent has {len(silent)} frames, the predicted pose {len(pred)}")
-    if speed <= 0:
-        raise ValueError(f"speed must be > 0, got {speed}")
     matches = [nearest_pose(train, pred[keys[0]])]
     typical = float(np.median(pose_speed(train))) if len(train) > 1 else 0.0
     speed_per_frame = pose_speed(pred)  # [T - 1]
@@ -174,7 +162,7 @@ def match_background(
         if quiet or speed_per_frame[prev:key].mean() < STILL_FRACTION * typical:
             matches.append(matches[-1])  # the speaker is silent or the predicted head rests: the background holds
             continue
-        radius = int(np.floor(speed * (key - prev)))
+        radius = SPEED * (key - prev)
         lo, hi = max(0, matches[-1] - radius), min(len(train), matches[-1] + radius + 1)
         matches.append(lo + nearest_pose(train[lo:hi], pred[key]))
     return _interpolate(keys, np.asarray(matches, np.int64), len(pred))
@@ -209,8 +197,6 @@ def plan_background(
     pred_angles: np.ndarray,
     train_angles: np.ndarray,
     mode: Mode = "reassign",
-    axis: int | Literal["all"] = 2,
-    speed: float = SPEED,
     source: str | Path | None = None,
     silent: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,8 +207,8 @@ def plan_background(
     pred, train = _angles(pred_angles, "pred_angles"), _angles(train_angles, "train_angles")
     if mode == "pingpong":
         return pingpong_indices(len(pred), len(train)), np.zeros(0, np.int64)
-    keys = find_keyframes(keyframe_signal(pred, axis))
-    return match_background(pred, train, keys, speed, source, silent), keys
+    keys = find_keyframes(keyframe_signal(pred))
+    return match_background(pred, train, keys, source, silent), keys
 
 
 def apply_pose_mode(pred_motion: np.ndarray, train_motion: np.ndarray, indices: np.ndarray, mode: Mode) -> np.ndarray:

@@ -11,8 +11,7 @@ What degrades against a ~10 s clip of the person:
   rendered face moves off it (e.g. behind a turned cheek or a lowered chin), and what the face
   covered in the photo (ear, hair, collar) is never seen;
 - lighting is fixed to the photo's one estimate, and identity, texture and lighting come from a
-  single view, so errors of that one reconstruction are not averaged out (the detailed albedo, if
-  used, is that one view's colours, including anything covering the face);
+  single view, so errors of that one reconstruction are not averaged out;
 - the GAN sees the same background every frame, with no real temporal variation to learn from.
 
 Make the target with `Target.frame(i)` from a workspace (any frame of a clip, or the only frame of a

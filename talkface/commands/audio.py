@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("audio", help="audio features")
     commands = group.add_subparsers(dest="audio_command", metavar="COMMAND", required=True)
 
-    features = commands.add_parser(
-        "features",
+    features = add_command(
+        commands, "features", ["talkface audio features speech.wav --out windows.npy"],
         help="per-video-frame 28x12 MFCC windows of an audio or video file",
         description="Write the [T, 28, 12] float32 MFCC windows (one per 25 fps video frame) of "
         "AUDIO's soundtrack, resampled to 16 kHz mono, as .npy, with a .json record beside it.",

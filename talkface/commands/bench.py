@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command, add_config_arguments, load_command_config
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="throughput and peak memory of each stage on this device (synthetic data, paper sizes)")
+    parser = add_command(
+        subparsers, "bench",
+        ["talkface bench", "talkface bench --set frames=50 --set stages=[render,gan] --out bench.json"],
+        help="throughput and peak memory of each stage on this device (synthetic data, paper sizes)",
+        description="Stages, sizes and device are the fields of BenchConfig (talkface/pipelines/bench.py): "
+                    "frames, window_size, frame_size, refine_steps, device, stages.",
+    )
     parser.add_argument("--out", default=None, metavar="JSON",
                         help="result file (default: benchmarks/results/pipeline_<cpu|cuda>.json)")
-    # None: BenchConfig's default (talkface/pipelines/bench.py), which the help cannot show without torch.
-    parser.add_argument("--frames", type=int, default=None, help="frames of clip and video (default 100)")
-    parser.add_argument("--window-size", type=int, default=None, help="GAN resolution (default 256)")
-    parser.add_argument("--refine-steps", type=int, default=None, help="preprocess refinement steps (default 800)")
-    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
-                        help="preprocess motion render gan end_to_end (default: all)")
+    add_config_arguments(parser, None, "talkface.pipelines.bench:BenchConfig", "frames=50")
     parser.set_defaults(handler=_bench)
 
 
@@ -24,15 +25,9 @@ def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from talkface.benchmarking import write_result
-    from talkface.errors import ConfigError
-    from talkface.pipelines.bench import BenchConfig, run_bench
+    from talkface.pipelines.bench import run_bench
 
-    given = {"frames": args.frames, "window_size": args.window_size, "refine_steps": args.refine_steps,
-             "device": args.device, "stages": tuple(args.stages) if args.stages else None}
-    config = BenchConfig(**{k: v for k, v in given.items() if v is not None})
-    if config.frames < 25 or config.window_size < 64:
-        raise ConfigError("--frames must be at least 25 and --window-size at least 64")
-    result = run_bench(config)
+    result = run_bench(load_command_config(args))
     kind = "cuda" if not result["device"].startswith("CPU") else "cpu"
     out = Path(args.out) if args.out else Path("benchmarks/results") / f"pipeline_{kind}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

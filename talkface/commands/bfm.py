@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command
+
 DEFAULT_RAW_DIR = "checkpoints/BFM"
 DEFAULT_MODEL = "checkpoints/BFM/BFM_model_front.mat"
 
@@ -12,24 +14,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("bfm", help="the 3D morphable face model (BFM or synthetic)")
     commands = group.add_subparsers(dest="bfm_command", metavar="COMMAND", required=True)
 
-    convert = commands.add_parser(
-        "convert", help="build BFM_model_front.mat from the raw BFM files",
+    convert = add_command(
+        commands, "convert", [f"talkface bfm convert {DEFAULT_RAW_DIR} --out {DEFAULT_MODEL}"],
+        help="build BFM_model_front.mat from the raw BFM files",
         description="Build the front-face model (35,709 vertices) from 01_MorphableModel.mat, "
         "Exp_Pca.bin, std_exp.txt, BFM_front_idx.mat, BFM_exp_idx.mat and facemodel_info.mat "
         "(checkpoints/README.md says where to get each).",
     )
-    convert.add_argument("--raw-dir", default=DEFAULT_RAW_DIR, metavar="DIR",
+    convert.add_argument("raw_dir", nargs="?", default=DEFAULT_RAW_DIR, metavar="RAW_DIR",
                          help=f"folder holding the raw files (default: {DEFAULT_RAW_DIR})")
     convert.add_argument("--out", default=DEFAULT_MODEL, metavar="MAT", help=f"output (default: {DEFAULT_MODEL})")
     convert.set_defaults(handler=_convert)
 
-    synth = commands.add_parser("synth", help="write the synthetic morphable model in the same format")
+    synth = add_command(commands, "synth", ["talkface bfm synth --out synthetic.mat --vertices 4000"],
+                        help="write the synthetic morphable model in the same format")
     synth.add_argument("--out", required=True, metavar="MAT", help="output .mat file")
     synth.add_argument("--vertices", type=int, default=4000, metavar="N", help="about N vertices (default: 4000)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the random bases (default: 0)")
     synth.set_defaults(handler=_synth)
 
-    info = commands.add_parser("info", help="validate a BFM_model_front.mat and print its sizes")
+    info = add_command(commands, "info", [f"talkface bfm info {DEFAULT_MODEL}"],
+                       help="validate a BFM_model_front.mat and print its sizes")
     info.add_argument("file", nargs="?", default=DEFAULT_MODEL, metavar="MAT",
                       help=f"model file (default: {DEFAULT_MODEL})")
     info.set_defaults(handler=_info)

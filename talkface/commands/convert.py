@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command
+
 DEFAULT_OUT = "checkpoints/general"
 
 
@@ -11,15 +13,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("convert", help="weights released by other projects -> talkface checkpoints")
     commands = group.add_subparsers(dest="convert_command", metavar="COMMAND", required=True)
 
-    original = commands.add_parser(
-        "original", help="Yi et al.'s general models (ATC_net, N_net_G/D/mem.pth) -> motion_lrw.pt, gan_lrw.pt",
+    original = add_command(
+        commands, "original",
+        ["talkface convert original atcnet_lstm_general.pth 0_net_G.pth 0_net_D.pth 0_net_mem.pth",
+         "talkface convert original 0_net_G.pth 0_net_D.pth 0_net_mem.pth --identity-encoder arcface --out general"],
+        help="Yi et al.'s general models (ATC_net, N_net_G/D/mem.pth) -> motion_lrw.pt, gan_lrw.pt",
         description="Convert the original project's audio network and/or its memory GAN (generator, "
-        "discriminator and memory together) into the general models `talkface finetune` starts from "
+        "discriminator and memory together) into the general models `talkface person` starts from "
         "(checkpoints/README.md says where the files come from).",
     )
     original.add_argument("files", nargs="+", metavar="FILE",
                           help="atcnet_lstm_general.pth, 0_net_G.pth, 0_net_D.pth, 0_net_mem.pth (any order)")
-    original.add_argument("--out-dir", default=DEFAULT_OUT, metavar="DIR",
+    original.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                           help=f"where motion_lrw.pt and gan_lrw.pt go (default: {DEFAULT_OUT}, "
                           "where configs/person.yaml looks)")
     original.add_argument("--identity-encoder", choices=("learned", "arcface"), default="learned",
@@ -35,6 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _original(args: argparse.Namespace) -> int:
     from talkface.convert.original import convert_original
 
-    for path in convert_original(args.files, args.out_dir, args.identity_encoder, args.identity_weights):
+    for path in convert_original(args.files, args.out, args.identity_encoder, args.identity_weights):
         print(f"wrote {path}")
     return 0

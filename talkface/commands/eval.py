@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval", help="score a generated video against a reference video or a workspace's held-out frames",
+    parser = add_command(
+        subparsers, "eval",
+        ["talkface eval out.mp4 --reference real.mp4 --out metrics.json",
+         "talkface eval out.mp4 --workspace work/alice --landmarks-backend auto --syncnet --out metrics.json"],
+        help="score a generated video against a reference video or a workspace's held-out frames",
         description="Computes every metric its inputs allow and writes them as JSON; see talkface/evaluation.py.",
     )
-    parser.add_argument("--generated", required=True, metavar="MP4", help="the generated video")
+    parser.add_argument("generated", metavar="GENERATED", help="the generated video")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--reference", default=None, metavar="MP4", help="the real video, frame-aligned")
     source.add_argument("--workspace", default=None, metavar="DIR",

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments, load_command_config
+from talkface.commands.common import add_command, add_config_arguments, load_command_config
 
 DEFAULT_CONFIG = "heldout.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "heldout", help="held-out evaluation: fine-tune on a clip's first frames, score the generated rest",
+    parser = add_command(
+        subparsers, "heldout",
+        ["talkface heldout clip.mp4 --out eval_alice",
+         "talkface heldout clip.mp4 --out eval_alice --config configs/heldout_cpu.yaml --train-frames 150"],
+        help="held-out evaluation: fine-tune on a clip's first frames, score the generated rest",
         description="Fine-tunes a person on the first N frames (default 300, or 75 percent of a shorter clip), generates "
                     "the remaining frames from their own audio and scores them against the real frames: mouth LMD "
                     "(the same landmark detector on both), PSNR/SSIM of the GAN against the composited render on the "
@@ -25,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="frames to fine-tune on (default: the config's, 300 or 75%% of a shorter clip)")
     parser.add_argument("--landmarks", default=None, metavar="NPY",
                         help="landmarks [T, 68, 2] of the whole clip (frame pixels) instead of detecting them")
-    add_config_arguments(parser, DEFAULT_CONFIG)
+    add_config_arguments(parser, DEFAULT_CONFIG, "talkface.pipelines.heldout:HeldoutConfig", "person.gan.epochs=30")
     parser.set_defaults(handler=_heldout)
 
 
@@ -33,9 +36,9 @@ def _heldout(args: argparse.Namespace) -> int:
     import dataclasses
 
     from talkface.errors import ConfigError
-    from talkface.pipelines.heldout import HeldoutConfig, run_heldout
+    from talkface.pipelines.heldout import run_heldout
 
-    config = load_command_config(HeldoutConfig, args)
+    config = load_command_config(args)
     try:
         if args.train_frames is not None:
             config = dataclasses.replace(config, train_frames=args.train_frames)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from talkface.commands.common import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("media", help="inspect and normalise audio/video files")
     commands = group.add_subparsers(dest="media_command", metavar="SUBCOMMAND", required=True)
 
-    info = commands.add_parser("info", help="print size, frame rate, duration, 25 fps frame count and audio")
+    info = add_command(commands, "info", ["talkface media info clip.mov"],
+                       help="print size, frame rate, duration, 25 fps frame count and audio")
     info.add_argument("file", help="a video or audio file")
     info.set_defaults(handler=run_info)
 
-    convert = commands.add_parser(
-        "convert", help="resample a video to 25 fps and re-encode it as H.264 mp4, keeping its audio",
+    convert = add_command(
+        commands, "convert", ["talkface media convert clip.mov --out clip.mp4 --max-frames 300"],
+        help="resample a video to 25 fps and re-encode it as H.264 mp4, keeping its audio",
     )
     convert.add_argument("input", help="any video ffmpeg reads")
-    convert.add_argument("output", help="the .mp4 to write (written atomically)")
+    convert.add_argument("--out", required=True, metavar="MP4", help="the .mp4 to write (written atomically)")
     convert.add_argument("--max-frames", type=int, default=None, metavar="N",
                          help="keep only the first N frames at 25 fps (the audio is cut to match)")
     convert.set_defaults(handler=run_convert)
@@ -60,10 +64,10 @@ def run_convert(args: argparse.Namespace) -> int:
         raise TalkfaceError(f"--max-frames must be at least 1, got {args.max_frames}")
     info = media.probe_video(args.input)
     audio_seconds = None if args.max_frames is None else args.max_frames / VIDEO_FPS
-    with media.VideoWriter(args.output, audio=args.input if info.has_audio else None,
+    with media.VideoWriter(args.out, audio=args.input if info.has_audio else None,
                            audio_seconds=audio_seconds) as writer:
         for frame in media.iter_video_frames(args.input, max_frames=args.max_frames):
             writer.write(frame)
-    print(f"wrote {args.output}: {writer.frames_written} frames at {VIDEO_FPS:g} fps, "
+    print(f"wrote {args.out}: {writer.frames_written} frames at {VIDEO_FPS:g} fps, "
           f"audio {'kept' if info.has_audio else 'none'}")
     return 0

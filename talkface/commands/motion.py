@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments, load_command_config
+from talkface.commands.common import add_command, add_training_arguments, load_command_config
 
 PRETRAIN_CONFIG = "motion_lrw.yaml"
 FINETUNE_CONFIG = "motion_finetune.yaml"
@@ -14,21 +14,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("motion", help="the audio -> expression + head pose network")
     commands = group.add_subparsers(dest="motion_command", metavar="COMMAND", required=True)
 
-    pre = commands.add_parser("pretrain", help="pretrain on an LRW cache (talkface lrw preprocess); torchrun for DDP")
-    add_config_arguments(pre, PRETRAIN_CONFIG)
-    pre.add_argument("--resume", action="store_true", help="continue the run in run_dir from its latest checkpoint")
+    pre = add_command(commands, "pretrain",
+                      ["talkface motion pretrain --set cache=data/lrw_cache --out runs/motion_lrw",
+                       "torchrun --nproc_per_node 8 -m talkface motion pretrain --set epochs=20 --resume"],
+                      help="pretrain on an LRW cache (talkface lrw preprocess); torchrun for DDP")
+    add_training_arguments(pre, PRETRAIN_CONFIG, "talkface.motion.train:PretrainConfig", "lr=1e-4")
     pre.set_defaults(handler=_pretrain)
 
-    fine = commands.add_parser("finetune", help="fine-tune on one person's workspace (talkface preprocess)")
-    fine.add_argument("workspace", metavar="WORKSPACE")
+    fine = add_command(commands, "finetune",
+                       ["talkface motion finetune work/alice --pretrained checkpoints/general/motion_lrw.pt",
+                        "talkface motion finetune work/alice --set epochs=30 --out runs/alice_motion --resume"],
+                       help="fine-tune the network alone on one person's workspace (talkface preprocess)")
+    fine.add_argument("workspace", metavar="WORKSPACE", help="a person workspace (talkface preprocess)")
     fine.add_argument("--pretrained", default=None, metavar="CKPT", help="pretrained checkpoint (overrides the config)")
-    add_config_arguments(fine, FINETUNE_CONFIG)
-    fine.add_argument("--resume", action="store_true")
+    add_training_arguments(fine, FINETUNE_CONFIG, "talkface.motion.train:FinetuneConfig", "epochs=30",
+                           "WORKSPACE/motion_finetune")
     fine.set_defaults(handler=_finetune)
 
-    predict = commands.add_parser("predict", help="audio -> motion.npy [T, 70] (64 expression, 3 angles, 3 translation)")
-    predict.add_argument("--checkpoint", required=True, metavar="CKPT")
-    predict.add_argument("--audio", required=True, metavar="AUDIO", help="any audio or video file")
+    predict = add_command(commands, "predict",
+                          ["talkface motion predict speech.wav --checkpoint checkpoints/general/motion_lrw.pt --out motion.npy",
+                           "talkface motion predict speech.wav --checkpoint work/alice/motion_finetune/checkpoints/"
+                           "step_1700.pt --pose-source reference --reference work/alice --out motion.npy"],
+                          help="audio -> motion.npy [T, 70] (64 expression, 3 angles, 3 translation)")
+    predict.add_argument("audio", metavar="AUDIO", help="any audio or video file")
+    predict.add_argument("--checkpoint", required=True, metavar="CKPT", help="a motion checkpoint (.pt)")
     predict.add_argument("--out", required=True, metavar="NPY")
     predict.add_argument("--pose-source", default="predicted", choices=["predicted", "reference", "still"])
     predict.add_argument("--reference", default=None, metavar="WORKSPACE",
@@ -42,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from talkface.motion.train import PretrainConfig, pretrain
+    from talkface.motion.train import pretrain
 
-    config = load_command_config(PretrainConfig, args)
+    config = load_command_config(args)
     checkpoint = pretrain(config, resume=args.resume)
     print(f"pretrained: {checkpoint}")
     return 0
@@ -53,9 +62,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from talkface.motion.train import FinetuneConfig, finetune
+    from talkface.motion.train import finetune
 
-    config = load_command_config(FinetuneConfig, args)
+    config = load_command_config(args)
     if args.pretrained is not None:
         config = dataclasses.replace(config, pretrained=args.pretrained)
     checkpoint, report = finetune(args.workspace, config, resume=args.resume)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_config_arguments, load_command_config
+from talkface.commands.common import add_command, add_config_arguments, load_command_config
 
 DEFAULT_CONFIG = "preprocess.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "preprocess", help="frames, landmarks, alignment, 3DMM coefficients, audio and MFCC of one clip",
+    parser = add_command(
+        subparsers, "preprocess",
+        ["talkface preprocess clip.mp4 --out work/alice",
+         "talkface preprocess clip.mp4 --out work/alice --frames 250 --set refine.steps=400"],
+        help="frames, landmarks, alignment, 3DMM coefficients, audio and MFCC of one clip",
         description="Write (or bring up to date) a person workspace: re-running skips steps that are up to date; "
                     "a changed clip or config redoes what depends on it.",
     )
@@ -22,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "centred at (j+0.5, i+0.5), or at (j, i) with --set landmarks.file_convention=index")
     parser.add_argument("--frames", type=int, default=None, metavar="N", help="first N frames at 25 fps (default: config's, 300)")
     parser.add_argument("--rnet", default=None, metavar="CKPT", help="R-Net checkpoint (default: config's rnet)")
-    add_config_arguments(parser, DEFAULT_CONFIG)
+    add_config_arguments(parser, DEFAULT_CONFIG, "talkface.pipelines.preprocess:PreprocessConfig",
+                         "refine.steps=400")
     parser.set_defaults(handler=_preprocess)
 
 
@@ -30,9 +34,9 @@ def _preprocess(args: argparse.Namespace) -> int:
     import dataclasses
 
     from talkface.errors import ConfigError
-    from talkface.pipelines.preprocess import PreprocessConfig, preprocess
+    from talkface.pipelines.preprocess import preprocess
 
-    config = load_command_config(PreprocessConfig, args)
+    config = load_command_config(args)
     # Paths go in as they are, not through --set's YAML parsing (a file named "1e5" stays a name).
     if args.landmarks is not None:
         config.landmarks = dataclasses.replace(config.landmarks, backend="file", file=args.landmarks)

@@ -30,7 +30,7 @@ N_KEYPOINTS = 68
 
 DEFAULT_PATH = Path("checkpoints/BFM/BFM_model_front.mat")
 HOW_TO_GET = (
-    "build it with `talkface bfm convert --raw-dir checkpoints/BFM` from the raw BFM files "
+    "build it with `talkface bfm convert checkpoints/BFM` from the raw BFM files "
     "(checkpoints/README.md), or use the synthetic model ('synthetic')"
 )
 

@@ -125,15 +125,26 @@ class MorphableModel(nn.Module):
 
 
 SYNTHETIC = "synthetic"
-AUTO = "auto"  # the BFM file when present, else the synthetic model
+# `morphable_model: auto` in every config: the model the input's coefficients were fitted with when
+# it records one (a workspace), else the BFM file when present, else the synthetic model.
+AUTO = "auto"
 
 
-def resolve_morphable_model(source: str | Path = AUTO) -> str:
-    """The model `source` names: "auto" -> the BFM file (checkpoints/BFM/BFM_model_front.mat) when
-    present, else "synthetic"; anything else unchanged. Workspaces record the resolved name, so that
-    every later stage of a person uses the model its coefficients were fitted with."""
+def recorded_morphable_model(manifest: dict) -> str | None:
+    """The morphable model a workspace's manifest records its coefficients were fitted with; None if none."""
+    model = (manifest.get("config") or {}).get("morphable_model")
+    return None if model is None else str(model)
+
+
+def resolve_morphable_model(source: str | Path = AUTO, recorded: str | None = None) -> str:
+    """The model `source` names: "auto" -> `recorded` (the model a workspace records its coefficients
+    were fitted with) when given, else the BFM file (checkpoints/BFM/BFM_model_front.mat) when present,
+    else "synthetic"; anything else unchanged. Workspaces record the resolved name, so that every later
+    stage of a person uses the model its coefficients were fitted with."""
     if str(source) != AUTO:
         return str(source)
+    if recorded is not None:
+        return str(recorded)
     return _say_auto_choice(str(BFM_PATH) if BFM_PATH.is_file() else SYNTHETIC)
 
 

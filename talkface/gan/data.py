@@ -48,27 +48,20 @@ class PairClip:
                                 f"{MIN_CLIP_FRAMES} of the clip's {len(self.renders)} frames", self.source)
 
 
-def load_pair_clip(workspace: str | Path, frames: slice = slice(None), morphable_model: str | None = None,
+def load_pair_clip(workspace: str | Path, frames: slice = slice(None), morphable_model: str = "auto",
                    backend: str = "auto") -> PairClip:
     """A workspace's pairs over `frames`; its renders are computed first when missing or stale.
 
-    `morphable_model` None: the one recorded in the workspace's config (preprocess or truth).
+    `morphable_model` "auto": the one recorded in the workspace's config (preprocess or truth).
     """
+    from talkface.face3d.model import recorded_morphable_model, resolve_morphable_model
     from talkface.gan.pairs import ensure_renders
 
     ws = Workspace(workspace)
-    model = morphable_model if morphable_model is not None else workspace_morphable_model(ws)
+    model = resolve_morphable_model(morphable_model, recorded_morphable_model(ws.manifest))
     renders = ensure_renders(ws, model, backend)
     reals = ws.load_array("window_crops.npy", mmap=True)
     return PairClip(renders, reals, range(len(renders))[frames], ws.root)
-
-
-def workspace_morphable_model(ws: Workspace) -> str:
-    """The morphable model a workspace's coefficients were fitted with (its recorded config)."""
-    model = (ws.manifest.get("config") or {}).get("morphable_model")
-    if model is None:
-        raise TalkfaceError("records no morphable model; give morphable_model in the GAN config", ws.root)
-    return str(model)
 
 
 def to_float(images: np.ndarray) -> torch.Tensor:

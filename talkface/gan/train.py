@@ -39,8 +39,10 @@ from talkface.gan.model import (
     DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, GanNetworks, build_networks, default_levels, rebuild_networks,
 )
 from talkface.gan.validation import GanValidation
+from talkface.render.rasterize import Rasterizer
 from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.config import ADAM_BETAS
 from talkface.train.data import held_out_split
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,11 @@ class GanPretrainConfig:
     val_clips: int = 16
     max_clips: Optional[int] = None  # per split, in sorted order; null: all
     window_size: int = 256
-    morphable_model: Optional[str] = None  # null: each workspace's own (synthetic truth / preprocess config)
+    morphable_model: str = "auto"  # auto: each workspace's own (synthetic truth / preprocess config)
     preprocess: str = "configs/preprocess.yaml"  # real clips (no truth .npz): preprocess with frames=29
-    render_backend: str = "auto"
+    rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = None  # null: train.steps as given
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     model: GanModelConfig = field(default_factory=GanModelConfig)
     loss: GanLossConfig = field(default_factory=GanLossConfig)
     train: TrainConfig = field(default_factory=_pretrain_defaults)
@@ -127,11 +128,10 @@ class GanFinetuneConfig:
     run_dir: Optional[str] = None  # null: WORKSPACE/gan_finetune
     train_frames: int = 300  # the paper fine-tunes on the person's ~300 frames
     val_frames: int = 50  # the clip's last frames, never trained on
-    morphable_model: Optional[str] = None  # null: the workspace's own
-    render_backend: str = "auto"
+    morphable_model: str = "auto"  # auto: the workspace's own
+    rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = 60  # docs/method.md; null: train.steps as given
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     model: GanModelConfig = field(default_factory=GanModelConfig)  # only without a pretrained checkpoint
     loss: GanLossConfig = field(default_factory=lambda: GanLossConfig(lambda_mask=LAMBDA_MASK_FINETUNE))
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -148,14 +148,14 @@ class GanFinetuneConfig:
 class GanTask(Task):
     """Optimisers "G" (generator + learned identity encoder), "D" (discriminator), "keys" (key encoder)."""
 
-    def __init__(self, networks: GanNetworks, lr: float, betas: tuple[float, float], loss: GanLossConfig,
+    def __init__(self, networks: GanNetworks, lr: float, loss: GanLossConfig,
                  validation: GanValidation | None = None, seed: int = 0):
         assert networks.discriminator is not None
         self.net = networks
         self.loss = loss
         self.seed = seed
         self.validation = validation
-        adam = {"lr": lr, "betas": betas}
+        adam = {"lr": lr, "betas": ADAM_BETAS}
         g_params = list(networks.generator.parameters())
         if networks.learned_identity:
             g_params += list(networks.identity.parameters())
@@ -241,11 +241,11 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     ws = Workspace(workspace)
     total = len(ws.load_array("window_crops.npy", mmap=True))
     train_frames, held_out = held_out_split(total, config.train_frames, config.val_frames, MIN_CLIP_FRAMES)
-    clip = load_pair_clip(ws.root, train_frames, config.morphable_model, config.render_backend)
+    clip = load_pair_clip(ws.root, train_frames, config.morphable_model, config.rasterizer)
     val_clip = dataclasses.replace(clip, frames=range(total)[held_out])
     window_size = clip.renders.shape[1]
     networks = _initial_networks(config, window_size)
-    task = GanTask(networks, config.lr, config.betas, config.loss, GanValidation([val_clip]), config.train.seed)
+    task = GanTask(networks, config.lr, config.loss, GanValidation([val_clip]), config.train.seed)
     dataset = GanPairs([clip])
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
@@ -287,7 +287,7 @@ def pretrain(config: GanPretrainConfig, clips: Sequence[PairClip], validation_cl
     seed_everything(config.train.seed)  # the initial weights are a function of the seed
     networks = build_networks(**model_kwargs)
     validation = GanValidation(validation_clips) if validation_clips else None
-    task = GanTask(networks, config.lr, config.betas, config.loss, validation, config.train.seed)
+    task = GanTask(networks, config.lr, config.loss, validation, config.train.seed)
     dataset = GanPairs(clips)
     train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
     full = dataclasses.replace(config, train=train)

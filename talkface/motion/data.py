@@ -56,27 +56,15 @@ def _item(windows: np.ndarray, motion: np.ndarray, start: int, length: int) -> d
 class LRWSequences(Dataset):
     """One random 16-frame sequence per LRW clip: frames r+1 .. r+16, r drawn from 3..7.
 
-    `clips` is any indexable of (windows, motion) pairs, e.g. a lazy shard reader. With `seed`,
-    r is a function of (seed, epoch, index): call `set_epoch` to draw new offsets. Without it, r
-    comes from numpy's global generator, which the shared training loop seeds per item
-    (talkface/train/data.py), so a run is still reproducible from its seed.
+    `clips` is any indexable of (windows, motion) pairs, e.g. a lazy shard reader. r comes from
+    numpy's global generator, which the shared training loop seeds per item
+    (talkface/train/data.py), so a run is reproducible from its seed.
     """
 
-    def __init__(
-        self,
-        clips: Sequence[Clip],
-        seed: int | None = None,
-        length: int = SEQUENCE_FRAMES,
-        offsets: tuple[int, int] = LRW_OFFSETS,
-    ):
+    def __init__(self, clips: Sequence[Clip], length: int = SEQUENCE_FRAMES, offsets: tuple[int, int] = LRW_OFFSETS):
         self.clips = clips
-        self.seed = seed
         self.length = length
         self.offsets = offsets
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -85,14 +73,8 @@ class LRWSequences(Dataset):
         windows, motion = self.clips[index]
         # The latest sequence ends at frame offsets[1] + length, so T must exceed that.
         check_clip(windows, motion, self.offsets[1] + 1 + self.length, f"LRW clip {index}")
-        offset = self._offset(index)
+        offset = int(np.random.randint(self.offsets[0], self.offsets[1] + 1))
         return {**_item(windows, motion, offset + 1, self.length), "offset": offset}
-
-    def _offset(self, index: int) -> int:
-        low, high = self.offsets
-        if self.seed is None:
-            return int(np.random.randint(low, high + 1))
-        return int(np.random.default_rng([self.seed, self.epoch, index]).integers(low, high + 1))
 
 
 class PersonSequences(Dataset):

@@ -48,6 +48,7 @@ from talkface.train import (
     seed_everything, with_epochs,
 )
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.config import ADAM_BETAS
 from talkface.train.distributed import torchrun_ranks
 
 log = logging.getLogger(__name__)
@@ -91,14 +92,13 @@ class PretrainConfig:
     run_dir: str = "runs/motion_lrw"
     epochs: Optional[int] = 10  # train.steps = epochs x batches per epoch; null: use train.steps as given
     lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     # False: the paper's targets (coefficients, translation z shifted by -0.5). True: per-dimension
     # mean/std of the training motion, stored in the checkpoint, so small pose angles weigh as much
     # as the expression.
     normalize_targets: bool = False
     statistics_clips: int = 2000  # training records read for the normalisation statistics
     val_clips: Optional[int] = 512  # validation records evaluated (null: all)
-    morphable_model: Optional[str] = None  # BFM path or "synthetic": adds LMD to validation
+    morphable_model: Optional[str] = None  # a model (face3d/model.py) adds LMD to validation; null: none
     network: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_pretrain_defaults)
@@ -122,8 +122,7 @@ class FinetuneConfig:
     # epochs, 0.86 and 0.91 at the CPU profile's 30 (benchmarks/bench_motion_real.py).
     epoch_sequences: int = PAPER_SEQUENCES
     lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    morphable_model: Optional[str] = None
+    morphable_model: Optional[str] = None  # adds LMD to validation; auto: the workspace's own; null: none
     # Beyond the paper: after training, fit the person's pose calibration (person_pose_calibration)
     # into the final checkpoint, so predicted head motion keeps the person's mean and swing.
     calibrate_pose: bool = True
@@ -158,12 +157,12 @@ class FinetuneConfig:
 class MotionTask(Task):
     """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
 
-    def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
+    def __init__(self, net: AudioToMotion, lr: float, loss: LossConfig,
                  validation: MotionValidation | None = None):
         self.net = net
         self.loss = loss
         self.validation = validation
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=ADAM_BETAS)
 
     def models(self) -> dict[str, nn.Module]:
         return {MODEL: self.net}
@@ -184,12 +183,15 @@ class MotionTask(Task):
         return self.validation(self.net) if self.validation is not None else {}
 
 
-def _face_model(source: str | None) -> nn.Module | None:
+def _face_model(source: str | None, workspace: str | Path | None = None) -> nn.Module | None:
+    """The morphable model validation scores LMD with (None: no LMD); "auto" is the workspace's own."""
     if source is None:
         return None
-    from talkface.face3d.model import load_morphable_model
+    from talkface.face3d.model import load_morphable_model, recorded_morphable_model, resolve_morphable_model
+    from talkface.workspace import Workspace
 
-    return load_morphable_model(source)
+    recorded = recorded_morphable_model(Workspace(workspace).manifest) if workspace is not None else None
+    return load_morphable_model(resolve_morphable_model(source, recorded))
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
@@ -204,7 +206,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     is_main = torchrun_ranks().is_main
     validation = lrw_validation(config.cache, config.loss, config.val_clips,
                                 _face_model(config.morphable_model)) if is_main else None
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    task = MotionTask(net, config.lr, config.loss, validation)
     train = with_epochs(config.train, config.epochs, len(paths), "training sequences")
     full = dataclasses.replace(config, train=train)
     return Trainer(task, LRWSequences(RecordClips(paths)), train, config.run_dir, full_config=full).fit(resume)
@@ -216,8 +218,8 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     person = load_person(workspace)
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
-    validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model, workspace))
+    task = MotionTask(net, config.lr, config.loss, validation)
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_sequences), "training sequences")
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"

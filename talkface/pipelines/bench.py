@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -41,8 +41,15 @@ class BenchConfig:
     window_size: int = 256  # the GAN's resolution (docs/method.md)
     frame_size: int = 512
     refine_steps: int = 800  # preprocess's whole-clip refinement (configs/preprocess.yaml)
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     stages: tuple[str, ...] = ("preprocess", "motion", "render", "gan", "end_to_end")
+
+    def __post_init__(self) -> None:
+        if self.frames < 25 or self.window_size < 64:
+            raise ValueError("frames must be at least 25 and window_size at least 64")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; valid: {', '.join(STAGES)}")
 
 
 STAGES = BenchConfig.stages
@@ -53,11 +60,6 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict[s
     from talkface.benchmarking import machine_info
     from talkface.train.distributed import resolve_device
 
-    unknown = [s for s in config.stages if s not in STAGES]
-    if unknown:
-        from talkface.errors import ConfigError
-
-        raise ConfigError(f"unknown bench stage(s) {unknown}; valid: {', '.join(STAGES)}")
     device = resolve_device(config.device)
     result: dict[str, Any] = {"device": _device_name(device), "config": dataclasses.asdict(config), "stages": {}}
     with tempfile.TemporaryDirectory(prefix="talkface-bench-") as tmp:

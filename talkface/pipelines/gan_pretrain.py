@@ -91,7 +91,7 @@ def prepare_split(config: GanPretrainConfig, split: str, max_clips: int | None =
     def prepare() -> dict[str, Any]:
         for clip, workspace in zip(clips, workspaces):
             prepare_clip(clip, workspace, config.window_size, preprocess_config)
-            load_pair_clip(workspace, slice(None), config.morphable_model, config.render_backend)
+            load_pair_clip(workspace, slice(None), config.morphable_model, config.rasterizer)
         return {"clips": len(clips)}
 
     if torchrun_ranks().is_main:
@@ -99,7 +99,7 @@ def prepare_split(config: GanPretrainConfig, split: str, max_clips: int | None =
     else:
         while not (book_path.is_file() and StageBook(book_path, BOOK_KIND).current(split, key)):
             time.sleep(WAIT_SECONDS)
-    return [load_pair_clip(w, slice(None), config.morphable_model, config.render_backend) for w in workspaces]
+    return [load_pair_clip(w, slice(None), config.morphable_model, config.rasterizer) for w in workspaces]
 
 
 def _preprocess_config(config: GanPretrainConfig) -> PreprocessConfig:

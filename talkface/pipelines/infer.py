@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from talkface.background.animation import AnimationChunk
 from talkface.errors import TalkfaceError
+from talkface.render.rasterize import Rasterizer
 from talkface.train.distributed import resolve_device
 
 # The pasted region: the render's filled silhouette grown by this fraction of the window, so the
@@ -49,7 +50,7 @@ class InferConfig:
     gan_compile: bool = False  # torch.compile the generator (pays a compile once per process)
     seed: int = 0  # the sampled head rhythm (same seed, same video)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    rasterizer: Literal["auto", "torch", "nvdiffrast"] = "auto"
+    rasterizer: Rasterizer = "auto"
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 1 or self.motion_chunk_frames < 1 or self.gan_batch_size < 1:
@@ -67,7 +68,7 @@ class InferResult:
 
 def generate(name: str, audio_path: str | Path, out: str | Path, config: InferConfig, progress: bool = True,
              observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> InferResult:
-    """Write `out` (.mp4): person `name` (talkface finetune) saying the speech in `audio_path`.
+    """Write `out` (.mp4): person `name` (talkface person) saying the speech in `audio_path`.
 
     `observe(chunk, faces)` sees every chunk with its output faces [B, 3, S, S] (the demo's report
     keeps a few frames of each stage this way).
@@ -117,7 +118,7 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
 
     start = time.perf_counter()
     target = load_target(folder)
-    if target.n_frames == 1:  # a photo (talkface finetune PHOTO): every frame over it, the head near its pose
+    if target.n_frames == 1:  # a photo (talkface person PHOTO): every frame over it, the head near its pose
         plan = plan_single_image(target, motion)
     else:
         plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)))

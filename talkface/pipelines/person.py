@@ -1,4 +1,4 @@
-"""A fine-tuned person: one folder that `talkface finetune` fills and `talkface infer` reads (person_folder.py).
+"""A fine-tuned person: one folder that `talkface person` fills and `talkface infer` reads (person_folder.py).
 
     PEOPLE/NAME/            a person workspace (talkface/workspace.py: frames, audio, coefficients ...)
       person.json           the clip, the morphable model, and per stage its key, time and outputs

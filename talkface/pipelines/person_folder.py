@@ -1,6 +1,6 @@
 """A fine-tuned person's folder: its name, its stage record (person.json) and its checkpoints.
 
-`talkface finetune` (person.py) fills PEOPLE/NAME; `talkface infer` reads it through this module
+`talkface person` (person.py) fills PEOPLE/NAME; `talkface infer` reads it through this module
 alone, so inference never imports the fine-tuning code.
 """
 
@@ -45,7 +45,7 @@ def load_person_book(people_dir: str | Path, name: str) -> StageBook:
     folder = person_dir(people_dir, name)
     if not _finished(folder):
         known = known_people(people_dir)
-        listing = ", ".join(known) if known else "none yet; make one with `talkface finetune CLIP --name NAME`"
+        listing = ", ".join(known) if known else "none yet; make one with `talkface person CLIP --person NAME`"
         raise TalkfaceError(f"no fine-tuned person {name!r} (known people: {listing})", people_dir)
     return StageBook(folder / PERSON_FILE, PERSON_KIND)
 
@@ -62,14 +62,14 @@ def person_checkpoint(people_dir: str | Path, name: str, stage: str) -> Path:
     outputs = load_person_book(people_dir, name).outputs(stage)
     path = folder / outputs["checkpoint"]
     if Path(outputs["checkpoint"]).is_absolute() or "sha256" not in outputs:
-        raise TalkfaceError(f"records its {stage} checkpoint in an older form; run `talkface finetune` for "
+        raise TalkfaceError(f"records its {stage} checkpoint in an older form; run `talkface person` for "
                             f"{name!r} again to update it", folder / PERSON_FILE)
     if not path.is_file():
-        raise TalkfaceError(f"the {stage} checkpoint person.json records is missing; run `talkface finetune` "
+        raise TalkfaceError(f"the {stage} checkpoint person.json records is missing; run `talkface person` "
                             f"for {name!r} again", path)
     if file_fingerprint(path)["sha256"] != outputs["sha256"]:
         raise TalkfaceError(f"is not the {stage} checkpoint person.json records (its sha256 differs); run "
-                            f"`talkface finetune` for {name!r} again", path)
+                            f"`talkface person` for {name!r} again", path)
     return path
 
 

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 RNET_DEFAULT = "checkpoints/recon/epoch_20.pth"  # where `rnet: auto` looks
 
 RNET_HELP = ("train one with `talkface recon train --config configs/recon.yaml` and name its checkpoint as the "
-             "preprocess config's rnet (preprocess: --rnet CKPT; finetune: --set preprocess.rnet=CKPT; "
-             "lrw preprocess: rnet in the --preprocess-config file), or download Deep3DFaceRecon_pytorch's "
+             "preprocess config's rnet (preprocess: --rnet CKPT; person: --set preprocess.rnet=CKPT; "
+             "lrw preprocess: --set rnet=CKPT), or download Deep3DFaceRecon_pytorch's "
              "epoch_20.pth "
              "(https://github.com/sicxu/Deep3DFaceRecon_pytorch) and place it here")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -18,7 +19,10 @@ from torch import Tensor
 from talkface.errors import TalkfaceError
 from talkface.render.torch_rasterizer import corner_vertices, rasterize_torch
 
-BACKENDS = ("auto", "torch", "nvdiffrast")
+# The one name of the renderer choice in every config (`rasterizer`): "auto" is nvdiffrast for CUDA
+# tensors when it is installed, else the pure-PyTorch rasterizer.
+Rasterizer = Literal["auto", "torch", "nvdiffrast"]
+BACKENDS: tuple[str, ...] = get_args(Rasterizer)
 
 
 @dataclass

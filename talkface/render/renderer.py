@@ -14,8 +14,6 @@ import torch
 from torch import Tensor
 
 from talkface.face3d.camera import Camera
-from talkface.face3d.coeffs import split_coeffs
-from talkface.face3d.lighting import shade
 from talkface.render.rasterize import Fragments, interpolate, rasterize
 
 if TYPE_CHECKING:
@@ -33,16 +31,14 @@ class Rendered:
 
 
 def render(coeffs: Tensor, model: "MorphableModel", camera: Camera | None = None, backend: str = "auto",
-           image_map: Tensor | np.ndarray | None = None, size: int | None = None,
-           albedo: Tensor | None = None) -> Rendered:
+           image_map: Tensor | np.ndarray | None = None, size: int | None = None) -> Rendered:
     """Render coefficients [B,257] with `model` seen by `camera` (default: the 224 px 3DMM camera).
 
     `image_map` [B, 2, 3] carries each camera image into the output image (scale + shift, e.g. a
     frame's aligned crop into the clip window: background/animation.py): screen positions are
     mapped and depths kept. The perspective-correct barycentrics are invariant under an affine map
     of the screen, so this is the render of a camera with focal and principal point scaled and
-    shifted. `size`: the output side (default the camera's). `albedo` [N, 3] replaces the PCA
-    albedo (animation.detailed_albedo). Landmarks come back in output pixels.
+    shifted. `size`: the output side (default the camera's). Landmarks come back in output pixels.
     """
     camera = Camera() if camera is None else camera
     mesh = model(coeffs, camera)
@@ -50,12 +46,9 @@ def render(coeffs: Tensor, model: "MorphableModel", camera: Camera | None = None
     if image_map is not None:
         affine = torch.as_tensor(image_map, dtype=coeffs.dtype, device=coeffs.device)  # [B, 2, 3]
         screen = screen @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]
-    colors = mesh.colors
-    if albedo is not None:
-        colors = shade(mesh.normals, albedo.to(coeffs).expand_as(mesh.albedo), split_coeffs(coeffs).gamma)
     side = camera.image_size if size is None else size
     fragments = rasterize(screen, mesh.vertices[..., 2], model.triangles, (side, side), backend)
-    colors = interpolate(colors, fragments, model.triangles)  # [B,H,W,3]
+    colors = interpolate(mesh.colors, fragments, model.triangles)  # [B,H,W,3]
     # SH-lit colours can leave [0,1]; clamping keeps the image contract and passes gradients
     # wherever the colour is in range.
     image = colors.clamp(0.0, 1.0).permute(0, 3, 1, 2)

@@ -6,6 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+# Adam's betas for every network talkface trains, as the original's (not a config knob: no stage
+# has a reason to differ).
+ADAM_BETAS = (0.5, 0.999)
+
 
 @dataclass
 class TrainConfig:
