@@ -36,7 +36,7 @@ from talkface.metrics import psnr, ssim
 from talkface.pipelines.gan_pretrain import pretrain_on_lrw
 from talkface.synth.truth_workspace import write_truth_workspace
 from talkface.synth.world import write_lrw, write_person
-from talkface.train import TrainConfig
+from talkface.train.config import TrainConfig
 from talkface.workspace import Workspace
 
 RESULTS = Path(__file__).resolve().parent / "results"

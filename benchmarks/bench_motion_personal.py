@@ -65,7 +65,7 @@ from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
 from talkface.synth.variety import VarietyConfig
 from talkface.synth.world import VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
-from talkface.train import TrainConfig
+from talkface.train.config import TrainConfig
 from talkface.workspace import Workspace
 
 RESULT = Path(__file__).parent / "results" / "motion_personal_cpu.json"

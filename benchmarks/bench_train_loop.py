@@ -23,7 +23,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from talkface.train import StepContext, Task, TrainConfig, Trainer
+from talkface.train.config import TrainConfig
+from talkface.train.task import StepContext, Task
+from talkface.train.trainer import Trainer
 from talkface.benchmarking import machine_info, write_result
 from talkface.face3d.coeffs import N_MOTION
 

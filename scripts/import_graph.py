@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent / "talkface"
 
 # docs/architecture.md, "Layers": a package may import its own layer and the layers before it.
 LAYERS = (
-    ("foundation", {"errors", "atomic", "provenance", "threads", "tvcompat", "config", "metrics", "benchmarking"}),
-    ("contracts", {"media", "audio", "workspace"}),
-    ("machinery", {"train", "face3d", "render"}),
+    ("foundation", {"errors", "atomic", "keyed", "provenance", "threads", "tvcompat", "config", "benchmarking"}),
+    ("contracts", {"media", "audio", "metrics", "workspace"}),
+    ("machinery", {"train", "face3d", "render", "arcface"}),
     ("stages", {"recon", "motion", "background", "gan", "sync", "evaluation"}),
     ("worlds", {"synth", "convert"}),
     ("pipelines", {"pipelines"}),
@@ -55,6 +55,8 @@ def imported_modules(path: Path) -> set[str]:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # `from talkface import audio`
+    # Importing talkface.a.b runs talkface/a/__init__.py first: the package is imported too.
+    found |= {name.rsplit(".", depth)[0] for name in found for depth in range(1, name.count("."))}
     known = {module_name(p) for p in ROOT.rglob("*.py")}
     return {name for name in found if name in known and name != "talkface"}
 

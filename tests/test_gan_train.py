@@ -23,7 +23,8 @@ from talkface.gan.model import IdentityStream, build_networks, rebuild_networks
 from talkface.gan.pairs import OUTPUT, ensure_renders
 from talkface.gan.train import GanFinetuneConfig, GanModelConfig, finetune
 from talkface.synth.truth_workspace import write_lrw_truth_workspace, write_truth_workspace
-from talkface.train import TrainConfig, read_checkpoint
+from talkface.train.checkpoint import read_checkpoint
+from talkface.train.config import TrainConfig
 from talkface.workspace import Workspace
 
 WINDOW = 64

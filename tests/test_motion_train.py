@@ -40,7 +40,7 @@ from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
 from talkface.synth.world import lrw_clip_path, write_lrw_clip_without_frames
-from talkface.train import TrainConfig
+from talkface.train.config import TrainConfig
 from talkface.workspace import Workspace
 
 WORDS = ("ABOUT", "HOUSE", "WATER")

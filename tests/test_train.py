@@ -17,9 +17,10 @@ from torch.utils.data import Dataset
 
 from talkface.config import load_config
 from talkface.errors import ConfigError, MissingWeightsError, TalkfaceError
-from talkface.train import (
-    StepContext, Task, TrainConfig, Trainer, WeightsReport, latest_checkpoint, load_weights,
-)
+from talkface.train.checkpoint import WeightsReport, latest_checkpoint, load_weights
+from talkface.train.config import TrainConfig
+from talkface.train.task import StepContext, Task
+from talkface.train.trainer import Trainer
 from talkface.train.data import EpochBatchSampler
 
 IN_DIM, OUT_DIM = 4, 2
@@ -405,7 +406,7 @@ from pathlib import Path
 import torch
 sys.path.insert(0, {tests!r})
 import talkface.train.trainer as trainer_module
-from talkface.train import Trainer
+from talkface.train.trainer import Trainer
 from test_train import GanTask, MLPTask, Regression, train_config
 
 writes = []

@@ -40,10 +40,12 @@ from talkface.gan.model import (
 )
 from talkface.gan.validation import GanValidation
 from talkface.render.rasterize import Rasterizer
-from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything, with_epochs
 from talkface.train.checkpoint import checkpoint_or_latest
-from talkface.train.config import ADAM_BETAS
+from talkface.train.config import ADAM_BETAS, TrainConfig, with_epochs
 from talkface.train.data import held_out_split
+from talkface.train.rng import seed_everything
+from talkface.train.task import StepContext, Task
+from talkface.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -43,13 +43,12 @@ from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.motion.network import AudioToMotion, motion_statistics
 from talkface.motion.records import read_record, split_records
 from talkface.motion.validation import MotionValidation, lrw_validation, person_validation
-from talkface.train import (
-    StepContext, Task, TrainConfig, Trainer, WeightsReport, load_weights, read_checkpoint,
-    seed_everything, with_epochs,
-)
-from talkface.train.checkpoint import checkpoint_or_latest
-from talkface.train.config import ADAM_BETAS
+from talkface.train.checkpoint import WeightsReport, checkpoint_or_latest, load_weights, read_checkpoint
+from talkface.train.config import ADAM_BETAS, TrainConfig, with_epochs
 from talkface.train.distributed import torchrun_ranks
+from talkface.train.rng import seed_everything
+from talkface.train.task import StepContext, Task
+from talkface.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

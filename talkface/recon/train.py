@@ -13,7 +13,10 @@ from talkface.errors import TalkfaceError
 from talkface.recon.data import AlignedFrames
 from talkface.recon.losses import LossWeights, reconstruction_losses
 from talkface.recon.model import ReconNet
-from talkface.train import StepContext, Task, TrainConfig, Trainer, seed_everything
+from talkface.train.config import TrainConfig
+from talkface.train.rng import seed_everything
+from talkface.train.task import StepContext, Task
+from talkface.train.trainer import Trainer
 
 
 @dataclass

@@ -1,12 +1,5 @@
-"""The shared training loop: a stage supplies a `Task`, the `Trainer` does the rest."""
+"""The shared training loop: a stage supplies a `Task` (task.py), the `Trainer` (trainer.py) does the rest.
 
-from talkface.train.checkpoint import WeightsReport, latest_checkpoint, load_weights, read_checkpoint
-from talkface.train.config import TrainConfig, with_epochs
-from talkface.train.rng import seed_everything
-from talkface.train.task import StepContext, Task
-from talkface.train.trainer import Trainer
-
-__all__ = [
-    "StepContext", "Task", "TrainConfig", "Trainer", "WeightsReport",
-    "latest_checkpoint", "load_weights", "read_checkpoint", "seed_everything", "with_epochs",
-]
+Import from the modules themselves: this package file imports nothing, so reading a checkpoint
+(checkpoint.py) at inference does not load the training loop (docs/architecture.md, layer rules).
+"""
