@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
          "torchrun --nproc_per_node 8 -m talkface lrw preprocess data/lrw --out data/lrw_cache --set refine.steps=400"],
         help="one motion record per clip (MFCC windows + expression/pose), sharded and resumable",
         description="Walk LRW_ROOT/WORD/{train,val,test}/*.mp4 and write CACHE/records/... plus CACHE/manifest.json. "
-                    "Existing records are skipped, so an interrupted run continues; failing clips go to "
+                    "A record already made from the same clip with the same settings is kept, so an interrupted run "
+                    "continues; one made otherwise is redone; failing clips go to "
                     "CACHE/bad_clips.txt. Under torchrun every process takes one shard. With --coeffs recon each "
                     "clip is reconstructed with the preprocess config (--config, --set).",
     )
