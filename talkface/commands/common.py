@@ -59,6 +59,15 @@ def add_out_argument(parser: argparse.ArgumentParser, field: str, metavar: str, 
     parser.set_defaults(out_field=field)
 
 
+def add_landmarks_argument(parser: argparse.ArgumentParser, preprocess_key: str) -> None:
+    """--landmarks NPY: given landmarks instead of the detector; `preprocess_key` is where the preprocess
+    config sits in the command's config (e.g. "preprocess." or "")."""
+    parser.add_argument("--landmarks", default=None, metavar="NPY",
+                        help="use these landmarks [T, 68, 2] instead of detecting them: frame pixels, pixel (i, j) "
+                             "centred at (j+0.5, i+0.5), or at (j, i) with "
+                             f"--set {preprocess_key}landmarks.file_convention=index")
+
+
 def add_resume_argument(parser: argparse.ArgumentParser) -> None:
     """`--resume` of a training command."""
     parser.add_argument("--resume", action="store_true",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_command, add_config_arguments, load_command_config
+from talkface.commands.common import add_command, add_config_arguments, add_landmarks_argument, load_command_config
 
 PERSON_CONFIG = "person.yaml"
 INFER_CONFIG = "infer.yaml"
@@ -26,10 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     person.add_argument("clip", metavar="CLIP", help="~10 s video of the person speaking (with audio), or a photo")
     person.add_argument("--person", required=True, metavar="NAME", help="the person's name (a folder under people_dir)")
-    person.add_argument("--landmarks", default=None, metavar="NPY",
-                      help="use these landmarks [T, 68, 2] instead of detecting them: frame pixels, pixel (i, j) "
-                           "centred at (j+0.5, i+0.5), or at (j, i) with "
-                           "--set preprocess.landmarks.file_convention=index")
+    add_landmarks_argument(person, "preprocess.")
     add_config_arguments(person, PERSON_CONFIG, "talkface.pipelines.person:PersonConfig", "gan.epochs=30")
     person.set_defaults(handler=_person)
 

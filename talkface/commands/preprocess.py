@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from talkface.commands.common import add_command, add_config_arguments, load_command_config
+from talkface.commands.common import add_command, add_config_arguments, add_landmarks_argument, load_command_config
 
 DEFAULT_CONFIG = "preprocess.yaml"
 
@@ -20,9 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("clip", metavar="CLIP", help="video of the person (any format ffmpeg reads, with audio)")
     parser.add_argument("--out", required=True, metavar="WORKSPACE", help="workspace folder (created if absent)")
-    parser.add_argument("--landmarks", default=None, metavar="NPY",
-                        help="use these landmarks [T, 68, 2] instead of detecting them: frame pixels, pixel (i, j) "
-                             "centred at (j+0.5, i+0.5), or at (j, i) with --set landmarks.file_convention=index")
+    add_landmarks_argument(parser, "")
     parser.add_argument("--frames", type=int, default=None, metavar="N", help="first N frames at 25 fps (default: config's, 300)")
     parser.add_argument("--rnet", default=None, metavar="CKPT", help="R-Net checkpoint (default: config's rnet)")
     add_config_arguments(parser, DEFAULT_CONFIG, "talkface.pipelines.preprocess:PreprocessConfig",
