@@ -1,6 +1,6 @@
 """Training the memory GAN: pretraining on many identities, fine-tuning on one person.
 
-Both stages are one `GanTask` run by the shared `talkface.train.Trainer` (resume, DDP, bf16 on
+Both stages are one `GanTask` run by the shared `talkface.train.trainer.Trainer` (resume, DDP, bf16 on
 CUDA, tensorboard); they differ in data and defaults (docs/method.md, memory-augmented GAN):
 
     pretrain   (composited render, real frame) pairs of every LRW clip (or synthetic LRW clip),

@@ -1,6 +1,6 @@
 """Training the audio -> motion network: LRW pretraining and per-person fine-tuning (docs/method.md).
 
-Both stages are one `MotionTask` run by the shared `talkface.train.Trainer` (resume, DDP,
+Both stages are one `MotionTask` run by the shared `talkface.train.trainer.Trainer` (resume, DDP,
 tensorboard); they differ in data and defaults:
 
     pretrain   LRW records (talkface lrw preprocess): one 16-frame sequence per clip at a random
