@@ -157,6 +157,12 @@ class FinetuneConfig:
     # variance of 0.05-0.06); fine-tuning spends itself removing that offset and ends near the
     # person's constant mean, fitting not even its own training frames (benchmarks/bench_motion_real.py).
     recentre: bool = True
+    # Beyond the paper: keep the weights of the evaluation (every train.eval_every steps, the
+    # re-centred start included) with the lowest expression MSE on the validation tail, then pull
+    # the expression toward the person's mean by the least-squares gain on that tail
+    # (`select_on_validation`). A network that fits a 5 s clip's own frames (mouth r ~0.9) predicts
+    # its next seconds worse than the person's constant mean; see benchmarks/bench_lipsync_coeffs.py.
+    select_on_validation: bool = True
     network: NetworkConfig = field(default_factory=NetworkConfig)  # only without a pretrained checkpoint
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -319,15 +325,32 @@ def person_validation(person: PersonClip, held_out: slice, loss: LossConfig,
 # the task
 
 
+@dataclass
+class BestWeights:
+    """The weights of the best validation seen so far (lowest expression MSE), kept on the CPU."""
+
+    expression_mse: float = math.inf
+    state: Optional[dict[str, torch.Tensor]] = None
+
+    def offer(self, net: nn.Module, expression_mse: float) -> None:
+        if expression_mse < self.expression_mse:
+            self.expression_mse = expression_mse
+            self.state = {key: value.detach().cpu().clone() for key, value in net.state_dict().items()}
+
+
 class MotionTask(Task):
-    """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
+    """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space.
+
+    With `keep_best`, every evaluation offers the weights to `best` (BestWeights).
+    """
 
     def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
-                 validation: Validation | None = None):
+                 validation: Validation | None = None, keep_best: bool = False):
         self.net = net
         self.loss = loss
         self.validation = validation
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        self.best = BestWeights() if keep_best and validation is not None else None
 
     def models(self) -> dict[str, nn.Module]:
         return {MODEL: self.net}
@@ -345,7 +368,12 @@ class MotionTask(Task):
         return {name: value.detach() for name, value in terms.items()}
 
     def evaluate(self) -> dict[str, float]:
-        return self.validation(self.net) if self.validation is not None else {}
+        if self.validation is None:
+            return {}
+        results = self.validation(self.net)
+        if self.best is not None:
+            self.best.offer(self.net, results["expression_mse"])
+        return results
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
@@ -373,16 +401,51 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
     validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation)
+    task = MotionTask(net, config.lr, config.betas, config.loss, validation, keep_best=config.select_on_validation)
+    if task.best is not None:
+        task.evaluate()  # the re-centred general model is a candidate too
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_sequences), "training sequences")
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
+    if task.best is not None and int(os.environ.get("RANK", "0")) == 0:
+        select_on_validation(final, task.best, validation, person.motion[train_frames])
     if config.calibrate_pose and int(os.environ.get("RANK", "0")) == 0:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
+
+
+def select_on_validation(path: str | Path, best: BestWeights, validation: Validation,
+                         train_motion: np.ndarray) -> AudioToMotion:
+    """Checkpoint `path` gets the best validated weights (the final ones among the candidates), their
+    expression shrunk toward the training frames' mean by `validation_shrink_gain`; the net.
+
+    The state of a run resumed after its last evaluation is not kept, so the resumed run chooses
+    among the evaluations it made itself and the final weights.
+    """
+    net = load_motion_model(path)
+    best.offer(net, validation(net)["expression_mse"])
+    net.load_state_dict(best.state)
+    centre = torch.as_tensor(train_motion[:, EXPRESSION].mean(0))
+    gain = validation_shrink_gain(net, validation, centre)
+    net.shrink_expression(centre, gain)
+    log.info("kept the weights of validation expression MSE %.5f; expression gain %.3f toward the person's mean",
+             best.expression_mse, gain)
+    _save_model(path, net)
+    return net
+
+
+@torch.no_grad()
+def validation_shrink_gain(net: AudioToMotion, validation: Validation, centre: torch.Tensor) -> float:
+    """Least-squares gain g in [0, 1] of (truth - centre) ~ g (prediction - centre) over the validation expression."""
+    device = next(net.parameters()).device
+    out, _ = net.eval()(validation.windows.to(device))
+    predicted = net.decode_prediction(out.float()).cpu()[..., EXPRESSION] - centre  # [N, L, 64]
+    truth = validation.motion[..., EXPRESSION] - centre
+    power = float(predicted.square().sum())
+    return 0.0 if power <= 0.0 else min(max(float((predicted * truth).sum()) / power, 0.0), 1.0)
 
 
 def reversed_speech_windows(windows: np.ndarray) -> np.ndarray:
@@ -485,11 +548,16 @@ def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarr
         scale, shift = person_pose_calibration(net, windows, motion)
     net.set_pose_calibration(scale, shift)
     log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
+    _save_model(path, net)
+    return net
+
+
+def _save_model(path: str | Path, net: AudioToMotion) -> None:
+    """Replace the network's weights in checkpoint `path` (atomically), the rest of it kept."""
     checkpoint = read_checkpoint(path)
     checkpoint["models"][MODEL] = net.state_dict()
     with atomic_path(Path(path)) as tmp:
         torch.save(checkpoint, tmp)
-    return net
 
 
 def _initial_network(config: FinetuneConfig, windows: np.ndarray,
