@@ -4,8 +4,8 @@
         --workspaces DIR [--clips talk2,talk3] [--variants all,head] [--steps 510] [--eval-every 30]
 
 For every clip of ../shared/real (skipped, with a note, when that folder is absent), its whole-clip
-reconstruction (a `talkface preprocess` workspace under --workspaces, made at the CPU profile's
-sizes when absent) is split as `talkface heldout` splits it: the first 75 % is the fine-tuning
+reconstruction (a `talkface preprocess` workspace under --workspaces, reused, or made as
+bench_motion_real.py makes it) is split as `talkface heldout` splits it: the first 75 % is the fine-tuning
 clip, whose last 10 % is its validation tail (motion/train.py person_split), the rest is held out.
 Each variant fine-tunes the general model on the training frames as `motion finetune` does
 (re-centred on the person, the same loss, batch 16 of 16-frame sequences), in memory, and every
@@ -40,8 +40,9 @@ from bench_motion_real import REAL, Scorer, reconstruct
 from talkface.benchmarking import machine_info, write_result
 from talkface.motion.losses import motion_loss
 from talkface.motion.network import EXPRESSION, AudioToMotion
-from talkface.motion.train import LossConfig, PersonClip, load_motion_model, load_person, person_split
-from talkface.motion.train import recentre_on_person
+from talkface.motion.train import (
+    LossConfig, PersonClip, load_motion_model, load_person, person_split, recentre_on_person, trainable_parameters,
+)
 from talkface.motion.windows import PersonSequences
 from talkface.train.checkpoint import checkpoint_or_latest
 
@@ -53,13 +54,8 @@ VAL_FRACTION = 0.1  # configs/motion_finetune.yaml val_fraction
 BATCH = 16
 
 
-def _trainable(net: AudioToMotion, group: str) -> list[torch.nn.Parameter]:
-    """The parameters a variant updates: all, the recurrent part and output (lstm_head), or the output layer."""
-    modules = {"all": [net], "lstm_head": [net.lstm, net.head], "head": [net.head]}[group]
-    return [p for module in modules for p in module.parameters()]
-
-
-# name -> (learning rate, trainable group, features); "all" at 1e-4 on raw features is the shipped fine-tuning.
+# name -> (learning rate, trainable group (motion/train.py TRAINABLE), features); "all" at 1e-4 on raw
+# features is the paper's fine-tuning, "head" at 1e-3 the shipped one (configs/motion_finetune.yaml).
 VARIANTS: dict[str, tuple[float, str, str]] = {
     "all": (1e-4, "all", "raw"),
     "lstm_head": (1e-3, "lstm_head", "raw"),
@@ -129,7 +125,7 @@ def curve(general: Path, person: PersonClip, train: slice, lr: float, group: str
     net.reset_pose_calibration()
     net.reset_pose_rhythm()
     recentre_on_person(net, person.windows[train], person.motion[train])
-    optimiser = torch.optim.Adam(_trainable(net, group), lr=lr, betas=(0.5, 0.999))
+    optimiser = torch.optim.Adam(trainable_parameters(net, group), lr=lr, betas=(0.5, 0.999))
     dataset = PersonSequences(person.windows[train], person.motion[train])
     rng = np.random.default_rng(seed)
     loss = LossConfig()

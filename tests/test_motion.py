@@ -19,7 +19,7 @@ from talkface.motion.network import (
 )
 from talkface.motion.train import (
     CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, BestWeights, LossConfig, Validation, load_motion_model,
-    person_pose_calibration, person_pose_rhythm, reversed_speech_windows, validation_shrink_gain,
+    person_pose_calibration, person_pose_rhythm, reversed_speech_windows, trainable_parameters, validation_shrink_gain,
 )
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.windows import LRWSequences, PersonSequences
@@ -152,6 +152,21 @@ def test_best_weights_keep_the_lowest_validation_error():
     best.offer(second, 0.1)
     assert best.expression_mse == 0.1
     torch.testing.assert_close(best.state["head.weight"], second.head.weight)
+
+
+def test_head_only_fine_tuning_updates_the_output_layer_alone():
+    model = tiny_model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.Adam(trainable_parameters(model, "head"), lr=1e-2)
+    out, _ = model(torch.randn(2, 16, 28, 12))
+    out.square().mean().backward()
+    optimizer.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k]) and "running" not in k
+               and "num_batches" not in k}
+    assert changed == {"head.weight", "head.bias"}
+    assert all(p.grad is None for p in model.lstm.parameters())  # frozen: no gradient computed
+    with pytest.raises(TalkfaceError):
+        trainable_parameters(model, "everything")
 
 
 def test_calibration_gain_is_clamped():

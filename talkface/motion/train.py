@@ -28,7 +28,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -163,6 +163,12 @@ class FinetuneConfig:
     # (`select_on_validation`). A network that fits a 5 s clip's own frames (mouth r ~0.9) predicts
     # its next seconds worse than the person's constant mean; see benchmarks/bench_lipsync_coeffs.py.
     select_on_validation: bool = True
+    # Beyond the paper: the parameters fine-tuning updates. "all" (the paper), or only the output
+    # layer ("head") or the LSTM and output layer ("lstm_head"): the general model's audio features
+    # carry what generalises to new speech (the re-centred general model predicts a real clip's held-out
+    # mouth about as well as the person's mean, r 0.19-0.28), and fitting all of them to 80-150 frames
+    # loses it (benchmarks/bench_lipsync_coeffs.py).
+    trainable: Literal["all", "lstm_head", "head"] = "all"
     network: NetworkConfig = field(default_factory=NetworkConfig)  # only without a pretrained checkpoint
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -345,11 +351,11 @@ class MotionTask(Task):
     """
 
     def __init__(self, net: AudioToMotion, lr: float, betas: tuple[float, float], loss: LossConfig,
-                 validation: Validation | None = None, keep_best: bool = False):
+                 validation: Validation | None = None, keep_best: bool = False, trainable: str = "all"):
         self.net = net
         self.loss = loss
         self.validation = validation
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        self.optimizer = torch.optim.Adam(trainable_parameters(net, trainable), lr=lr, betas=betas)
         self.best = BestWeights() if keep_best and validation is not None else None
 
     def models(self) -> dict[str, nn.Module]:
@@ -374,6 +380,21 @@ class MotionTask(Task):
         if self.best is not None:
             self.best.offer(self.net, results["expression_mse"])
         return results
+
+
+TRAINABLE = {"all": ("encoder", "fc", "lstm", "head"), "lstm_head": ("lstm", "head"), "head": ("head",)}
+
+
+def trainable_parameters(net: AudioToMotion, trainable: str) -> list[nn.Parameter]:
+    """The parameters of the named group (TRAINABLE); the others are frozen (no gradient is computed for them)."""
+    if trainable not in TRAINABLE:
+        raise TalkfaceError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
+    chosen = []
+    for name in TRAINABLE["all"]:
+        for parameter in getattr(net, name).parameters():
+            parameter.requires_grad_(name in TRAINABLE[trainable])
+            chosen += [parameter] if name in TRAINABLE[trainable] else []
+    return chosen
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
@@ -401,7 +422,8 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
     validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model))
-    task = MotionTask(net, config.lr, config.betas, config.loss, validation, keep_best=config.select_on_validation)
+    task = MotionTask(net, config.lr, config.betas, config.loss, validation, keep_best=config.select_on_validation,
+                      trainable=config.trainable)
     if task.best is not None:
         task.evaluate()  # the re-centred general model is a candidate too
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
