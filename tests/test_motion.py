@@ -18,8 +18,8 @@ from talkface.motion.network import (
     fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.train import (
-    CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, BestWeights, LossConfig, Validation, load_motion_model,
-    person_pose_calibration, person_pose_rhythm, reversed_speech_windows, trainable_parameters, validation_shrink_gain,
+    CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, BestWeights, load_motion_model,
+    person_pose_calibration, person_pose_rhythm, reversed_speech_windows, trainable_parameters,
 )
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.windows import LRWSequences, PersonSequences
@@ -113,35 +113,6 @@ def test_calibration_restores_a_shrunken_pose_exactly():
     calibrated = model.calibrate_pose(motion)
     torch.testing.assert_close(calibrated[:, POSE], true, atol=1e-5, rtol=0)
     torch.testing.assert_close(calibrated[:, EXPRESSION], motion[:, EXPRESSION], atol=0, rtol=0)
-
-
-def test_expression_shrink_pulls_the_decoded_expression_toward_the_centre_and_leaves_the_pose():
-    model = tiny_model()
-    windows = torch.randn(1, 20, 28, 12)
-    with torch.no_grad():
-        before = model.decode_prediction(model(windows)[0])[0]  # [20, 70]
-    centre = torch.linspace(-0.5, 0.5, 64)
-    model.shrink_expression(centre, 0.25)
-    with torch.no_grad():
-        after = model.decode_prediction(model(windows)[0])[0]
-    torch.testing.assert_close(after[:, EXPRESSION], centre + 0.25 * (before[:, EXPRESSION] - centre),
-                               atol=1e-5, rtol=0)
-    torch.testing.assert_close(after[:, POSE], before[:, POSE], atol=0, rtol=0)
-    with pytest.raises(ValueError):
-        model.shrink_expression(centre, 1.5)
-
-
-def test_validation_gain_is_the_least_squares_shrink_clipped_to_one():
-    model = tiny_model()
-    windows = torch.randn(1, 20, 28, 12)
-    with torch.no_grad():
-        predicted = model.decode_prediction(model(windows)[0])  # [1, 20, 70]
-    centre = predicted[0, :, EXPRESSION].mean(0)
-    for true_gain, expected in ((0.3, 0.3), (2.0, 1.0), (-1.0, 0.0)):
-        motion = predicted.clone()
-        motion[..., EXPRESSION] = centre + true_gain * (predicted[..., EXPRESSION] - centre)
-        validation = Validation(windows, motion, torch.zeros(1, 80), LossConfig())
-        assert validation_shrink_gain(model, validation, centre) == pytest.approx(expected, abs=1e-5)
 
 
 def test_best_weights_keep_the_lowest_validation_error():

@@ -213,22 +213,6 @@ class AudioToMotion(nn.Module):
             raise ValueError(f"offset must have shape {tuple(self.target_mean.shape)}, got {tuple(offset.shape)}")
         self.target_mean.add_(offset.to(self.target_mean))
 
-    @torch.no_grad()
-    def shrink_expression(self, centre: torch.Tensor, gain: float) -> None:
-        """Decoded expression e -> centre + gain (e - centre), folded into the output layer and the target mean.
-
-        centre [64] in coefficient units (the person's mean expression), gain in [0, 1]: under weak
-        evidence the prediction that minimises the expected squared error is pulled toward the mean.
-        Decoding is linear in the output layer, so scaling its expression rows by the gain and moving
-        the target mean is exact and leaves the checkpoint's format as it is.
-        """
-        if centre.shape != (EXPRESSION.stop,) or not 0.0 <= gain <= 1.0:
-            raise ValueError(f"need a centre of shape ({EXPRESSION.stop},) and a gain in [0, 1], got "
-                             f"{tuple(centre.shape)} and {gain}")
-        self.head.weight[EXPRESSION] *= gain
-        self.head.bias[EXPRESSION] *= gain
-        self.target_mean[EXPRESSION] = gain * self.target_mean[EXPRESSION] + (1 - gain) * centre.to(self.target_mean)
-
     def calibrate_pose(self, motion: torch.Tensor) -> torch.Tensor:
         """Motion in coefficient units [..., 70] -> the same with the pose mapped by the person's calibration.
 

@@ -158,10 +158,11 @@ class FinetuneConfig:
     # person's constant mean, fitting not even its own training frames (benchmarks/bench_motion_real.py).
     recentre: bool = True
     # Beyond the paper: keep the weights of the evaluation (every train.eval_every steps, the
-    # re-centred start included) with the lowest expression MSE on the validation tail, then pull
-    # the expression toward the person's mean by the least-squares gain on that tail
+    # re-centred start included) with the lowest expression MSE on the validation tail
     # (`select_on_validation`). A network that fits a 5 s clip's own frames (mouth r ~0.9) predicts
     # its next seconds worse than the person's constant mean; see benchmarks/bench_lipsync_coeffs.py.
+    # (Shrinking the expression toward the person's mean by a validated gain was measured too; it
+    # held the mouth half open in silence, so it is not done.)
     select_on_validation: bool = True
     # Beyond the paper: the parameters fine-tuning updates. "all" (the paper), or only the output
     # layer ("head") or the LSTM and output layer ("lstm_head"): the general model's audio features
@@ -432,17 +433,15 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
     if task.best is not None and int(os.environ.get("RANK", "0")) == 0:
-        select_on_validation(final, task.best, validation, person.motion[train_frames])
+        select_on_validation(final, task.best, validation)
     if config.calibrate_pose and int(os.environ.get("RANK", "0")) == 0:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
 
 
-def select_on_validation(path: str | Path, best: BestWeights, validation: Validation,
-                         train_motion: np.ndarray) -> AudioToMotion:
-    """Checkpoint `path` gets the best validated weights (the final ones among the candidates), their
-    expression shrunk toward the training frames' mean by `validation_shrink_gain`; the net.
+def select_on_validation(path: str | Path, best: BestWeights, validation: Validation) -> AudioToMotion:
+    """Checkpoint `path` gets the best validated weights (the final ones among the candidates); the net.
 
     The state of a run resumed after its last evaluation is not kept, so the resumed run chooses
     among the evaluations it made itself and the final weights.
@@ -450,24 +449,9 @@ def select_on_validation(path: str | Path, best: BestWeights, validation: Valida
     net = load_motion_model(path)
     best.offer(net, validation(net)["expression_mse"])
     net.load_state_dict(best.state)
-    centre = torch.as_tensor(train_motion[:, EXPRESSION].mean(0))
-    gain = validation_shrink_gain(net, validation, centre)
-    net.shrink_expression(centre, gain)
-    log.info("kept the weights of validation expression MSE %.5f; expression gain %.3f toward the person's mean",
-             best.expression_mse, gain)
+    log.info("kept the weights of validation expression MSE %.5f", best.expression_mse)
     _save_model(path, net)
     return net
-
-
-@torch.no_grad()
-def validation_shrink_gain(net: AudioToMotion, validation: Validation, centre: torch.Tensor) -> float:
-    """Least-squares gain g in [0, 1] of (truth - centre) ~ g (prediction - centre) over the validation expression."""
-    device = next(net.parameters()).device
-    out, _ = net.eval()(validation.windows.to(device))
-    predicted = net.decode_prediction(out.float()).cpu()[..., EXPRESSION] - centre  # [N, L, 64]
-    truth = validation.motion[..., EXPRESSION] - centre
-    power = float(predicted.square().sum())
-    return 0.0 if power <= 0.0 else min(max(float((predicted * truth).sum()) / power, 0.0), 1.0)
 
 
 def reversed_speech_windows(windows: np.ndarray) -> np.ndarray:
