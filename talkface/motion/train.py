@@ -163,7 +163,7 @@ class FinetuneConfig:
     # its next seconds worse than the person's constant mean; see benchmarks/bench_lipsync_coeffs.py.
     # (Shrinking the expression toward the person's mean by a validated gain was measured too; it
     # held the mouth half open in silence, so it is not done.)
-    select_on_validation: bool = True
+    select_on_validation: bool = False
     # Beyond the paper: the parameters fine-tuning updates. "all" (the paper), or only the output
     # layer ("head") or the LSTM and output layer ("lstm_head"): the general model's audio features
     # carry what generalises to new speech (the re-centred general model predicts a real clip's held-out
