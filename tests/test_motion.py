@@ -22,6 +22,7 @@ from talkface.motion.calibration import (
     RHYTHM_FFT_POINTS, person_pose_calibration, person_pose_rhythm, reversed_speech_windows,
 )
 from talkface.motion.model import CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model
+from talkface.motion.train import BestWeights, trainable_parameters
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.data import LRWSequences, PersonSequences
 
@@ -114,6 +115,31 @@ def test_calibration_restores_a_shrunken_pose_exactly():
     calibrated = model.calibrate_pose(motion)
     torch.testing.assert_close(calibrated[:, MOTION_POSE], true, atol=1e-5, rtol=0)
     torch.testing.assert_close(calibrated[:, MOTION_EXPRESSION], motion[:, MOTION_EXPRESSION], atol=0, rtol=0)
+
+
+def test_best_weights_keep_the_lowest_validation_error():
+    best, first, second = BestWeights(), tiny_model(0), tiny_model(1)
+    best.offer(first, 0.5)
+    best.offer(second, 0.7)
+    torch.testing.assert_close(best.state["head.weight"], first.head.weight)
+    best.offer(second, 0.1)
+    assert best.expression_mse == 0.1
+    torch.testing.assert_close(best.state["head.weight"], second.head.weight)
+
+
+def test_head_only_fine_tuning_updates_the_output_layer_alone():
+    model = tiny_model().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.Adam(trainable_parameters(model, "head"), lr=1e-2)
+    out, _ = model(torch.randn(2, 16, 28, 12))
+    out.square().mean().backward()
+    optimizer.step()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k]) and "running" not in k
+               and "num_batches" not in k}
+    assert changed == {"head.weight", "head.bias"}
+    assert all(p.grad is None for p in model.lstm.parameters())  # frozen: no gradient computed
+    with pytest.raises(TalkfaceError):
+        trainable_parameters(model, "everything")
 
 
 def test_calibration_gain_is_clamped():

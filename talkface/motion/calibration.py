@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkface.atomic import atomic_path
-from talkface.motion.model import MODEL, load_motion_model
+from talkface.motion.model import load_motion_model, save_motion_weights
 from talkface.face3d.coeffs import MOTION_POSE
 from talkface.metrics import dominant_frequency
 from talkface.motion.network import POSE_GAIN_RANGE, AudioToMotion, fit_pose_calibration, motion_statistics
-from talkface.train.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +131,5 @@ def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarr
         scale, shift = person_pose_calibration(net, windows, motion)
     net.set_pose_calibration(scale, shift)
     log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
-    checkpoint = read_checkpoint(path)
-    checkpoint["models"][MODEL] = net.state_dict()
-    with atomic_path(Path(path)) as tmp:
-        torch.save(checkpoint, tmp)
+    save_motion_weights(path, net)
     return net

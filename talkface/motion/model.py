@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
 from talkface.motion.network import AudioToMotion
 from talkface.train.checkpoint import load_weights, read_checkpoint
@@ -28,3 +31,11 @@ def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
         raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
                             f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)
     return net.eval()
+
+
+def save_motion_weights(checkpoint: str | Path, net: AudioToMotion) -> None:
+    """Replace the network's weights in `checkpoint` (atomically), the rest of it kept."""
+    saved = read_checkpoint(checkpoint)
+    saved["models"][MODEL] = net.state_dict()
+    with atomic_path(Path(checkpoint)) as tmp:
+        torch.save(saved, tmp)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from talkface.motion.data import (
     SEQUENCE_FRAMES, LRWSequences, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
 )
 from talkface.motion.losses import LossConfig, motion_loss
-from talkface.motion.model import MODEL
+from talkface.motion.model import MODEL, load_motion_model, save_motion_weights
 from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.motion.network import AudioToMotion, motion_statistics
 from talkface.motion.records import read_record, split_records
@@ -136,6 +137,19 @@ class FinetuneConfig:
     # variance of 0.05-0.06); fine-tuning spends itself removing that offset and ends near the
     # person's constant mean, fitting not even its own training frames (benchmarks/bench_motion_real.py).
     recentre: bool = True
+    # Beyond the paper: keep the weights of the evaluation (every train.eval_every steps, the
+    # re-centred start included) with the lowest expression MSE on the validation tail
+    # (`select_on_validation`). A network that fits a 5 s clip's own frames (mouth r ~0.9) predicts
+    # its next seconds worse than the person's constant mean; see benchmarks/bench_lipsync_coeffs.py.
+    # (Shrinking the expression toward the person's mean by a validated gain was measured too; it
+    # held the mouth half open in silence, so it is not done.)
+    select_on_validation: bool = False
+    # Beyond the paper: the parameters fine-tuning updates. "all" (the paper), or only the output
+    # layer ("head") or the LSTM and output layer ("lstm_head"): the general model's audio features
+    # carry what generalises to new speech (the re-centred general model predicts a real clip's held-out
+    # mouth about as well as the person's mean, r 0.19-0.28), and fitting all of them to 80-150 frames
+    # loses it (benchmarks/bench_lipsync_coeffs.py).
+    trainable: Literal["all", "lstm_head", "head"] = "all"
     network: NetworkConfig = field(default_factory=NetworkConfig)  # only without a pretrained checkpoint
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -153,15 +167,32 @@ class FinetuneConfig:
 # the task
 
 
+@dataclass
+class BestWeights:
+    """The weights of the best validation seen so far (lowest expression MSE), kept on the CPU."""
+
+    expression_mse: float = math.inf
+    state: Optional[dict[str, torch.Tensor]] = None
+
+    def offer(self, net: nn.Module, expression_mse: float) -> None:
+        if expression_mse < self.expression_mse:
+            self.expression_mse = expression_mse
+            self.state = {key: value.detach().cpu().clone() for key, value in net.state_dict().items()}
+
+
 class MotionTask(Task):
-    """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space."""
+    """One optimiser over AudioToMotion; the loss is `motion_loss` in the network's target space.
+
+    With `keep_best`, every evaluation offers the weights to `best` (BestWeights).
+    """
 
     def __init__(self, net: AudioToMotion, lr: float, loss: LossConfig,
-                 validation: MotionValidation | None = None):
+                 validation: MotionValidation | None = None, keep_best: bool = False, trainable: str = "all"):
         self.net = net
         self.loss = loss
         self.validation = validation
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=ADAM_BETAS)
+        self.optimizer = torch.optim.Adam(trainable_parameters(net, trainable), lr=lr, betas=ADAM_BETAS)
+        self.best = BestWeights() if keep_best and validation is not None else None
 
     def models(self) -> dict[str, nn.Module]:
         return {MODEL: self.net}
@@ -179,7 +210,27 @@ class MotionTask(Task):
         return {name: value.detach() for name, value in terms.items()}
 
     def evaluate(self) -> dict[str, float]:
-        return self.validation(self.net) if self.validation is not None else {}
+        if self.validation is None:
+            return {}
+        results = self.validation(self.net)
+        if self.best is not None:
+            self.best.offer(self.net, results["expression_mse"])
+        return results
+
+
+TRAINABLE = {"all": ("encoder", "fc", "lstm", "head"), "lstm_head": ("lstm", "head"), "head": ("head",)}
+
+
+def trainable_parameters(net: AudioToMotion, trainable: str) -> list[nn.Parameter]:
+    """The parameters of the named group (TRAINABLE); the others are frozen (no gradient is computed for them)."""
+    if trainable not in TRAINABLE:
+        raise TalkfaceError(f"trainable must be one of {sorted(TRAINABLE)}, got {trainable!r}")
+    chosen = []
+    for name in TRAINABLE["all"]:
+        for parameter in getattr(net, name).parameters():
+            parameter.requires_grad_(name in TRAINABLE[trainable])
+            chosen += [parameter] if name in TRAINABLE[trainable] else []
+    return chosen
 
 
 def _face_model(source: str | None, workspace: str | Path | None = None) -> nn.Module | None:
@@ -218,16 +269,35 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net, report = _initial_network(config, person.windows[train_frames], person.motion[train_frames])
     validation = person_validation(person, held_out, config.loss, _face_model(config.morphable_model, workspace))
-    task = MotionTask(net, config.lr, config.loss, validation)
+    task = MotionTask(net, config.lr, config.loss, validation, keep_best=config.select_on_validation,
+                      trainable=config.trainable)
+    if task.best is not None:
+        task.evaluate()  # the re-centred general model is a candidate too
     dataset = PersonSequences(person.windows[train_frames], person.motion[train_frames])
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_sequences), "training sequences")
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
+    if task.best is not None and torchrun_ranks().is_main:
+        select_on_validation(final, task.best, validation)
     if config.calibrate_pose and torchrun_ranks().is_main:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
     return final, report
+
+
+def select_on_validation(path: str | Path, best: BestWeights, validation: MotionValidation) -> AudioToMotion:
+    """Checkpoint `path` gets the best validated weights (the final ones among the candidates); the net.
+
+    The state of a run resumed after its last evaluation is not kept, so the resumed run chooses
+    among the evaluations it made itself and the final weights.
+    """
+    net = load_motion_model(path)
+    best.offer(net, validation(net)["expression_mse"])
+    net.load_state_dict(best.state)
+    log.info("kept the weights of validation expression MSE %.5f", best.expression_mse)
+    save_motion_weights(path, net)
+    return net
 
 
 def _initial_network(config: FinetuneConfig, windows: np.ndarray,
