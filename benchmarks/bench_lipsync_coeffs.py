@@ -46,6 +46,7 @@ from talkface.motion.model import load_motion_model
 from talkface.motion.network import AudioToMotion
 from talkface.motion.train import trainable_parameters
 from talkface.train.checkpoint import checkpoint_or_latest
+from talkface.train.config import ADAM_BETAS
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT = Path(__file__).parent / "results" / "lipsync_coeffs_cpu.json"
@@ -126,7 +127,7 @@ def curve(general: Path, person: PersonClip, train: slice, lr: float, group: str
     net.reset_pose_calibration()
     net.reset_pose_rhythm()
     recentre_on_person(net, person.windows[train], person.motion[train])
-    optimiser = torch.optim.Adam(trainable_parameters(net, group), lr=lr, betas=(0.5, 0.999))
+    optimiser = torch.optim.Adam(trainable_parameters(net, group), lr=lr, betas=ADAM_BETAS)
     dataset = PersonSequences(person.windows[train], person.motion[train])
     rng = np.random.default_rng(seed)
     loss = LossConfig()
