@@ -1,39 +1,63 @@
 """A new user's loop on every real clip and speech file of ../shared/real, through the shipped scripts.
 
     .venv/bin/python benchmarks/bench_real_loop.py [--clips talk3 ...] [--speech speech_en_44k_stereo ...]
-                                                   [--work DIR] [--pretrain]
+                                                   [--pairs talk3=speech_en_48k_stereo ...]
+                                                   [--pad-silence SECONDS] [--work DIR] [--pretrain]
 
 From the repository root, as the README's "Your own person" does:
 1. (--pretrain, or when checkpoints/general/ lacks them) `talkface pretrain synthetic`;
 2. per clip, `scripts/finetune.sh CLIP NAME` (the CPU profile configs/person_cpu.yaml when there is
-   no CUDA GPU);
-3. per clip and speech file, `scripts/infer.sh SPEECH NAME OUT.mp4`, and checks of the video: 25 fps,
-   an audio stream, and its frames last the speech's length within one frame (40 ms).
+   no CUDA GPU), then the fine-tuned motion network's fit of its own training frames: the inner-lip
+   gap (metrics.mouth_opening) of its predicted expression against the reconstructed one, both on
+   the reconstructed head pose and identity (bench_motion_real.Scorer), r >= 0.8 to pass; the
+   general model's r on the same frames beside it;
+3. per clip and speech file (every speech file, or the ones --pairs gives the clip),
+   `scripts/infer.sh SPEECH NAME OUT.mp4`, and checks of the video: 25 fps, an audio stream, its
+   frames last the speech's length within one frame (40 ms), and its mouth (dlib landmarks on the
+   output, inner-lip gap over the eye distance):
+   - moves with the speech: r of the gap with the speech's frame RMS >= 0.2 (a real mouth's gap
+     follows loudness only loosely: r 0.21 on a real clip, issue 12);
+   - rests in silence: over the frames where the speech-activity gate is shut (the frames inference
+     holds still, motion/activity.py), the mean frame-to-frame movement of the mouth points is at
+     most a quarter of that over the speech frames. A speech file without such frames is not scored
+     for rest; --pad-silence S also renders each pairing from the speech with S seconds of silence
+     before and after (a wav under --work), which is.
 People and videos go under --work (default /tmp/talkface_real_loop), not into the repository.
-Writes benchmarks/results/real_loop_<cpu|cuda>.json (per clip: fine-tuning seconds, frames used,
-per video: seconds and checks; the machine named) and exits 1 if any step or check failed.
+Updates benchmarks/results/real_loop_<cpu|cuda>.json after each clip and video (clips not run this
+time keep their earlier entries; each entry names the commit and the machine it was measured on)
+and exits 1 if any step or check failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from talkface.audio import SAMPLE_RATE
-from talkface.benchmarking import write_result
-from talkface.media import count_frames, probe_video, read_audio
+from talkface.benchmarking import machine_info, write_result
+from talkface.media import count_frames, probe_video, read_audio, read_video, write_wav
+from talkface.metrics import MOUTH, mouth_opening
+from talkface.motion.activity import frame_levels_db, speech_activity
+
+from bench_motion_real import Scorer, predicted  # noqa: E402  (one copy of the mouth scoring)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 RESULTS = REPO / "benchmarks" / "results"
 GENERAL = (REPO / "checkpoints" / "general" / "motion_lrw.pt", REPO / "checkpoints" / "general" / "gan_lrw.pt")
 FRAME_SECONDS = 0.04
+TRAIN_R_MIN = 0.8  # issue 12: the fine-tuned model fits its own training frames
+ENERGY_R_MIN = 0.2
+REST_RATIO_MAX = 0.25
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 
 
 def run(command: list[str], log: Path) -> tuple[int, float]:
@@ -47,12 +71,71 @@ def run(command: list[str], log: Path) -> tuple[int, float]:
 
 
 def check_video(video: Path, speech: Path) -> dict[str, Any]:
-    """The video contract: 25 fps, carries audio, as long as the speech within one frame."""
+    """The video contract: 25 fps, carries audio, as long as the speech within one frame; and its mouth."""
     info = probe_video(video)
-    seconds = len(read_audio(speech)) / SAMPLE_RATE
+    audio = read_audio(speech)
+    seconds = len(audio) / SAMPLE_RATE
     frames = count_frames(video)
     return {"fps": info.fps, "has_audio": info.has_audio, "frames": frames, "speech_seconds": round(seconds, 3),
-            "fps_25": abs(info.fps - 25.0) < 1e-3, "length_ok": abs(frames * FRAME_SECONDS - seconds) <= FRAME_SECONDS}
+            "fps_25": abs(info.fps - 25.0) < 1e-3, "length_ok": abs(frames * FRAME_SECONDS - seconds) <= FRAME_SECONDS,
+            "mouth": mouth_motion(read_video(video), audio)}
+
+
+def mouth_motion(frames: np.ndarray, audio: np.ndarray) -> dict[str, Any]:
+    """Does the video's mouth (dlib on its frames) move with the speech's loudness and rest in its silence?"""
+    from talkface.recon.dlib_landmarks import DlibLandmarks
+
+    marks = DlibLandmarks().detect(list(frames)).astype(np.float64)  # [T, 68, 2], NaN where no face
+    eyes = np.linalg.norm(marks[:, LEFT_EYE].mean(1) - marks[:, RIGHT_EYE].mean(1), axis=-1)  # [T]
+    gap = mouth_opening(marks) / eyes  # [T] inner-lip gap in eye distances
+    mouth = (marks[:, MOUTH] - marks[:, MOUTH].mean(1, keepdims=True)) / eyes[:, None, None]
+    movement = np.concatenate([[np.nan], np.linalg.norm(np.diff(mouth, axis=0), axis=-1).mean(1)])  # [T]
+    count = len(frames)
+    rms = np.sqrt(10.0 ** (frame_levels_db(audio, 0, count) / 10.0))  # [T] linear frame RMS
+    gate = speech_activity(audio)[:count]
+    gate = np.pad(gate, (0, count - len(gate)))  # frames past the audio count as silent (as inference does)
+    found = np.isfinite(gap)
+    speaking, silent = found & (gate > 0), found & (gate == 0)
+    result: dict[str, Any] = {"frames_without_face": int((~found).sum()), "speech_frames": int(speaking.sum()),
+                              "silent_frames": int(silent.sum())}
+    if found.sum() > 2 and gap[found].std() > 1e-9:
+        result["gap_energy_r"] = round(float(np.corrcoef(gap[found], rms[found])[0, 1]), 3)
+    result["gap_std_speech"] = round(float(gap[speaking].std()), 4) if speaking.any() else None
+    result["movement_speech"] = round(float(np.nanmean(movement[speaking])), 5) if speaking.any() else None
+    result["moves_with_speech"] = result.get("gap_energy_r", 0.0) >= ENERGY_R_MIN
+    if silent.sum() >= 2 and speaking.any():
+        result["gap_std_silence"] = round(float(gap[silent].std()), 4)
+        result["movement_silence"] = round(float(np.nanmean(movement[silent])), 5)
+        result["rests_in_silence"] = bool(result["movement_silence"] <= REST_RATIO_MAX * result["movement_speech"])
+    return result
+
+
+def train_fit(people: Path, name: str) -> dict[str, Any]:
+    """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap."""
+    from talkface.config import load_config
+    from talkface.motion.train import load_person, person_split
+    from talkface.pipelines.person import PersonConfig, load_person_book, person_checkpoint
+
+    folder = people / name
+    record = load_person_book(people, name).record
+    person = load_person(folder)
+    motion = load_config(PersonConfig, profile_config()).motion
+    train, _ = person_split(len(person.motion), motion.train_frames, motion.val_fraction)
+    score = Scorer(person, record["morphable_model"])
+    fitted = predicted(person_checkpoint(people, name, "motion"), person.windows)
+    result = {"train_frames": train.stop, "finetuned": score(fitted[train], person.motion[train])}
+    if motion.pretrained is not None:
+        from talkface.train.checkpoint import checkpoint_or_latest
+
+        general = checkpoint_or_latest(REPO / motion.pretrained, "talkface pretrain synthetic")
+        result["general"] = score(predicted(general, person.windows)[train], person.motion[train])
+    result["pass"] = result["finetuned"]["mouth_r"] >= TRAIN_R_MIN
+    return result
+
+
+def profile_config() -> Path:
+    """The profile scripts/finetune.sh picks: person.yaml with a CUDA GPU, person_cpu.yaml without."""
+    return REPO / "configs" / ("person.yaml" if torch.cuda.is_available() else "person_cpu.yaml")
 
 
 def finetuned_frames(log_text: str) -> int | None:
@@ -63,13 +146,48 @@ def finetuned_frames(log_text: str) -> int | None:
     return None
 
 
+def padded_speech(speech: Path, seconds: float, folder: Path) -> Path:
+    """`speech` with `seconds` of silence before and after, as a 16 kHz wav in `folder`."""
+    silence = np.zeros(int(round(seconds * SAMPLE_RATE)), np.float32)
+    out = folder / f"{speech.stem}__silence{seconds:g}s.wav"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_wav(out, np.concatenate([silence, read_audio(speech), silence]))
+    return out
+
+
+def commit() -> str:
+    """The repository's commit (with '+dirty' for uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def pairings(clips: list[Path], speeches: list[Path], pairs: list[str] | None) -> list[tuple[Path, list[Path]]]:
+    """(clip, its speech files): every speech file for every clip, or those `pairs` (CLIP=SPEECH) name."""
+    if not pairs:
+        return [(clip, speeches) for clip in clips]
+    by_name = {path.stem: path for path in [*clips, *speeches]}
+    wanted: dict[str, list[Path]] = {}
+    for pair in pairs:
+        clip, _, speech = pair.partition("=")
+        if clip not in by_name or speech not in by_name:
+            raise SystemExit(f"--pairs {pair}: no {clip}.mp4 or {speech}.wav among the real files")
+        wanted.setdefault(clip, []).append(by_name[speech])
+    return [(by_name[clip], speech) for clip, speech in wanted.items()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="*", default=None, help="clip names without .mp4 (default: all)")
     parser.add_argument("--speech", nargs="*", default=None, help="speech file names without .wav (default: all)")
+    parser.add_argument("--pairs", nargs="*", default=None, help="CLIP=SPEECH: only these videos, in this order")
+    parser.add_argument("--pad-silence", type=float, default=0.0, help="also render each pairing with this many "
+                                                                       "seconds of silence around the speech")
     parser.add_argument("--work", type=Path, default=Path("/tmp/talkface_real_loop"))
     parser.add_argument("--pretrain", action="store_true", help="run `talkface pretrain synthetic` first")
     parser.add_argument("--real", type=Path, default=REAL, help=f"the real clips and speech (default: {REAL})")
+    parser.add_argument("--note", default=None, help="replaces the result's note")
     args = parser.parse_args()
     if not args.real.is_dir():
         print(f"no real clips at {args.real}: nothing to check", file=sys.stderr)
@@ -77,40 +195,72 @@ def main() -> int:
     clips = sorted(p for p in args.real.glob("*.mp4") if args.clips is None or p.stem in args.clips)
     speeches = sorted(p for p in args.real.glob("*.wav") if args.speech is None or p.stem in args.speech)
     args.work.mkdir(parents=True, exist_ok=True)
-    bin_dir = Path(sys.executable).parent
-    talkface = str(bin_dir / "talkface")
-    result: dict[str, Any] = {"clips": {},
-                              "profile": "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"}
+    talkface = str(Path(sys.executable).parent / "talkface")
+    path = RESULTS / f"real_loop_{'cuda' if torch.cuda.is_available() else 'cpu'}.json"
+    result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    result.setdefault("clips", {})
+    result["profile"] = "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"
+    if args.note is not None:
+        result["note"] = args.note
     if args.pretrain or not all(path.is_file() for path in GENERAL):
         code, seconds = run([talkface, "pretrain", "synthetic"], args.work / "pretrain.log")
-        result["pretrain"] = {"seconds": seconds, "ok": code == 0}
+        result["pretrain"] = {"seconds": seconds, "ok": code == 0, "commit": commit(), "machine": machine_info()}
+        write_result(path, result)
         if code:
             print(f"talkface pretrain synthetic failed: {args.work / 'pretrain.log'}", file=sys.stderr)
             return 1
     people = args.work / "people"
     failed = 0
-    for clip in clips:
-        log = args.work / f"{clip.stem}.log"
-        log.unlink(missing_ok=True)
-        people_set = ["--set", f"people_dir={people}"]
-        code, seconds = run(["bash", "scripts/finetune.sh", str(clip), clip.stem, *people_set], log)
-        entry: dict[str, Any] = {"finetune_seconds": seconds, "finetune_ok": code == 0,
-                                 "frames": finetuned_frames(log.read_text()), "videos": {}}
-        print(f"{clip.name}: finetune {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s", flush=True)
-        for speech in speeches if code == 0 else []:
-            out = args.work / "videos" / f"{clip.stem}__{speech.stem}.mp4"
-            code, seconds = run(["bash", "scripts/infer.sh", str(speech), clip.stem, str(out), *people_set], log)
-            video = {"seconds": seconds, "ok": code == 0, **(check_video(out, speech) if code == 0 else {})}
-            video["pass"] = all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok"))
-            entry["videos"][speech.stem] = video
-            print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s)", flush=True)
-        entry["pass"] = entry["finetune_ok"] and all(v["pass"] for v in entry["videos"].values())
-        failed += not entry["pass"]
+    for clip, clip_speeches in pairings(clips, speeches, args.pairs):
+        entry = finetune_clip(clip, people, args.work)
         result["clips"][clip.stem] = entry
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    path = write_result(RESULTS / f"real_loop_{device}.json", result)
-    print(f"{len(clips) - failed}/{len(clips)} clips passed; {path}")
+        write_result(path, result)
+        for speech in clip_speeches if entry["finetune_ok"] else []:
+            sources = [speech, *([padded_speech(speech, args.pad_silence, args.work / "speech")]
+                                 if args.pad_silence > 0 else [])]
+            for source in sources:
+                entry["videos"][source.stem] = render(source, clip.stem, people, args.work)
+                entry["pass"] = passed(entry)
+                write_result(path, result)  # each finished video survives an interrupted run
+        entry["pass"] = passed(entry)
+        failed += not entry["pass"]
+        write_result(path, result)
+    print(f"{len(result['clips'])} clips recorded, {failed} failed this run; {path}")
     return 1 if failed else 0
+
+
+def finetune_clip(clip: Path, people: Path, work: Path) -> dict[str, Any]:
+    """scripts/finetune.sh on `clip` as person clip.stem, timed, and its training-frame fit."""
+    log = work / f"{clip.stem}.log"
+    log.unlink(missing_ok=True)
+    machine = machine_info()  # the load as the fine-tuning starts
+    code, seconds = run(["bash", "scripts/finetune.sh", str(clip), clip.stem, "--set", f"people_dir={people}"], log)
+    entry: dict[str, Any] = {"commit": commit(), "machine": machine, "finetune_seconds": seconds,
+                             "finetune_ok": code == 0, "frames": finetuned_frames(log.read_text()), "videos": {}}
+    print(f"{clip.name}: finetune {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s", flush=True)
+    if code == 0:
+        entry["train_fit"] = train_fit(people, clip.stem)
+        print(f"  training-frame mouth r {entry['train_fit']['finetuned']['mouth_r']}", flush=True)
+    entry["load_average_1m_after"] = machine_info()["load_average_1m"]
+    return entry
+
+
+def render(speech: Path, name: str, people: Path, work: Path) -> dict[str, Any]:
+    """scripts/infer.sh SPEECH NAME, timed, and the checks of its video."""
+    out = work / "videos" / f"{name}__{speech.stem}.mp4"
+    code, seconds = run(["bash", "scripts/infer.sh", str(speech), name, str(out), "--set", f"people_dir={people}"],
+                        work / f"{name}.log")
+    video = {"seconds": seconds, "ok": code == 0, **(check_video(out, speech) if code == 0 else {})}
+    mouth = video.get("mouth", {})
+    video["pass"] = all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok")) \
+        and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
+    print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s) mouth {mouth}", flush=True)
+    return video
+
+
+def passed(entry: dict[str, Any]) -> bool:
+    return bool(entry["finetune_ok"] and entry.get("train_fit", {}).get("pass")
+                and all(video["pass"] for video in entry["videos"].values()))
 
 
 if __name__ == "__main__":
