@@ -20,8 +20,8 @@ From the repository root, as the README's "Your own person" does:
    - rests in silence: over the frames where the speech-activity gate is shut (the frames inference
      holds still, motion/activity.py), the mean frame-to-frame movement of the mouth points is at
      most a quarter of that over the speech frames. A speech file without such frames is not scored
-     for rest; --pad-silence S also renders each pairing from the speech with S seconds of silence
-     before and after (a wav under --work), which is.
+     for rest; --pad-silence S also renders those pairings from the speech with S seconds of
+     silence before and after (a wav under --work), which is.
 People and videos go under --work (default /tmp/talkface_real_loop), not into the repository.
 Updates benchmarks/results/real_loop_<cpu|cuda>.json after each clip and video (clips not run this
 time keep their earlier entries; each entry names the commit and the machine it was measured on)
@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -216,8 +216,8 @@ def main() -> int:
         result["clips"][clip.stem] = entry
         write_result(path, result)
         for speech in clip_speeches if entry["finetune_ok"] else []:
-            sources = [speech, *([padded_speech(speech, args.pad_silence, args.work / "speech")]
-                                 if args.pad_silence > 0 else [])]
+            pad = args.pad_silence > 0 and (speech_activity(read_audio(speech)) == 0).sum() < 2
+            sources = [speech, *([padded_speech(speech, args.pad_silence, args.work / "speech")] if pad else [])]
             for source in sources:
                 entry["videos"][source.stem] = render(source, clip.stem, people, args.work)
                 entry["pass"] = passed(entry)
@@ -239,8 +239,8 @@ def finetune_clip(clip: Path, people: Path, work: Path) -> dict[str, Any]:
                              "finetune_ok": code == 0, "frames": finetuned_frames(log.read_text()), "videos": {}}
     print(f"{clip.name}: finetune {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s", flush=True)
     if code == 0:
-        entry["train_fit"] = train_fit(people, clip.stem)
-        print(f"  training-frame mouth r {entry['train_fit']['finetuned']['mouth_r']}", flush=True)
+        entry["train_fit"] = measured(train_fit, people, clip.stem)
+        print(f"  training-frame fit {entry['train_fit']}", flush=True)
     entry["load_average_1m_after"] = machine_info()["load_average_1m"]
     return entry
 
@@ -250,12 +250,20 @@ def render(speech: Path, name: str, people: Path, work: Path) -> dict[str, Any]:
     out = work / "videos" / f"{name}__{speech.stem}.mp4"
     code, seconds = run(["bash", "scripts/infer.sh", str(speech), name, str(out), "--set", f"people_dir={people}"],
                         work / f"{name}.log")
-    video = {"seconds": seconds, "ok": code == 0, **(check_video(out, speech) if code == 0 else {})}
+    video = {"seconds": seconds, "ok": code == 0, **(measured(check_video, out, speech) if code == 0 else {})}
     mouth = video.get("mouth", {})
     video["pass"] = all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok")) \
         and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
     print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s) mouth {mouth}", flush=True)
     return video
+
+
+def measured(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """measure(*args), or {"error": ...} when it raised: one broken measurement does not end the run."""
+    try:
+        return measure(*args)
+    except Exception as error:  # noqa: BLE001  (recorded in the result, the run goes on)
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def passed(entry: dict[str, Any]) -> bool:
