@@ -18,8 +18,8 @@ From the repository root, as the README's "Your own person" does:
    - moves with the speech: r of the gap with the speech's frame RMS >= 0.2 (a real mouth's gap
      follows loudness only loosely: r 0.21 on a real clip, issue 12);
    - rests in silence: over the frames where the speech-activity gate is shut (the frames inference
-     holds still, motion/activity.py), the mean frame-to-frame movement of the mouth points is at
-     most a quarter of that over the speech frames. A speech file without such frames is not scored
+     holds still, motion/activity.py), the mean frame-to-frame change of the pixels in the mouth
+     box is at most a quarter of that over the speech frames. A speech file without such frames is not scored
      for rest; --pad-silence S also renders those pairings from the speech with S seconds of
      silence before and after (a wav under --work), which is.
 People and videos go under --work (default /tmp/talkface_real_loop), not into the repository.
@@ -91,8 +91,7 @@ def mouth_motion(frames: np.ndarray, audio: np.ndarray) -> dict[str, Any]:
     marks = DlibLandmarks().detect(list(frames)).astype(np.float64)  # [T, 68, 2], NaN where no face
     eyes = np.linalg.norm(marks[:, LEFT_EYE].mean(1) - marks[:, RIGHT_EYE].mean(1), axis=-1)  # [T]
     gap = mouth_opening(marks) / eyes  # [T] inner-lip gap in eye distances
-    mouth = (marks[:, MOUTH] - marks[:, MOUTH].mean(1, keepdims=True)) / eyes[:, None, None]
-    movement = np.concatenate([[np.nan], np.linalg.norm(np.diff(mouth, axis=0), axis=-1).mean(1)])  # [T]
+    movement = mouth_pixel_change(frames, marks)  # [T]
     count = len(frames)
     rms = np.sqrt(10.0 ** (frame_levels_db(audio, 0, count) / 10.0))  # [T] linear frame RMS
     gate = speech_activity(audio)[:count]
@@ -104,13 +103,27 @@ def mouth_motion(frames: np.ndarray, audio: np.ndarray) -> dict[str, Any]:
     if found.sum() > 2 and gap[found].std() > 1e-9:
         result["gap_energy_r"] = round(float(np.corrcoef(gap[found], rms[found])[0, 1]), 3)
     result["gap_std_speech"] = round(float(gap[speaking].std()), 4) if speaking.any() else None
-    result["movement_speech"] = round(float(np.nanmean(movement[speaking])), 5) if speaking.any() else None
+    result["mouth_change_speech"] = round(float(np.nanmean(movement[speaking])), 3) if speaking.any() else None
     result["moves_with_speech"] = result.get("gap_energy_r", 0.0) >= ENERGY_R_MIN
     if silent.sum() >= 2 and speaking.any():
         result["gap_std_silence"] = round(float(gap[silent].std()), 4)
-        result["movement_silence"] = round(float(np.nanmean(movement[silent])), 5)
-        result["rests_in_silence"] = bool(result["movement_silence"] <= REST_RATIO_MAX * result["movement_speech"])
+        result["mouth_change_silence"] = round(float(np.nanmean(movement[silent])), 3)
+        result["rests_in_silence"] = bool(result["mouth_change_silence"] <= REST_RATIO_MAX * result["mouth_change_speech"])
     return result
+
+
+def mouth_pixel_change(frames: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Mean absolute change [T] (0-255, NaN at frame 0) of the pixels in the video's mouth box from the frame before.
+
+    The box: the median extent of the mouth points over the video, grown by half its size. Pixels,
+    not landmarks: dlib's box jitters by tens of pixels between frames that are identical to the eye,
+    which moves its mouth points as much as speech does.
+    """
+    low, high = np.nanmedian(marks[:, MOUTH].min(1), 0), np.nanmedian(marks[:, MOUTH].max(1), 0)  # [2] x, y
+    grow = 0.5 * (high - low)
+    (x0, y0), (x1, y1) = np.maximum(low - grow, 0).astype(int), (high + grow).astype(int) + 1
+    region = frames[:, y0:y1, x0:x1].astype(np.float32)  # [T, h, w, 3]
+    return np.concatenate([[np.nan], np.abs(np.diff(region, axis=0)).mean(axis=(1, 2, 3))])
 
 
 def train_fit(people: Path, name: str) -> dict[str, Any]:
