@@ -204,6 +204,7 @@ def main() -> int:
     parser.add_argument("--pretrain", action="store_true", help="run `talkface pretrain synthetic` first")
     parser.add_argument("--real", type=Path, default=REAL, help=f"the real clips and speech (default: {REAL})")
     parser.add_argument("--note", default=None, help="replaces the result's note")
+    parser.add_argument("--recheck", action="store_true", help="only measure the recorded videos under --work again")
     args = parser.parse_args()
     if not args.real.is_dir():
         print(f"no real clips at {args.real}: nothing to check", file=sys.stderr)
@@ -227,8 +228,16 @@ def main() -> int:
             return 1
     people = args.work / "people"
     failed = 0
+    if args.recheck:
+        recheck(result, args.real, args.work, path)
+        return 0
     for clip, clip_speeches in pairings(clips, speeches, args.pairs):
         entry = finetune_clip(clip, people, args.work)
+        earlier = result["clips"].get(clip.stem, {})
+        if entry.get("finetune_stages_skipped") and earlier.get("finetune_ok"):
+            # Nothing was fine-tuned again: the earlier run's time and machine stay, with its videos.
+            entry = {**earlier, **{k: v for k, v in entry.items() if k in ("train_fit", "finetune_ok")},
+                     "videos": dict(earlier.get("videos", {}))}
         result["clips"][clip.stem] = entry
         write_result(path, result)
         for speech in clip_speeches if entry["finetune_ok"] else []:
@@ -258,6 +267,9 @@ def finetune_clip(clip: Path, people: Path, work: Path) -> dict[str, Any]:
         entry["train_fit"] = measured(train_fit, people, clip.stem)
         print(f"  training-frame fit {entry['train_fit']}", flush=True)
     entry["load_average_1m_after"] = machine_info()["load_average_1m"]
+    statuses = [line.split()[1] for line in log.read_text().splitlines()
+                if line.split()[:1] in (["preprocess"], ["motion"], ["gan"]) and len(line.split()) > 2]
+    entry["finetune_stages_skipped"] = code == 0 and bool(statuses) and set(statuses) == {"skipped"}
     return entry
 
 
@@ -267,11 +279,33 @@ def render(speech: Path, name: str, people: Path, work: Path) -> dict[str, Any]:
     code, seconds = run(["bash", "scripts/infer.sh", str(speech), name, str(out), "--set", f"people_dir={people}"],
                         work / f"{name}.log")
     video = {"seconds": seconds, "ok": code == 0, **(measured(check_video, out, speech) if code == 0 else {})}
-    mouth = video.get("mouth", {})
-    video["pass"] = all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok")) \
-        and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
-    print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s) mouth {mouth}", flush=True)
+    video["pass"] = video_passed(video)
+    print(f"  {speech.name}: {'pass' if video['pass'] else 'FAIL'} ({seconds:.0f} s) mouth {video.get('mouth')}",
+          flush=True)
     return video
+
+
+def video_passed(video: dict[str, Any]) -> bool:
+    """Made, 25 fps, with audio, the speech's length, its mouth moving with the speech and resting in silence."""
+    mouth = video.get("mouth", {})
+    return all(video.get(check) for check in ("ok", "fps_25", "has_audio", "length_ok")) \
+        and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
+
+
+def recheck(result: dict[str, Any], real: Path, work: Path, path: Path) -> None:
+    """Measure every recorded video again that is still under `work`, with this version's checks."""
+    for name, entry in result["clips"].items():
+        for stem, video in entry.get("videos", {}).items():
+            out = work / "videos" / f"{name}__{stem}.mp4"
+            speech = next((p for p in (real / f"{stem}.wav", work / "speech" / f"{stem}.wav") if p.is_file()), None)
+            if not video.get("ok") or not out.is_file() or speech is None:
+                continue
+            video.update(measured(check_video, out, speech), rechecked_by=commit())
+            video["pass"] = video_passed(video)
+            print(f"{name} {stem}: {'pass' if video['pass'] else 'FAIL'} mouth {video.get('mouth')}", flush=True)
+        if "videos" in entry:
+            entry["pass"] = passed(entry)
+        write_result(path, result)
 
 
 def measured(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
