@@ -229,7 +229,7 @@ def main() -> int:
     people = args.work / "people"
     failed = 0
     if args.recheck:
-        recheck(result, args.real, args.work, path)
+        recheck(result, args.real, args.work, path, args.clips)
         return 0
     for clip, clip_speeches in pairings(clips, speeches, args.pairs):
         entry = finetune_clip(clip, people, args.work)
@@ -292,9 +292,12 @@ def video_passed(video: dict[str, Any]) -> bool:
         and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
 
 
-def recheck(result: dict[str, Any], real: Path, work: Path, path: Path) -> None:
-    """Measure every recorded video again that is still under `work`, with this version's checks."""
+def recheck(result: dict[str, Any], real: Path, work: Path, path: Path, clips: list[str] | None) -> None:
+    """Measure every recorded video (of `clips`, None: all) again that is still under `work`, with this
+    version's checks."""
     for name, entry in result["clips"].items():
+        if clips is not None and name not in clips:
+            continue
         for stem, video in entry.get("videos", {}).items():
             out = work / "videos" / f"{name}__{stem}.mp4"
             speech = next((p for p in (real / f"{stem}.wav", work / "speech" / f"{stem}.wav") if p.is_file()), None)
