@@ -89,8 +89,8 @@ def predicted(checkpoint: Path, windows: np.ndarray) -> np.ndarray:
 class Scorer:
     """Mouth scores of predicted motion against a clip's reconstructed motion (expression only)."""
 
-    def __init__(self, person: PersonClip):
-        self.face = load_morphable_model("synthetic")
+    def __init__(self, person: PersonClip, morphable_model: str = "synthetic"):
+        self.face = load_morphable_model(morphable_model)
         self.identity = person.identity
 
     def landmarks(self, motion: np.ndarray) -> np.ndarray:

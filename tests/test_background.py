@@ -125,6 +125,21 @@ def test_silent_stretches_hold_the_background_whatever_the_pose_does():
         match_background(pred, train, keys, silent=silent[1:])
 
 
+def test_every_silent_run_holds_its_background_wherever_the_keyframes_fall():
+    """A silence that starts or ends inside a keyframe stretch (1 s of silence before speech, as a real
+    recording has) holds the background through the whole run, not only where a stretch is silent
+    throughout; the speech in between still moves it."""
+    train = head_curve(np.arange(300))
+    pred = head_curve(np.arange(0, 200, 2))  # [100, 3]: a head that never rests
+    keys = find_keyframes(keyframe_signal(pred))
+    silent = np.zeros(100, bool)
+    silent[:25] = silent[81:] = True
+    assert not set(keys) & {24, 25, 80, 81}  # the runs' edges are no keyframes of the pose
+    indices, _ = plan_background(pred, train, silent=silent)
+    assert (indices[:25] == indices[0]).all() and (indices[81:] == indices[81]).all()
+    assert len(np.unique(indices[25:81])) > 3
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_background_indices_are_in_range_monotone_and_bounded(seed):
     rng = np.random.default_rng(seed)

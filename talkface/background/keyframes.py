@@ -145,15 +145,17 @@ def match_background(
     previous keyframe. Between keyframes the index is linearly interpolated and rounded half up.
     `keyframes` must be sorted and run from 0 to T-1 (as find_keyframes returns them). `source`
     names the training clip in the error raised when it is too short. `silent` (bool [T], frames
-    without speech, talkface.motion.activity) holds the background over every stretch between two
-    keyframes that is silent throughout, whatever the network's pose does there (its recurrent
-    state still settles in the first frames of a silence).
+    without speech, talkface.motion.activity) holds the background over every silent run (its
+    edges become keyframes), whatever the network's pose does there (its recurrent state still
+    settles in the first frames of a silence).
     """
     check_train_frames(len(np.asarray(train_angles)), source)
     pred, train = _angles(pred_angles, "pred_angles"), _angles(train_angles, "train_angles")
     keys = _check_keyframes(keyframes, len(pred))
-    if silent is not None and len(silent) != len(pred):
-        raise ValueError(f"silent has {len(silent)} frames, the predicted pose {len(pred)}")
+    if silent is not None:
+        if len(silent) != len(pred):
+            raise ValueError(f"silent has {len(silent)} frames, the predicted pose {len(pred)}")
+        keys = with_silence_edges(keys, silent)
     matches = [nearest_pose(train, pred[keys[0]])]
     typical = float(np.median(pose_speed(train))) if len(train) > 1 else 0.0
     speed_per_frame = pose_speed(pred)  # [T - 1]
@@ -209,6 +211,19 @@ def plan_background(
         return pingpong_indices(len(pred), len(train)), np.zeros(0, np.int64)
     keys = find_keyframes(keyframe_signal(pred))
     return match_background(pred, train, keys, source, silent), keys
+
+
+def with_silence_edges(keyframes: np.ndarray, silent: np.ndarray) -> np.ndarray:
+    """Keyframes [K] plus the first and last frame of every run of `silent` (bool [T]), sorted, unique.
+
+    The background holds over a keyframe stretch that is silent throughout; a silence that begins
+    or ends between two pose keyframes would otherwise be interpolated across (the head drifting
+    through the second of silence before speech). Its edges make each run such a stretch.
+    """
+    quiet = np.asarray(silent, bool)
+    change = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # [C] last frame before each change
+    edges = np.concatenate([change, change + 1])
+    return np.unique(np.concatenate([np.asarray(keyframes, np.int64), edges[quiet[edges]]]))
 
 
 def apply_pose_mode(pred_motion: np.ndarray, train_motion: np.ndarray, indices: np.ndarray, mode: Mode) -> np.ndarray:
