@@ -132,11 +132,9 @@ class Workspace:
         """Fail with the command to run when `step`'s outputs are missing from this workspace."""
         missing = [out for out in ALL_STEPS[step].outputs if not self.path(out).is_file()]
         if not self.steps.done(step) or missing:
-            what = missing[0] if missing else f"the '{step}' step"
-            raise TalkfaceError(
-                f"workspace has no {what} (preprocess step '{step}'); run "
-                f"`talkface preprocess CLIP --out {self.root}` first", self.root,
-            )
+            what = (f"workspace has no {missing[0]} (preprocess step '{step}')" if missing else
+                    f"workspace has not finished preprocess step '{step}' (or an older talkface made it)")
+            raise TalkfaceError(f"{what}; run `talkface preprocess CLIP --out {self.root}` first", self.root)
 
 
 def _producer(output: str) -> str:

@@ -86,3 +86,13 @@ def test_a_one_file_artifact_carries_its_key(tmp_path):
         np.savez(handle, format=np.str_("talkface-lrw-record-v1"))
     assert stored_key(path) is None
 
+
+
+def test_a_workspace_step_that_did_not_finish_names_the_step_and_the_command(tmp_path):
+    # The output file exists (e.g. written by an older talkface, or by an interrupted run) but the
+    # book does not record the step as finished: the error says so in one line.
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    ws.save_array("coeffs.npy", np.zeros((2, 257), np.float32))
+    with pytest.raises(TalkfaceError, match=r"has not finished preprocess step 'coeffs'.*talkface preprocess"):
+        ws.load_array("coeffs.npy")
