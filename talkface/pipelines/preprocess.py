@@ -233,7 +233,7 @@ class _Runner:
         if len(frames) < self.config.frames:
             raise TalkfaceError(f"has only {len(frames)} frames with speech at 25 fps, fewer than the "
                                 f"{self.config.frames} asked for; set the preprocess frames to {len(frames)} "
-                                f"or fewer (preprocess: --frames {len(frames)}, finetune: "
+                                f"or fewer (preprocess: --frames {len(frames)}, person: "
                                 f"--set preprocess.frames={len(frames)})", self.clip)
         self.ws.save_array("frames.npy", frames)
         return {"frames": len(frames), "height": frames.shape[1], "width": frames.shape[2]}
