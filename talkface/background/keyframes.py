@@ -28,6 +28,7 @@ from scipy.signal import find_peaks
 from talkface.atomic import atomic_path
 from talkface.errors import ConfigError, TalkfaceError
 from talkface.face3d.coeffs import MOTION_POSE, N_MOTION
+from talkface.recon.track import frame_ranges
 
 WINDOW = 7  # Hanning window of the keyframe signal (docs/method.md)
 MAX_FRACTION = 0.1  # at most N/10 interior keyframes (docs/method.md)
@@ -220,10 +221,8 @@ def with_silence_edges(keyframes: np.ndarray, silent: np.ndarray) -> np.ndarray:
     or ends between two pose keyframes would otherwise be interpolated across (the head drifting
     through the second of silence before speech). Its edges make each run such a stretch.
     """
-    quiet = np.asarray(silent, bool)
-    change = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # [C] last frame before each change
-    edges = np.concatenate([change, change + 1])
-    return np.unique(np.concatenate([np.asarray(keyframes, np.int64), edges[quiet[edges]]]))
+    edges = [frame for run in frame_ranges(np.asarray(silent, bool)) for frame in run]
+    return np.unique(np.concatenate([np.asarray(keyframes, np.int64), np.asarray(edges, np.int64)]))
 
 
 def apply_pose_mode(pred_motion: np.ndarray, train_motion: np.ndarray, indices: np.ndarray, mode: Mode) -> np.ndarray:
