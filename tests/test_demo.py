@@ -42,7 +42,7 @@ gan_pretrain:
 person:
   preprocess: {{frames: 100, window_size: 64, device: cpu, refine: {{steps: 20}}}}
   motion: {{epochs: 1, train: {{device: cpu}}}}
-  gan: {{train_frames: 100, val_frames: 20, epochs: 1, train: {{batch_size: 8, device: cpu}}}}
+  gan: {{train_frames: 100, val_frames: 20, epochs: 1, epoch_frames: 1, train: {{batch_size: 8, device: cpu}}}}
 infer:
   device: cpu
 """

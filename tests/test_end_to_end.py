@@ -59,6 +59,7 @@ gan:
   train_frames: {CLIP_FRAMES}
   val_frames: 20
   epochs: 1
+  epoch_frames: 1                 # an epoch of the clip's own frames: seconds, not the paper's 250
   model:
     ngf: 8
     ndf: 8

@@ -262,6 +262,7 @@ gan:
   train_frames: 32
   val_frames: 8
   epochs: 1
+  epoch_frames: 1
   model: {{ngf: 8, ndf: 8, memory_size: 32}}
   train: {{batch_size: 8, device: cpu, checkpoint_every: 5}}
 """)

@@ -105,6 +105,18 @@ def test_finetune_beats_the_render_on_held_out_frames(trained) -> None:
     assert saved["models"]["memory"]["ages"].min() >= 0 and (saved["models"]["memory"]["values"].norm(dim=1) > 0).any()
 
 
+def test_a_short_clip_gets_the_papers_steps_per_epoch(workspace: Path, tmp: Path) -> None:
+    steps = {}
+    for epoch_frames in (250, 1):
+        run = dataclasses.replace(config(tmp / f"epochs_{epoch_frames}", 1, batch_size=25), epochs=1,
+                                  epoch_frames=epoch_frames)
+        final, _ = finetune(workspace, run)
+        steps[epoch_frames] = read_checkpoint(final)["config"]["train"]["steps"]
+    # The default: an epoch of the paper's 250 training frames (10 batches), whatever the clip's length;
+    # with epoch_frames 1, the clip's own 50 (2 batches).
+    assert steps == {250: 10, 1: 2}
+
+
 def test_chunked_enhancement_equals_whole(trained, workspace: Path) -> None:
     from talkface.gan.data import render_window
 

@@ -46,6 +46,7 @@ person:
     pretrained: null
     val_frames: 10
     epochs: 1
+    epoch_frames: 1
     model: {{ngf: 8, ndf: 8, memory_size: 32}}
     train: {{batch_size: 8, device: cpu}}
 infer:

@@ -41,7 +41,7 @@ def tiny_person_config(folder: Path, general: dict) -> Path:
 people_dir: {folder / 'people'}
 preprocess: {{window_size: 64, rnet: null, morphable_model: synthetic, device: cpu, refine: {{steps: 30}}}}
 motion: {{pretrained: {general['motion']}, epochs: 2, train: {{device: cpu, eval_every: 1000}}}}
-gan: {{pretrained: {general['gan']}, val_frames: 20, epochs: 1, train: {{batch_size: 8, device: cpu}}}}
+gan: {{pretrained: {general['gan']}, val_frames: 20, epochs: 1, epoch_frames: 1, train: {{batch_size: 8, device: cpu}}}}
 """)
     return path
 

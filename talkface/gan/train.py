@@ -6,8 +6,9 @@ CUDA, tensorboard); they differ in data and defaults (docs/method.md, memory-aug
     pretrain   (composited render, real frame) pairs of every LRW clip (or synthetic LRW clip),
                prepared by pipelines/gan_pretrain.py: renders of each clip's own coefficients (pairs.py);
                lambda_mask 0.1; Adam(1e-4, betas 0.5/0.999), batch 1 as the original.
-    finetune   one person workspace: its first 300 frames, lambda_mask 2, 60 epochs, starting
-               from the pretrained checkpoint; validation on the clip's last frames.
+    finetune   one person workspace: its first 300 frames, lambda_mask 2, 60 epochs (an epoch counting
+               at least 250 frames on a shorter clip, `epoch_frames`), starting from the pretrained
+               checkpoint; validation on the clip's last frames.
 
 One step: D on (window, real) vs (window, fake); G on GAN + 100 L1 + mask + mask TV; the key
 encoder on the memory's threshold triplet loss; then the memory update with the step's
@@ -49,7 +50,9 @@ from talkface.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-KEY_OPTIMIZER = "keys"  # the key encoder's optimiser (triplet loss); "G" and "D" for the GAN phases
+KEY_OPTIMIZER = "keys"
+# The paper fine-tunes on a person's first 300 frames; the default 50 validation frames leave 250.
+PAPER_TRAIN_FRAMES = 300 - 50  # the key encoder's optimiser (triplet loss); "G" and "D" for the GAN phases
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,6 +136,10 @@ class GanFinetuneConfig:
     morphable_model: str = "auto"  # auto: the workspace's own
     rasterizer: Rasterizer = "auto"
     epochs: Optional[int] = 60  # docs/method.md; null: train.steps as given
+    # An epoch counts at least this many frames (the paper's 300 less 50 held out), so a 5 s real clip
+    # gets the optimiser steps a 300-frame one gets instead of a third of them (docs/method.md,
+    # "Memory-augmented GAN"), as the motion stage's epoch_sequences does.
+    epoch_frames: int = PAPER_TRAIN_FRAMES
     lr: float = 1e-4
     model: GanModelConfig = field(default_factory=GanModelConfig)  # only without a pretrained checkpoint
     loss: GanLossConfig = field(default_factory=lambda: GanLossConfig(lambda_mask=LAMBDA_MASK_FINETUNE))
@@ -141,6 +148,8 @@ class GanFinetuneConfig:
     def __post_init__(self) -> None:
         if self.train_frames < 2 or self.val_frames < 1:
             raise ValueError(f"need train_frames >= 2 and val_frames >= 1, got {self.train_frames}, {self.val_frames}")
+        if self.epoch_frames < 1:
+            raise ValueError(f"epoch_frames must be at least 1, got {self.epoch_frames}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,7 +258,7 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     networks = _initial_networks(config, window_size)
     task = GanTask(networks, config.lr, config.loss, GanValidation([val_clip]), config.train.seed)
     dataset = GanPairs([clip])
-    train = with_epochs(config.train, config.epochs, len(dataset), "training frames")
+    train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_frames), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
     full = dataclasses.replace(config, train=train)
     start = time.perf_counter()
