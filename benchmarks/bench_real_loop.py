@@ -47,6 +47,8 @@ from talkface.benchmarking import machine_info, write_result
 from talkface.media import count_frames, probe_video, read_audio, read_video, write_wav
 from talkface.metrics import MOUTH, mouth_opening
 from talkface.motion.activity import frame_levels_db, speech_activity
+from talkface.motion.inference import predict_motion
+from talkface.motion.model import load_motion_model
 
 from bench_motion_real import Scorer, predicted  # noqa: E402  (one copy of the mouth scoring)
 
@@ -127,7 +129,11 @@ def mouth_pixel_change(frames: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 
 def train_fit(people: Path, name: str) -> dict[str, Any]:
-    """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap."""
+    """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap.
+
+    'finetuned' is the network alone (what fine-tuning fitted; the pass/fail check), 'shipped' the
+    expression inference gives, the person's viseme mouth blended in (docs/method.md, "Viseme mouth").
+    """
     from talkface.config import load_config
     from talkface.motion.data import load_person, person_split
     from talkface.pipelines.person import PersonConfig
@@ -139,8 +145,13 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     motion = load_config(PersonConfig, profile_config()).motion
     train, _ = person_split(len(person.motion), motion.train_frames, motion.val_fraction)
     score = Scorer(person, record["morphable_model"])
-    fitted = predicted(person_checkpoint(people, name, "motion"), person.windows)
+    checkpoint = person_checkpoint(people, name, "motion")
+    fitted = predicted(checkpoint, person.windows)
     result = {"train_frames": train.stop, "finetuned": score(fitted[train], person.motion[train])}
+    net = load_motion_model(checkpoint)
+    result["viseme_weight"] = float(net.viseme_weight)
+    shipped = predict_motion(net, read_audio(folder / "audio.wav"), bf16=False)
+    result["shipped"] = score(shipped[train], person.motion[train])
     if motion.pretrained is not None:
         from talkface.train.checkpoint import checkpoint_or_latest
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent / "talkface"
 # docs/architecture.md, "Layers": a package may import its own layer and the layers before it.
 LAYERS = (
     ("foundation", {"errors", "atomic", "keyed", "provenance", "threads", "tvcompat", "config", "benchmarking"}),
-    ("contracts", {"media", "audio", "metrics", "workspace"}),
+    ("contracts", {"media", "audio", "metrics", "workspace", "speech"}),
     ("machinery", {"train", "face3d", "render", "arcface"}),
     ("stages", {"recon", "motion", "background", "gan", "sync", "evaluation"}),
     ("worlds", {"synth", "convert"}),

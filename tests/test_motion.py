@@ -19,9 +19,11 @@ from talkface.motion.network import (
     POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.calibration import (
-    RHYTHM_FFT_POINTS, person_pose_calibration, person_pose_rhythm, reversed_speech_windows,
+    RHYTHM_FFT_POINTS, person_pose_calibration, person_pose_rhythm, person_viseme_mouth, reversed_speech_windows,
 )
-from talkface.motion.model import CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, load_motion_model
+from talkface.motion.model import CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, VISEME_KEYS, load_motion_model
+from talkface.speech.recognition import viseme_track
+from talkface.synth.speech import speech_for_duration
 from talkface.motion.train import BestWeights, trainable_parameters
 from talkface.train.checkpoint import write_checkpoint
 from talkface.motion.data import LRWSequences, PersonSequences
@@ -185,9 +187,10 @@ def test_rhythm_survives_a_checkpoint_round_trip(tmp_path):
 
 
 def test_checkpoint_without_calibration_loads_as_identity(tmp_path):
-    old = write_model_checkpoint(tmp_path / "old", rhythm_model(), drop=CALIBRATION_KEYS + RHYTHM_KEYS)
+    old = write_model_checkpoint(tmp_path / "old", viseme_model(), drop=CALIBRATION_KEYS + RHYTHM_KEYS + VISEME_KEYS)
     loaded = load_motion_model(old)
     assert (loaded.pose_scale == 1).all() and (loaded.pose_shift == 0).all() and not loaded.has_pose_rhythm
+    assert not loaded.has_viseme_mouth
     with pytest.raises(TalkfaceError, match="missing .'head.bias'"):
         load_motion_model(write_model_checkpoint(tmp_path / "broken", calibrated_model(), drop=("head.bias",)))
 
@@ -212,6 +215,61 @@ def test_person_calibration_maps_the_pose_on_reversed_speech_onto_the_truth():
     scale, shift = person_pose_calibration(model, windows, motion)
     torch.testing.assert_close(scale, gain, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(shift, torch.full((6,), 0.1), atol=1e-5, rtol=0)
+
+
+# --- viseme mouth ------------------------------------------------------------------------------
+
+def viseme_model(weight: float = 0.5) -> AudioToMotion:
+    model = calibrated_model()
+    generator = torch.Generator().manual_seed(0)
+    model.set_viseme_mouth(0.3 * torch.randn(3, 64, generator=generator), 0.1 * torch.randn(64, generator=generator),
+                           weight)
+    return model
+
+
+def test_viseme_blend_mixes_the_expression_and_keeps_the_pose():
+    model = viseme_model(0.25)
+    motion, track = torch.randn(7, 70), torch.rand(7, 3)
+    blended = model.blend_visemes(motion, track)
+    visemes = model.viseme_bias + track @ model.viseme_map  # [7, 64]
+    torch.testing.assert_close(blended[:, MOTION_EXPRESSION], 0.75 * motion[:, MOTION_EXPRESSION] + 0.25 * visemes)
+    torch.testing.assert_close(blended[:, MOTION_POSE], motion[:, MOTION_POSE], atol=0, rtol=0)
+    assert model.has_viseme_mouth and not tiny_model().has_viseme_mouth
+    model.reset_viseme_mouth()
+    torch.testing.assert_close(model.blend_visemes(motion, track), motion, atol=0, rtol=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.set_viseme_mouth(torch.zeros(3, 64), torch.zeros(64), 1.5)
+
+
+def test_person_viseme_mouth_recovers_a_linear_mouth():
+    rng = np.random.default_rng(0)
+    track = rng.uniform(0, 1, (200, 3))
+    true_map, true_bias = rng.normal(0, 0.3, (3, 64)), rng.normal(0, 0.1, 64)
+    expression = true_bias + track @ true_map
+    mapping, bias = person_viseme_mouth(track, expression)
+    predicted = bias.double().numpy() + track @ mapping.double().numpy()
+    assert min(np.corrcoef(predicted[:, k], expression[:, k])[0, 1] for k in range(64)) > 0.999
+    shrink = np.linalg.norm(mapping.numpy()) / np.linalg.norm(true_map)
+    assert 0.8 < shrink < 1.0  # the ridge pulls the map toward zero, a little
+    mapping, bias = person_viseme_mouth(track, expression, ridge_per_frame=0.0)
+    np.testing.assert_allclose(mapping.numpy(), true_map, atol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), true_bias, atol=1e-5)
+
+
+def test_chunked_inference_with_a_viseme_mouth_equals_whole_and_blends_the_recognised_phones(tmp_path):
+    model = viseme_model()
+    audio = speech_for_duration(3.0, seed=2, engine="builtin")
+    frames = n_video_frames(len(audio))
+    whole = predict_motion(model, audio, chunk_frames=frames)
+    for chunk in (1, 7, 25):
+        np.testing.assert_allclose(predict_motion(model, audio, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
+    track = torch.from_numpy(viseme_track(audio, frames))
+    assert track[:, 0].max() > 0.3  # the recogniser heard open vowels
+    plain = viseme_model(0.0)
+    expected = model.blend_visemes(torch.from_numpy(predict_motion(plain, audio)), track).numpy()
+    np.testing.assert_allclose(whole, expected, atol=1e-5, rtol=0)
+    loaded = load_motion_model(write_model_checkpoint(tmp_path / "run", model))
+    np.testing.assert_array_equal(predict_motion(loaded, audio), whole)
 
 
 # --- pose rhythm -------------------------------------------------------------------------------

@@ -298,6 +298,33 @@ def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkp
     torch.testing.assert_close(load_motion_model(plain).pose_shift, expected_shift)
 
 
+def test_finetune_fits_a_viseme_mouth_that_brings_the_held_out_mouth_closer(world: dict, finetuned: Path) -> None:
+    from talkface.media import read_audio
+    from talkface.motion.inference import predict_motion
+
+    net = load_motion_model(finetuned / "checkpoints" / "step_0000150.pt")
+    assert net.has_viseme_mouth and float(net.viseme_weight) in FinetuneConfig().viseme_weights
+    person = load_person(world["person"])
+    train, held_out = person_split(len(person.motion), 300, 0.1)
+    audio = read_audio(Workspace(world["person"]).path("audio.wav"))
+    face = load_morphable_model("synthetic")
+
+    def held_out_lmd(expression: np.ndarray) -> float:
+        motion = person.motion[held_out].copy()
+        motion[:, MOTION_EXPRESSION] = expression
+        return lmd(motion_landmarks(face, motion, person.identity),
+                   motion_landmarks(face, person.motion[held_out], person.identity))
+
+    blended = held_out_lmd(predict_motion(net, audio, bf16=False)[held_out, MOTION_EXPRESSION])
+    net.reset_viseme_mouth()
+    network = held_out_lmd(predict_motion(net, audio, bf16=False)[held_out, MOTION_EXPRESSION])
+    person_mean = held_out_lmd(person.motion[train, MOTION_EXPRESSION].mean(0))
+    print(f"held-out LMD: with the viseme mouth {blended:.3f}, network alone {network:.3f}, "
+          f"the person's mean expression {person_mean:.3f}")
+    # The recogniser hears the synthetic voice's phones too (tests/test_speech_recognition.py).
+    assert blended < network and blended < person_mean
+
+
 # A person far from the general model in every mouth direction (the person's own std there is
 # 0.03-0.22): the offset the pretrained net would have to unlearn before it can follow the speech.
 PERSON_OFFSET = np.zeros(64, np.float32)

@@ -20,10 +20,11 @@ from talkface.face3d.coeffs import EXPRESSION
 from talkface.face3d.model import load_morphable_model
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.synth.motion import generate_motion, sample_head_style
-from talkface.synth.phones import Phone, phones_from_audio, phones_from_json, phones_to_json
+from talkface.speech.phones import Phone, phones_from_json, phones_to_json
+from talkface.synth.phones import phones_from_audio
 from talkface.synth.speech import synthesize_utterance, utterance_for_duration, voice_for_seed
 from talkface.synth.variety import ClipVariety, VarietyConfig, apply_room, draw_variety
-from talkface.synth.visemes import VISEMES, articulate
+from talkface.speech.visemes import VISEMES, articulate
 from talkface.synth.world import LRW_FRAMES, lrw_speech
 
 SR, FPS = 16000, 25

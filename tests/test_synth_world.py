@@ -19,7 +19,8 @@ from talkface.render.rasterize import interpolate, rasterize
 from talkface.render.renderer import render
 from talkface.synth.appearance import RealFrames, frame_transform, sample_subject
 from talkface.synth.motion import generate_motion
-from talkface.synth.phones import phones_from_audio, phones_from_json
+from talkface.speech.phones import phones_from_json
+from talkface.synth.phones import phones_from_audio
 from talkface.synth.speech import speech_for_duration
 from talkface.synth.world import VOCABULARY, lrw_clip_path, write_lrw, write_person
 

@@ -1,21 +1,24 @@
-"""The person's pose calibration and pose rhythm, fitted into a fine-tuned checkpoint (beyond the paper).
+"""The person's pose calibration, pose rhythm and viseme mouth, fitted into a fine-tuned checkpoint
+(beyond the paper).
 
 After fine-tuning, the network's pose on new speech is mapped onto the person's (calibration), and
 an oscillation at the person's dominant pose frequency carries the variance the audio cannot
-predict (rhythm; inference.py samples it). `recentre_on_person` shifts a pretrained network onto
-the person's mean motion before fine-tuning starts.
+predict (rhythm; inference.py samples it). The viseme mouth maps the recognised phones' mouth
+directions onto the person's expression (`person_viseme_mouth`). `recentre_on_person` shifts a
+pretrained network onto the person's mean motion before fine-tuning starts.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from talkface.motion.model import load_motion_model, save_motion_weights
-from talkface.face3d.coeffs import MOTION_POSE
+from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.metrics import dominant_frequency
 from talkface.motion.network import POSE_GAIN_RANGE, AudioToMotion, fit_pose_calibration, motion_statistics
 
@@ -28,6 +31,10 @@ MIN_MEAN_ACTIVITY = 0.25
 # The rhythm's frequency is read off a spectrum zero-padded to this many points: a 0.006 Hz grid
 # at 25 fps (metrics.dominant_frequency says why).
 RHYTHM_FFT_POINTS = 4096
+# Ridge penalty of the viseme map, per training frame, on tracks in [0, 1]: a held-out block of
+# each real clip (4-fold over hdtf_aoc, talk2, talk3, talk4) was predicted best at 0.01 per frame
+# among 0, 0.01 and 0.1 (benchmarks/bench_viseme_mouth.py).
+VISEME_RIDGE_PER_FRAME = 0.01
 
 
 def reversed_speech_windows(windows: np.ndarray) -> np.ndarray:
@@ -131,5 +138,41 @@ def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarr
         scale, shift = person_pose_calibration(net, windows, motion)
     net.set_pose_calibration(scale, shift)
     log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
+    save_motion_weights(path, net)
+    return net
+
+
+def person_viseme_mouth(track: np.ndarray, expression: np.ndarray,
+                        ridge_per_frame: float = VISEME_RIDGE_PER_FRAME) -> tuple[torch.Tensor, torch.Tensor]:
+    """(map [3, 64], bias [64]): ridge regression of the training frames' expression [T, 64] on their
+    viseme track [T, 3] (speech/recognition.py), so bias + track @ map is the person's mouth for the phones."""
+    x = np.asarray(track, np.float64)
+    y = np.asarray(expression, np.float64)
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    ridge = ridge_per_frame * len(x) * np.eye(x.shape[1])
+    mapping = np.linalg.solve(xc.T @ xc + ridge, xc.T @ yc)  # [3, 64]
+    return torch.from_numpy(mapping).float(), torch.from_numpy(y_mean - x_mean @ mapping).float()
+
+
+def fit_viseme_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray, track: np.ndarray,
+                          train: slice, validation: slice, weights: Sequence[float]) -> AudioToMotion:
+    """Fit the person's viseme mouth into checkpoint `path`; the net.
+
+    windows [T, 28, 12], motion [T, 70] and viseme track [T, 3] of the whole clip: the map is fitted
+    on the `train` frames, and of the candidate `weights` the one whose blend of the net's expression
+    (the clip run as one sequence, as inference runs it) and the viseme mouth has the lowest
+    expression MSE on the `validation` frames is kept (0: the net alone).
+    """
+    net = load_motion_model(path)
+    mapping, bias = person_viseme_mouth(track[train], motion[train, MOTION_EXPRESSION])
+    network = _predicted_motion(net, windows)[validation, MOTION_EXPRESSION]  # [V, 64]
+    visemes = bias + torch.from_numpy(np.asarray(track[validation], np.float32)) @ mapping
+    truth = torch.as_tensor(motion[validation, MOTION_EXPRESSION], dtype=torch.float32)
+    errors = {w: float((torch.lerp(network, visemes, w) - truth).square().mean()) for w in weights}
+    weight = min(errors, key=errors.__getitem__)
+    net.set_viseme_mouth(mapping, bias, weight)
+    log.info("viseme mouth weight %.2f (validation expression MSE %s)", weight,
+             {w: round(e, 5) for w, e in errors.items()})
     save_motion_weights(path, net)
     return net

@@ -134,17 +134,34 @@ def load_person(workspace: str | Path) -> PersonClip:
 
 def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
     """The speech-activity gate [frames] (activity.py) of the workspace's audio.wav."""
+    return _per_frame(workspace, frames, speech_activity(_person_audio(workspace)))
+
+
+def person_viseme_track(workspace: str | Path, frames: int) -> np.ndarray:
+    """The viseme track [frames, 3] (speech/recognition.py) of the workspace's audio.wav."""
+    from talkface.audio import n_video_frames
+    from talkface.speech.recognition import viseme_track
+
+    audio = _person_audio(workspace)
+    return _per_frame(workspace, frames, viseme_track(audio, n_video_frames(len(audio))))
+
+
+def _person_audio(workspace: str | Path) -> np.ndarray:
     from talkface.media import read_audio
     from talkface.workspace import Workspace
 
     path = Workspace(workspace).path("audio.wav")
     if not path.is_file():
         raise TalkfaceError("has no audio.wav; rerun `talkface preprocess`", Path(workspace))
-    activity = speech_activity(read_audio(path))
-    if len(activity) != frames:
-        raise TalkfaceError(f"audio.wav gives {len(activity)} frames but the coefficients {frames}; "
+    return read_audio(path)
+
+
+def _per_frame(workspace: str | Path, frames: int, values: np.ndarray) -> np.ndarray:
+    """`values` [T, ...] of the workspace's audio, checked to have one row per coefficient frame."""
+    if len(values) != frames:
+        raise TalkfaceError(f"audio.wav gives {len(values)} frames but the coefficients {frames}; "
                             "rerun `talkface preprocess`", Path(workspace))
-    return activity
+    return values
 
 
 def person_split(frames: int, train_frames: int, val_fraction: float) -> tuple[slice, slice]:

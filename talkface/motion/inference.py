@@ -6,6 +6,8 @@ same result for any chunk size while only one chunk of features and activations 
 The person's pose rhythm (network.py, beyond the paper) is sampled the same way: one seeded
 random stream and the rhythm's phase carried across chunks; it is multiplied by the speech
 activity of the audio (activity.py, its state carried too), so the head holds still in silence.
+A person's viseme mouth (network.py, beyond the paper) needs the phones of the whole audio: they
+are recognised once, before the chunks (a [T, 3] track), and blended in chunk by chunk.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import IDENTITY, MOTION_EXPRESSION, MOTION_POSE, N_COEFFS, N_MOTION, with_motion
 from talkface.motion.activity import SpeechGate, frame_levels_db
 from talkface.motion.network import RHYTHM_PHASE_STEP_STD, AudioToMotion
+from talkface.speech.recognition import viseme_track
 
 POSE_SOURCES = ("predicted", "reference", "still")
 
@@ -43,7 +46,8 @@ def predict_motion(
     where it is. `bf16` autocasts on CUDA only. The model's per-person pose calibration (identity
     unless fine-tuning fitted one) is applied first, then its pose rhythm (off unless fitted) is
     sampled with `seed`, multiplied by the audio's speech activity (activity.py: 0 in silence) and
-    added, then the pose controls of `apply_controls`.
+    added; its viseme mouth (off unless fitted) is blended into the expression; then the pose
+    controls of `apply_controls`.
     """
     _check_controls(pose_source, reference_motion, head_motion_scale, expression_scale)
     if chunk_frames < 1:
@@ -76,6 +80,7 @@ def _stream(
     rhythm = PoseRhythm(model.pose_rhythm_frequency.cpu().numpy(), model.pose_rhythm_std.cpu().numpy(), seed) \
         if model.has_pose_rhythm else None
     gate = SpeechGate()
+    track = torch.from_numpy(viseme_track(audio, frames)) if model.has_viseme_mouth else None  # [T, 3]
     start = 0
     try:
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
@@ -84,6 +89,8 @@ def _stream(
                 windows = torch.tensor(chunk, device=device)[None]  # [1, n, 28, 12]; chunk may be read-only
                 prediction, state = model(windows, state)  # [1, n, 70]
                 decoded = model.calibrate_pose(model.decode_prediction(prediction[0].float()))  # [n, 70]
+                if track is not None:
+                    decoded = model.blend_visemes(decoded, track[start:start + len(chunk)].to(device))
                 out[start:start + len(chunk)] = decoded.cpu().numpy()
                 if rhythm is not None:
                     activity = gate(frame_levels_db(audio, start, len(chunk)))  # [n]

@@ -12,9 +12,10 @@ from talkface.motion.network import AudioToMotion
 from talkface.train.checkpoint import load_weights, read_checkpoint
 
 MODEL = "motion"  # the model's name in checkpoints
-# AudioToMotion's per-person pose buffers: calibration, then rhythm; older checkpoints lack them.
+# AudioToMotion's per-person buffers: pose calibration, pose rhythm, viseme mouth; older checkpoints lack them.
 CALIBRATION_KEYS = ("pose_scale", "pose_shift")
 RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
+VISEME_KEYS = ("viseme_map", "viseme_bias", "viseme_weight")
 
 
 def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
@@ -25,8 +26,8 @@ def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
         raise TalkfaceError(f"holds no '{MODEL}' model (models: {sorted(saved['models'])})", checkpoint)
     net = AudioToMotion(**args)
     report = load_weights(checkpoint, net, MODEL)
-    # Checkpoints from before the pose calibration or rhythm lack their buffers: identity, rhythm off.
-    missing = [key for key in report.missing if key not in CALIBRATION_KEYS + RHYTHM_KEYS]
+    # Checkpoints from before the pose calibration, rhythm or viseme mouth lack their buffers: identity, off.
+    missing = [key for key in report.missing if key not in CALIBRATION_KEYS + RHYTHM_KEYS + VISEME_KEYS]
     if missing or report.unexpected or report.mismatched:
         raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
                             f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)

@@ -18,6 +18,12 @@ net cannot predict (calibration.py `person_pose_rhythm`), sampled at inference (
 `PoseRhythm`), multiplied by the audio's speech activity (activity.py: zero in silence) and added
 to the calibrated pose, so the head carries the person's own rhythm while talking. Its std is
 zero, i.e. off, unless fine-tuning fits one.
+
+Also beyond the paper, a per-person viseme mouth (`set_viseme_mouth`): a linear map from the mouth
+directions of the phones a recogniser hears in the audio (talkface/speech/recognition.py) to the
+person's expression, blended into the predicted expression with a weight (`blend_visemes`). The
+network learned speech from synthetic voices; the recogniser learned it from real ones
+(docs/method.md, "Viseme mouth"). Its weight is zero, i.e. off, unless fine-tuning fits one.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from torch import nn
 
 from talkface.audio import N_COEFFS as N_MFCC_COEFFS
 from talkface.audio import WINDOW_MFCC_FRAMES
-from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_MOTION, N_POSE
+from talkface.face3d.coeffs import (
+    MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_EXPRESSION, N_MOTION, N_POSE,
+)
+from talkface.speech.visemes import N_DIRECTIONS
 
 # The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
 # target mean, the one place it lives: target = (motion - mean) / std.
@@ -144,6 +153,10 @@ class AudioToMotion(nn.Module):
         # Per-person pose rhythm, off (zero std) until fine-tuning fits one (`set_pose_rhythm`).
         self.register_buffer("pose_rhythm_frequency", torch.zeros(N_POSE))  # [6] Hz
         self.register_buffer("pose_rhythm_std", torch.zeros(N_POSE))  # [6] coefficient units
+        # Per-person viseme mouth, off (zero weight) until fine-tuning fits one (`set_viseme_mouth`).
+        self.register_buffer("viseme_map", torch.zeros(N_DIRECTIONS, N_EXPRESSION))  # [3, 64]
+        self.register_buffer("viseme_bias", torch.zeros(N_EXPRESSION))  # [64] coefficient units
+        self.register_buffer("viseme_weight", torch.zeros(()))  # share of the viseme mouth in the expression
 
     def constructor_args(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this network (plain data, for checkpoints)."""
@@ -232,6 +245,37 @@ class AudioToMotion(nn.Module):
         """Off: no sampled rhythm is added to the pose."""
         self.pose_rhythm_frequency.zero_()
         self.pose_rhythm_std.zero_()
+
+    def set_viseme_mouth(self, mapping: torch.Tensor, bias: torch.Tensor, weight: float) -> None:
+        """Viseme expression = bias + track @ mapping ([3, 64], [64]), `weight` of it in the blend."""
+        if mapping.shape != self.viseme_map.shape or bias.shape != self.viseme_bias.shape:
+            raise ValueError(f"viseme mouth must have shapes {tuple(self.viseme_map.shape)} and "
+                             f"{tuple(self.viseme_bias.shape)}, got {tuple(mapping.shape)} and {tuple(bias.shape)}")
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"viseme weight must lie in [0, 1], got {weight}")
+        self.viseme_map.copy_(mapping)
+        self.viseme_bias.copy_(bias)
+        self.viseme_weight.fill_(weight)
+
+    def reset_viseme_mouth(self) -> None:
+        """Off: the expression is the network's own."""
+        self.viseme_map.zero_()
+        self.viseme_bias.zero_()
+        self.viseme_weight.zero_()
+
+    @property
+    def has_viseme_mouth(self) -> bool:
+        """Whether inference blends a viseme mouth into the expression (its weight is non-zero)."""
+        return bool(self.viseme_weight > 0)
+
+    def blend_visemes(self, motion: torch.Tensor, track: torch.Tensor) -> torch.Tensor:
+        """Motion [..., 70] with its expression blended toward the viseme mouth of `track` [..., 3].
+
+        Frame by frame and with stored constants only, so streaming in chunks is unaffected.
+        """
+        visemes = self.viseme_bias + track.to(self.viseme_map) @ self.viseme_map  # [..., 64]
+        expression = torch.lerp(motion[..., MOTION_EXPRESSION], visemes, self.viseme_weight)
+        return torch.cat([expression, motion[..., MOTION_POSE]], -1)
 
     @property
     def has_pose_rhythm(self) -> bool:

@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from talkface.errors import TalkfaceError
-from talkface.motion.calibration import calibrate_checkpoint, recentre_on_person
+from talkface.motion.calibration import calibrate_checkpoint, fit_viseme_checkpoint, recentre_on_person
 from talkface.motion.data import (
     SEQUENCE_FRAMES, LRWSequences, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
+    person_viseme_track,
 )
 from talkface.motion.losses import LossConfig, motion_loss
 from talkface.motion.model import MODEL, load_motion_model, save_motion_weights
@@ -131,6 +132,12 @@ class FinetuneConfig:
     # it, gated by the audio's speech activity (activity.py), so the head carries the person's rhythm
     # while talking and holds still in silence.
     pose_rhythm: bool = True
+    # Beyond the paper: after training, fit the person's viseme mouth (calibration.py
+    # person_viseme_mouth: the phones a recogniser trained on real speech hears, mapped onto the
+    # person's expression) and blend it into the predicted expression with the weight among these
+    # that predicts the validation tail best (0: the network alone); empty: off. On 5-8 s real clips
+    # the network fits its own frames but not the next seconds (docs/method.md, "Viseme mouth").
+    viseme_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     # Beyond the paper: before the first step, shift the pretrained net's output so its mean over the
     # training frames is the person's mean motion (`recentre_on_person`). A general model is off by
     # a per-person offset (on real clips its expression MSE was 0.17-0.19 against the person's own
@@ -159,6 +166,8 @@ class FinetuneConfig:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.epoch_sequences < 1:
             raise ValueError(f"epoch_sequences must be at least 1, got {self.epoch_sequences}")
+        if not all(0.0 <= w <= 1.0 for w in self.viseme_weights):
+            raise ValueError(f"viseme_weights must lie in [0, 1], got {list(self.viseme_weights)}")
         if self.train_frames < SEQUENCE_FRAMES:
             raise ValueError(f"train_frames must be at least {SEQUENCE_FRAMES}, got {self.train_frames}")
 
@@ -283,6 +292,10 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     if config.calibrate_pose and torchrun_ranks().is_main:
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
+    if config.viseme_weights and torchrun_ranks().is_main:
+        track = person_viseme_track(workspace, len(person.motion))
+        fit_viseme_checkpoint(final, person.windows, person.motion, track, train_frames, held_out,
+                              config.viseme_weights)
     return final, report
 
 

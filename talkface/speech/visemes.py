@@ -1,4 +1,4 @@
-"""Visemes: the mouth of the synthetic world articulates phones, with coarticulation.
+"""Visemes: a mouth articulating phones, with coarticulation (the synthetic world's, and real speech's guide).
 
 Each phone class has an articulation target in the synthetic model's mouth directions (jaw open,
 lip spread, lip round; talkface/face3d/synthetic.py) and a dominance per direction: how strongly
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from talkface.synth.phones import Phone
+from talkface.speech.phones import Phone
 
 RATE = 200  # trajectory samples per second before it is read at the video frames
 N_DIRECTIONS = 3  # jaw open, lip spread, lip round
@@ -76,11 +76,13 @@ _MUSCLE_S = 0.012  # s: the lips and jaw cannot follow faster changes
 _BREATH_PAUSE_S, _BREATH_CHANCE = 0.45, 0.5
 
 
-def articulate(phones: Sequence[Phone], frame_times: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
+def articulate(phones: Sequence[Phone], frame_times: np.ndarray, gain: float,
+               rng: np.random.Generator | None = None) -> np.ndarray:
     """Jaw open, lip spread and lip round at `frame_times` (s) for `phones`: float64 [T, 3].
 
-    `gain` scales how wide the subject articulates; each phone's jaw target varies by +-15 % from
-    one utterance of it to the next (seeded by `rng`).
+    `gain` scales how wide the subject articulates. With `rng`, a synthetic subject's variety: each
+    phone's jaw target varies by +-15 % from one utterance of it to the next and some long pauses end
+    with an in-breath. Without, every phone reaches its class's target and pauses stay closed.
     """
     end = max(float(frame_times.max(initial=0.0)), max((p.end for p in phones), default=0.0)) + _REACH_S
     grid = np.arange(-_REACH_S, end, 1.0 / RATE)
@@ -88,7 +90,7 @@ def articulate(phones: Sequence[Phone], frame_times: np.ndarray, gain: float, rn
     weighted = np.zeros((len(grid), N_DIRECTIONS))
     for (start, stop), viseme, spoken in _segments(phones, end, rng):
         target = np.array(viseme.target) * gain
-        if spoken:
+        if spoken and rng is not None:
             target[0] *= rng.uniform(0.85, 1.15)
         lo, hi = np.searchsorted(grid, (start - _REACH_S, stop + _REACH_S))
         t = grid[lo:hi]
@@ -102,7 +104,7 @@ def articulate(phones: Sequence[Phone], frame_times: np.ndarray, gain: float, rn
 
 
 def _segments(phones: Sequence[Phone], end: float,
-              rng: np.random.Generator) -> list[tuple[tuple[float, float], Viseme, bool]]:
+              rng: np.random.Generator | None) -> list[tuple[tuple[float, float], Viseme, bool]]:
     """(span, viseme, spoken) of each phone, of the gaps between them (silence) and of some in-breaths."""
     out: list[tuple[tuple[float, float], Viseme, bool]] = []
     before = -_REACH_S
@@ -110,7 +112,7 @@ def _segments(phones: Sequence[Phone], end: float,
         gap = phone.start - before
         if gap > 0:
             out.append(((before, phone.start), SILENCE, False))
-        if gap >= _BREATH_PAUSE_S and rng.random() < _BREATH_CHANCE:
+        if rng is not None and gap >= _BREATH_PAUSE_S and rng.random() < _BREATH_CHANCE:
             lead = rng.uniform(0.15, 0.35)
             out.append(((phone.start - lead, phone.start - lead + 0.12), BREATH, False))
         out.append(((phone.start, phone.end), VISEMES[phone.symbol], True))

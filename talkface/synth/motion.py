@@ -21,8 +21,9 @@ from talkface.audio import VIDEO_FPS
 from talkface.face3d.coeffs import N_EXPRESSION
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.synth.acoustics import speech_features
-from talkface.synth.phones import Phone, phones_from_audio
-from talkface.synth.visemes import articulate
+from talkface.speech.phones import Phone
+from talkface.speech.visemes import articulate
+from talkface.synth.phones import phones_from_audio
 
 MAX_ANGLE = 0.35  # rad; angles are soft-clipped to this bound
 

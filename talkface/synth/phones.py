@@ -1,24 +1,17 @@
-"""Phones: what is said when, the timeline the synthetic mouth articulates (visemes.py).
+"""Phones of synthetic speech that comes without a timeline (talkface/speech/phones.py has the type).
 
-A phone's symbol is a sound of the built-in speech engine (speech.py): a vowel `a e i o u` or a
-consonant letter. The built-in engine reports its exact timeline. Audio that comes without one
-(a user's file, espeak-ng) gets an estimate from its spectrum (`phones_from_audio`): silence,
+The built-in engine (speech.py) reports its exact timeline. Audio that comes without one
+(espeak-ng) gets an estimate from its spectrum (`phones_from_audio`): silence,
 hiss (a fricative, `s`), weak voicing (a closure or nasal, `n`) or a vowel placed by its F1
 openness and F2 spread; it cannot tell lips from tongue, so it never yields a bilabial.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
-
 import numpy as np
 
+from talkface.speech.phones import Phone
 from talkface.synth.acoustics import speech_features
-
-VOWELS = frozenset("aeiou")
-CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
-SYMBOLS = VOWELS | CONSONANTS
 
 _ESTIMATE_FPS = 100  # analysis frames per second of the acoustic estimate
 # Thresholds on acoustics.speech_features (energy 0..1 over -50..-10 dBFS): measured on the built-in
@@ -26,40 +19,6 @@ _ESTIMATE_FPS = 100  # analysis frames per second of the acoustic estimate
 # only fricatives and bursts have most of their power above 3 kHz.
 _SILENT, _WEAK, _HISSY = 0.2, 0.76, 0.5
 _MIN_PHONE_S = 0.03  # shorter runs join their neighbour
-
-
-@dataclass(frozen=True)
-class Phone:
-    """One spoken sound: its symbol and its span in seconds."""
-
-    symbol: str
-    start: float
-    end: float
-
-    def __post_init__(self) -> None:
-        if self.symbol not in SYMBOLS:
-            raise ValueError(f"unknown phone {self.symbol!r}")
-        if not self.end > self.start:
-            raise ValueError(f"phone {self.symbol!r} ends ({self.end}) before it starts ({self.start})")
-
-
-def shift_phones(phones: Iterable[Phone], offset: float, start: float = -np.inf, end: float = np.inf) -> list[Phone]:
-    """The phones moved by `offset` s, cut to [start, end); phones left with no length are dropped."""
-    moved = []
-    for phone in phones:
-        a, b = max(phone.start + offset, start), min(phone.end + offset, end)
-        if b > a:
-            moved.append(Phone(phone.symbol, a, b))
-    return moved
-
-
-def phones_to_json(phones: Sequence[Phone]) -> list[list[Any]]:
-    """[[symbol, start_s, end_s], ...] with times rounded to 0.1 ms."""
-    return [[p.symbol, round(p.start, 4), round(p.end, 4)] for p in phones]
-
-
-def phones_from_json(rows: Sequence[Sequence[Any]]) -> list[Phone]:
-    return [Phone(str(symbol), float(start), float(end)) for symbol, start, end in rows]
 
 
 def phones_from_audio(audio: np.ndarray, sample_rate: int) -> list[Phone]:

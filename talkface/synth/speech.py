@@ -26,7 +26,7 @@ from scipy.signal import butter, lfilter, resample_poly, sosfilt
 
 from talkface.audio import SAMPLE_RATE
 from talkface.errors import TalkfaceError
-from talkface.synth.phones import Phone, shift_phones
+from talkface.speech.phones import Phone, shift_phones
 
 ENGINES = ("auto", "espeak", "builtin")
 LANGUAGES = ("en", "cmn")

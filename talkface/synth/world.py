@@ -35,7 +35,8 @@ import numpy as np
 from talkface.atomic import atomic_path
 from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from talkface.errors import TalkfaceError
-from talkface.synth.phones import Phone, phones_from_audio, phones_to_json, shift_phones
+from talkface.speech.phones import Phone, phones_to_json, shift_phones
+from talkface.synth.phones import phones_from_audio
 from talkface.synth.variety import ClipVariety, VarietyConfig
 
 LRW_FRAMES = 29  # 1.16 s, as in LRW
