@@ -57,11 +57,11 @@ def reconstruct(clip: Path, workspace: Path) -> Path:
     """The clip's workspace: reused when it holds coefficients and MFCC windows, else `talkface preprocess`."""
     if (workspace / "coeffs.npy").is_file() and (workspace / "mfcc.npy").is_file():
         return workspace
-    from talkface.media import count_frames
+    from talkface.pipelines.person import frames_with_speech
     from talkface.pipelines.preprocess import PreprocessConfig, preprocess
 
     config = load_config(PreprocessConfig, REPO / "configs" / "preprocess.yaml",
-                         [f"frames={count_frames(clip)}", "morphable_model=synthetic"])
+                         [f"frames={frames_with_speech(clip)}", "morphable_model=synthetic"])
     preprocess(clip, workspace, config, progress=False)
     return workspace
 

@@ -128,18 +128,23 @@ def minimum_frames(config: PersonConfig) -> int:
     return max(motion, config.gan.val_frames + N_WINDOW, MIN_TRAIN_FRAMES)
 
 
-def _clip_length_config(clip: str | Path, config: PersonConfig, say: Callable[[str], None]) -> PersonConfig:
-    """`config` for the frames `clip` has: all of them when fewer than preprocess.frames; an error below the minimum.
+def frames_with_speech(clip: str | Path) -> int:
+    """The frames (at 25 fps) preprocess can use: video frames that outlast the audio are dropped.
 
-    The frames with speech count (preprocess drops video frames that outlast the audio); a clip
-    without audio is left to preprocess's one-line error.
+    A clip without audio counts all its frames (preprocess gives the one-line error).
     """
     from talkface.audio import n_video_frames
     from talkface.media import count_frames, probe_video, read_audio
 
-    available, wanted, needed = count_frames(clip), config.preprocess.frames, minimum_frames(config)
+    frames = count_frames(clip)
     if probe_video(clip).has_audio:
-        available = min(available, n_video_frames(len(read_audio(clip))))
+        frames = min(frames, n_video_frames(len(read_audio(clip))))
+    return frames
+
+
+def _clip_length_config(clip: str | Path, config: PersonConfig, say: Callable[[str], None]) -> PersonConfig:
+    """`config` for the frames `clip` has: all of them when fewer than preprocess.frames; an error below the minimum."""
+    available, wanted, needed = frames_with_speech(clip), config.preprocess.frames, minimum_frames(config)
     if available < needed:
         raise TalkfaceError(f"has {available} frames at {VIDEO_FPS} fps ({available / VIDEO_FPS:.1f} s); fine-tuning needs at least "
                             f"{needed} ({needed / VIDEO_FPS:.1f} s)", clip)
