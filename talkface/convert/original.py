@@ -49,6 +49,7 @@ from talkface.gan.generator import FRAME_CHANNELS, MemoryGenerator
 from talkface.gan.identity import IDENTITY_DIM, ENCODERS, KeyEncoder, make_identity_encoder
 from talkface.gan.memory import Memory
 from talkface.gan.model import DISCRIMINATOR, GENERATOR, IDENTITY, KEYS, MEMORY, freeze_key_backbone
+from talkface.motion.model import CALIBRATION_KEYS, RHYTHM_KEYS, VISEME_KEYS
 from talkface.motion.network import AudioToMotion
 from talkface.provenance import provenance
 from talkface.train.checkpoint import FORMAT, load_strict, load_weight_file, strip_wrapper_prefixes
@@ -61,9 +62,8 @@ WINDOW_FRAMES = 3  # the generator sees frames t, t-1, t-2 (docs/method.md)
 MOTION_FILE, GAN_FILE = "motion_lrw.pt", "gan_lrw.pt"  # the names configs/*_finetune.yaml point to
 MEMORY_BUFFERS = {"mem_key": "keys", "mem_value": "values", "mem_age": "ages"}
 # AudioToMotion's buffers the original lacks, kept at their defaults: the target statistics (the
-# default mean is the z - 0.5 shift), and the per-person pose calibration and rhythm (off)
-TALKFACE_ONLY_BUFFERS = ("target_mean", "target_std", "pose_scale", "pose_shift", "pose_rhythm_frequency",
-                         "pose_rhythm_std")
+# default mean is the z - 0.5 shift), and the per-person pose calibration, rhythm and viseme mouth (off)
+TALKFACE_ONLY_BUFFERS = ("target_mean", "target_std", *CALIBRATION_KEYS, *RHYTHM_KEYS, *VISEME_KEYS)
 KINDS = {
     "audio": "audio network (ATC_net, e.g. Audio/model/atcnet_lstm_general.pth)",
     "G": "generator (N_net_G.pth)",
