@@ -16,7 +16,8 @@ From the repository root, as the README's "Your own person" does:
    frames last the speech's length within one frame (40 ms), and its mouth (dlib landmarks on the
    output, inner-lip gap over the eye distance):
    - moves with the speech: r of the gap with the speech's frame RMS >= 0.2 (a real mouth's gap
-     follows loudness only loosely: r 0.21 on a real clip, issue 12);
+     follows loudness only loosely: r 0.21 on a real clip, issue 12); reported beside it, r of the
+     gap with the jaw of the phones heard in the speech (speech/recognition.py);
    - rests in silence: over the frames where the speech-activity gate is shut (the frames inference
      holds still, motion/activity.py), the mean frame-to-frame change of the pixels in the mouth
      box is at most a quarter of that over the speech frames. A speech file without such frames is not scored
@@ -49,6 +50,7 @@ from talkface.metrics import MOUTH, mouth_opening
 from talkface.motion.activity import frame_levels_db, speech_activity
 from talkface.motion.inference import predict_motion
 from talkface.motion.model import load_motion_model
+from talkface.speech.recognition import viseme_track
 
 from bench_motion_real import Scorer, predicted  # noqa: E402  (one copy of the mouth scoring)
 
@@ -104,6 +106,11 @@ def mouth_motion(frames: np.ndarray, audio: np.ndarray) -> dict[str, Any]:
                               "silent_frames": int(silent.sum())}
     if found.sum() > 2 and gap[found].std() > 1e-9:
         result["gap_energy_r"] = round(float(np.corrcoef(gap[found], rms[found])[0, 1]), 3)
+        # Reported, not checked: r with the jaw of the phones the recogniser hears in the speech
+        # (speech/recognition.py), i.e. whether the video carries a phone-driven mouth through the render and GAN.
+        jaw = viseme_track(audio, count)[:, 0]
+        if jaw[found].std() > 1e-9:
+            result["gap_phones_r"] = round(float(np.corrcoef(gap[found], jaw[found])[0, 1]), 3)
     result["gap_std_speech"] = round(float(gap[speaking].std()), 4) if speaking.any() else None
     result["mouth_change_speech"] = round(float(np.nanmean(movement[speaking])), 3) if speaking.any() else None
     result["moves_with_speech"] = result.get("gap_energy_r", 0.0) >= ENERGY_R_MIN
@@ -231,6 +238,9 @@ def main() -> int:
     result["profile"] = "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"
     if args.note is not None:
         result["note"] = args.note
+    if args.recheck:  # before the general models: re-measuring videos needs none
+        recheck(result, args.real, args.work, path, args.clips)
+        return 0
     if args.pretrain or not all(path.is_file() for path in GENERAL):
         code, seconds = run([talkface, "pretrain", "synthetic"], args.work / "pretrain.log")
         result["pretrain"] = {"seconds": seconds, "ok": code == 0, "commit": commit(), "machine": machine_info()}
@@ -240,9 +250,6 @@ def main() -> int:
             return 1
     people = args.work / "people"
     failed = 0
-    if args.recheck:
-        recheck(result, args.real, args.work, path, args.clips)
-        return 0
     for clip, clip_speeches in pairings(clips, speeches, args.pairs):
         entry = finetune_clip(clip, people, args.work)
         earlier = result["clips"].get(clip.stem, {})
