@@ -78,7 +78,9 @@ def motion_metrics(held: dict[str, Any], pretrained_checkpoint: str) -> dict[str
     training clip (the paper's LMD compares landmarks found by one detector in both videos, so a
     bias of the reconstruction is shared, as a detector's would be). "truth_lmd_*": the synthetic
     truth, which also charges each prediction with the reconstruction's bias (fine-tuning learns
-    the person as preprocess sees them).
+    the person as preprocess sees them). Every prediction's expression is drawn on the reference's
+    own head pose, as the mean-expression baseline is: a head turned differently changes the
+    projected mouth's shape, and the mouth alone is scored here (pose has its own statistics).
     """
     from talkface.motion.inference import motion_landmarks, predict_motion
     from talkface.motion.model import load_motion_model
@@ -90,10 +92,10 @@ def motion_metrics(held: dict[str, Any], pretrained_checkpoint: str) -> dict[str
     for prefix, reference, identity in (("lmd", held["reconstructed_motion"], held["identity"]),
                                         ("truth_lmd", held["true_motion"], held["true_identity"])):
         marks = motion_landmarks(face, reference, identity)
-        for name, motion in predictions.items():
-            if motion is None:  # the person's mean expression with the reference's own pose
-                motion = reference.copy()
-                motion[:, MOTION_EXPRESSION] = held["train_expression"]
+        for name, predicted_motion in predictions.items():
+            motion = reference.copy()
+            motion[:, MOTION_EXPRESSION] = held["train_expression"] if predicted_motion is None \
+                else predicted_motion[:, MOTION_EXPRESSION]
             result[f"{prefix}_{name}"] = lmd(motion_landmarks(face, motion, identity), marks)
     predicted, true = (pose_statistics(held[key][:, MOTION_ANGLES]) for key in ("motion", "true_motion"))
     return {**result, "pose_statistics_distance": pose_statistics_distance(predicted, true),
