@@ -50,9 +50,9 @@ from talkface.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-KEY_OPTIMIZER = "keys"
+KEY_OPTIMIZER = "keys"  # the key encoder's optimiser (triplet loss); "G" and "D" for the GAN phases
 # The paper fine-tunes on a person's first 300 frames; the default 50 validation frames leave 250.
-PAPER_TRAIN_FRAMES = 300 - 50  # the key encoder's optimiser (triplet loss); "G" and "D" for the GAN phases
+PAPER_TRAIN_FRAMES = 300 - 50
 
 
 # ------------------------------------------------------------------------------------------------

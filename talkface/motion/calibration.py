@@ -166,10 +166,16 @@ def fit_viseme_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndar
     """
     net = load_motion_model(path)
     mapping, bias = person_viseme_mouth(track[train], motion[train, MOTION_EXPRESSION])
-    network = _predicted_motion(net, windows)[validation, MOTION_EXPRESSION]  # [V, 64]
-    visemes = bias + torch.from_numpy(np.asarray(track[validation], np.float32)) @ mapping
+    network = _predicted_motion(net, windows)[validation]  # [V, 70]
+    heard = torch.from_numpy(np.asarray(track[validation], np.float32))  # [V, 3]
     truth = torch.as_tensor(motion[validation, MOTION_EXPRESSION], dtype=torch.float32)
-    errors = {w: float((torch.lerp(network, visemes, w) - truth).square().mean()) for w in weights}
+
+    def error(weight: float) -> float:
+        """Validation expression MSE of the blend inference gives at this weight (network.blend_visemes)."""
+        net.set_viseme_mouth(mapping, bias, weight)
+        return float((net.blend_visemes(network, heard)[:, MOTION_EXPRESSION] - truth).square().mean())
+
+    errors = {w: error(w) for w in weights}
     weight = min(errors, key=errors.__getitem__)
     net.set_viseme_mouth(mapping, bias, weight)
     log.info("viseme mouth weight %.2f (validation expression MSE %s)", weight,

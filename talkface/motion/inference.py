@@ -90,7 +90,7 @@ def _stream(
                 prediction, state = model(windows, state)  # [1, n, 70]
                 decoded = model.calibrate_pose(model.decode_prediction(prediction[0].float()))  # [n, 70]
                 if track is not None:
-                    decoded = model.blend_visemes(decoded, track[start:start + len(chunk)].to(device))
+                    decoded = model.blend_visemes(decoded, track[start:start + len(chunk)])
                 out[start:start + len(chunk)] = decoded.cpu().numpy()
                 if rhythm is not None:
                     activity = gate(frame_levels_db(audio, start, len(chunk)))  # [n]

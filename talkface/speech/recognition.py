@@ -29,8 +29,8 @@ ARPABET = {
     "G": "g", "NG": "g", "HH": "h", "W": "w", "Y": "i",
 }
 # The mouth leads the sound it shapes: the synthetic world draws 50-80 ms (talkface/synth/motion.py);
-# on the real clips hdtf_aoc, talk2 and talk3 one 25 fps frame correlated best with the fitted jaw
-# (benchmarks/bench_viseme_mouth.py).
+# on the real clips hdtf_aoc, talk2 and talk3 one 25 fps frame correlated best with the fitted lip
+# gap on average (each clip's best lies in 0-2 frames; benchmarks/bench_viseme_mouth.py).
 MOUTH_LEAD_S = 1 / VIDEO_FPS
 # PocketSphinx's all-phone decoding: its phone language model weight and wide beams (its own
 # documentation's settings for phone recognition), with seeded dither: digital silence (zeros, as
