@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from talkface.cli import main as cli
-from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION
+from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION, MOTION_POSE
 from talkface.media import count_frames, probe_video, write_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -92,7 +92,7 @@ def test_the_json_has_every_figure_for_the_fine_tuned_model_and_each_baseline(ev
     result = evaluated["result"]
     assert (result["frames"], result["train_frames"], result["heldout_frames"]) == (TOTAL, TRAIN, TOTAL - TRAIN)
     variants = result["audio_driven"]
-    assert set(variants) == {"finetuned", "mean_expression", "general", "still"}
+    assert set(variants) == {"finetuned", "mean_expression", "general", "still", "own_expression"}
     for name, figures in variants.items():
         for key in ("lmd", "lmd_224", "face_lmd", "psnr", "ssim", "pose_stats_distance", "generated_pose_std_y"):
             assert figures[key] is not None and figures[key] >= 0.0, (name, key)
@@ -135,9 +135,29 @@ def test_the_baselines_are_scored_on_the_held_out_frames(evaluated):
     for name, figures in result["audio_driven"].items():
         assert figures["lmd"] == pytest.approx(lmd(arrays[f"{name}_landmarks"], real), rel=1e-6), name
     np.testing.assert_allclose(arrays["still_landmarks"], np.broadcast_to(truth[0], real.shape), atol=0.5)
-    for name in ("finetuned", "mean_expression", "general"):
+    for name in ("finetuned", "mean_expression", "general", "own_expression"):
         assert count_frames(out / "videos" / f"{name}.mp4") == TOTAL - TRAIN
         assert probe_video(out / "videos" / f"{name}.mp4").has_audio
+
+
+@pytest.mark.slow
+def test_every_rendered_variant_is_drawn_on_the_fine_tuned_pose_and_differs_in_the_mouth(evaluated):
+    """Mouth LMD compares mouths: the baselines and the ceiling share the fine-tuned prediction's head pose."""
+    from talkface.workspace import Workspace
+
+    out, result = evaluated["out"], evaluated["result"]
+    arrays = np.load(out / "heldout_arrays.npz")
+    pose = arrays["finetuned_motion"][:, MOTION_POSE]
+    for name in ("mean_expression", "general", "own_expression"):
+        np.testing.assert_allclose(arrays[f"{name}_motion"][:, MOTION_POSE], pose, atol=1e-5, err_msg=name)
+    own = Workspace(out / "heldout" / "workspace").load_array("coeffs.npy")[:, EXPRESSION]
+    np.testing.assert_allclose(arrays["own_expression_motion"][:, MOTION_EXPRESSION], own, atol=1e-5)
+    assert not np.allclose(arrays["general_motion"][:, MOTION_EXPRESSION],
+                           arrays["finetuned_motion"][:, MOTION_EXPRESSION], atol=1e-3)
+    # The held-out frames' own expression, drawn, is closer to their mouths than the mean mouth is.
+    variants = result["audio_driven"]
+    assert variants["own_expression"]["lmd"] < variants["mean_expression"]["lmd"]
+    assert not any("own_expression" in check for check in result["checks"])  # a ceiling, not a baseline
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ VARIANT_COLUMNS = (("lmd", "mouth LMD (px)"), ("lmd_224", "LMD @224"), ("mouth_o
                    ("psnr", "PSNR"), ("ssim", "SSIM"), ("pose_stats_distance", "pose-stats dist"),
                    ("frames_without_face", "no face"))
 VARIANT_NAMES = {"finetuned": "fine-tuned (audio-driven)", "mean_expression": "baseline: mean expression",
-                 "general": "baseline: general model", "still": "baseline: first frame held"}
+                 "general": "baseline: general model", "still": "baseline: first frame held",
+                 "own_expression": "ceiling: the frames' own expression"}
 OFF_IMAGE = -1.0e4  # landmarks of a frame without a face are drawn outside the tile
 
 
