@@ -15,7 +15,8 @@ from talkface.face3d import bfm
 from talkface.face3d.camera import Camera, rotation_matrix
 from talkface.face3d.coeffs import (
     ANGLES, EXPRESSION, GAMMA, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION,
-    MOTION_TRANSLATION_Z, N_COEFFS, N_MOTION, N_POSE, TEXTURE, TRANSLATION, motion_from_coeffs, with_motion,
+    MOTION_TRANSLATION_Z, N_COEFFS, N_MOTION, N_POSE, TEXTURE, TRANSLATION, expression_on_pose, motion_from_coeffs,
+    with_motion,
 )
 from talkface.face3d.lighting import sh_basis, shade
 from talkface.face3d.model import MorphableModel, load_morphable_model
@@ -157,6 +158,20 @@ def test_motion_vector_is_the_coefficients_expression_angles_and_translation(as_
     assert np.array_equal(np.asarray(motion_from_coeffs(mixed)), np.asarray(other))
     for block in (IDENTITY, TEXTURE, GAMMA):
         assert np.array_equal(np.asarray(mixed[:, block]), np.asarray(coeffs[:, block]))
+
+
+def test_an_expression_drawn_on_another_motions_head_pose():
+    pose_source = np.random.default_rng(1).standard_normal((6, N_MOTION)).astype(np.float32)
+    held = expression_on_pose(pose_source, np.full(64, 0.5, np.float32))  # one expression, held
+    assert held.shape == (6, N_MOTION) and held.dtype == np.float32
+    assert (held[:, MOTION_EXPRESSION] == 0.5).all() and np.array_equal(held[:, MOTION_POSE], pose_source[:, MOTION_POSE])
+    # A per-frame expression of another length: the shorter of the two, frame by frame.
+    per_frame = np.arange(4 * 64, dtype=np.float32).reshape(4, 64)
+    shorter = expression_on_pose(pose_source, per_frame)
+    assert np.array_equal(shorter[:, MOTION_EXPRESSION], per_frame)
+    assert np.array_equal(shorter[:, MOTION_POSE], pose_source[:4, MOTION_POSE])
+    assert expression_on_pose(pose_source[:3], per_frame).shape == (3, N_MOTION)
+    assert (pose_source[:, MOTION_EXPRESSION] != 0.5).all()  # the source is not written
 
 
 def test_forward_matches_an_independent_numpy_pipeline(model):

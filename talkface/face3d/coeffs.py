@@ -94,3 +94,15 @@ def with_motion(coeffs: torch.Tensor | np.ndarray, motion: torch.Tensor | np.nda
     for in_motion, in_coeffs in MOTION_IN_COEFFS:
         out[..., in_coeffs] = motion[..., in_motion]
     return out
+
+
+def expression_on_pose(pose_source: np.ndarray, expression: np.ndarray) -> np.ndarray:
+    """Motion [T, 70]: the head pose of `pose_source` [T, 70] under `expression`, one [64] held or [T', 64]
+    (T then the shorter of the two)."""
+    expression = np.asarray(expression)
+    if expression.ndim == 1:
+        expression = np.broadcast_to(expression, (len(pose_source), len(expression)))
+    count = min(len(pose_source), len(expression))
+    motion = np.array(pose_source[:count])
+    motion[:, MOTION_EXPRESSION] = expression[:count]
+    return motion

@@ -22,7 +22,7 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.audio import VIDEO_FPS
-from talkface.face3d.coeffs import EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, motion_from_coeffs
+from talkface.face3d.coeffs import EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, expression_on_pose, motion_from_coeffs
 from talkface.metrics import flicker, lmd, pose_statistics, pose_statistics_distance
 from talkface.pipelines.stages import StageBook
 
@@ -93,9 +93,8 @@ def motion_metrics(held: dict[str, Any], pretrained_checkpoint: str) -> dict[str
                                         ("truth_lmd", held["true_motion"], held["true_identity"])):
         marks = motion_landmarks(face, reference, identity)
         for name, predicted_motion in predictions.items():
-            motion = reference.copy()
-            motion[:, MOTION_EXPRESSION] = held["train_expression"] if predicted_motion is None \
-                else predicted_motion[:, MOTION_EXPRESSION]
+            motion = expression_on_pose(reference, held["train_expression"] if predicted_motion is None
+                                        else predicted_motion[:, MOTION_EXPRESSION])
             result[f"{prefix}_{name}"] = lmd(motion_landmarks(face, motion, identity), marks)
     predicted, true = (pose_statistics(held[key][:, MOTION_ANGLES]) for key in ("motion", "true_motion"))
     return {**result, "pose_statistics_distance": pose_statistics_distance(predicted, true),

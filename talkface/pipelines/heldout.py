@@ -317,7 +317,7 @@ def score_reconstruction(workspace: Path, models: Models, infer: InferConfig) ->
 def audio_driven(paths: HeldoutPaths, folder: Path, held: Any, models: Models, config: HeldoutConfig,
                  person: PersonConfig, first_frame: np.ndarray, progress: bool) -> dict[str, dict[str, Any]]:
     """Per variant: its frames [H, h, w, 3], landmarks [H, 68, 2] (frame px), rendered motion [H, 70], misses."""
-    from talkface.face3d.coeffs import MOTION_EXPRESSION, motion_from_coeffs
+    from talkface.face3d.coeffs import MOTION_EXPRESSION, expression_on_pose, motion_from_coeffs
     from talkface.media import read_audio
     from talkface.motion.data import load_person
     from talkface.pipelines.infer import predict_person_motion
@@ -331,22 +331,12 @@ def audio_driven(paths: HeldoutPaths, folder: Path, held: Any, models: Models, c
                    CEILING: motion_from_coeffs(held.load_array("coeffs.npy"))[:, MOTION_EXPRESSION]}
     if models.general is not None:
         expressions["general"] = predict_person_motion(folder, models.general, audio, infer)[:, MOTION_EXPRESSION]
-    motions = {name: on_pose(finetuned, expression) for name, expression in expressions.items()}
+    motions = {name: expression_on_pose(finetuned, expression) for name, expression in expressions.items()}
     detector = landmark_detector(person, models.device)
     variants = {name: _render_variant(paths.videos / f"{name}.mp4", folder, motion, audio, models, infer, detector,
                                       progress) for name, motion in motions.items()}
     variants["still"] = _still_variant(folder, first_frame, len(audio) // SAMPLES_PER_VIDEO_FRAME)
     return variants
-
-
-def on_pose(pose_source: np.ndarray, expression: np.ndarray) -> np.ndarray:
-    """Motion [T, 70]: the head pose of `pose_source` [T, 70] with `expression` [64] or [T', 64] (T = the shorter)."""
-    from talkface.face3d.coeffs import MOTION_EXPRESSION
-
-    expression = np.asarray(expression)
-    motion = pose_source[:len(expression)].copy() if expression.ndim == 2 else pose_source.copy()
-    motion[:, MOTION_EXPRESSION] = expression[:len(motion)] if expression.ndim == 2 else expression
-    return motion
 
 
 def _render_variant(out: Path, folder: Path, motion: np.ndarray, audio: np.ndarray, models: Models,
