@@ -287,6 +287,9 @@ def test_load_weights_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(TalkfaceError, match="random.pt: not a talkface checkpoint, or a corrupt one") as error:
         load_weights(tmp_path / "random.pt", model)
     assert "weights_only" not in str(error.value)
+    (tmp_path / "latest").write_text("step_0001020.pt\n")  # a run's pointer to its last checkpoint, given by mistake
+    with pytest.raises(TalkfaceError, match="latest: not a talkface checkpoint, or a corrupt one"):
+        load_weights(tmp_path / "latest", model)
     with pytest.raises(TalkfaceError, match="is a directory, not a talkface checkpoint file"):
         load_weights(tmp_path, model)
 

@@ -106,7 +106,9 @@ def load_weight_file(path: str | Path, what: str, where_to_get: str) -> dict[str
         raise MissingWeightsError(path, what, where_to_get)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as error:  # KeyError: a text file
+    # What torch.load raises on bytes that are not a checkpoint depends on the bytes: KeyError and
+    # IndexError come from short text files (a run's `latest` pointer among them).
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, IndexError) as error:
         raise TalkfaceError(f"not a {what} checkpoint, or a corrupt one ({_reason(error)})", path) from None
     if not isinstance(loaded, dict):
         raise TalkfaceError(f"not a {what} checkpoint (a {type(loaded).__name__}, expected a dict)", path)
