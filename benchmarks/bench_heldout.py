@@ -1,7 +1,8 @@
 """Held-out scores on real clips and on the synthetic world (`talkface heldout`, issue 12's "must show").
 
     .venv/bin/python benchmarks/bench_heldout.py CLIP [CLIP ...] [--synthetic DEMO_OUT] \
-        [--config configs/heldout.yaml] [--set key=value ...] [--work DIR] [--out results/heldout_real.json]
+        [--config configs/heldout.yaml] [--set key=value ...] [--work DIR] [--out results/heldout_real.json] \
+        [--threads N]
 
 Each clip is fine-tuned on its first frames (300, or 75 % of a shorter clip) and its remaining
 frames are generated from their own audio and scored: mouth LMD (the same landmark backend on the
@@ -25,6 +26,7 @@ from pathlib import Path
 from talkface.benchmarking import machine_info, write_result
 from talkface.config import load_config
 from talkface.pipelines.heldout import CEILING, HeldoutConfig, run_heldout
+from talkface.threads import configure_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +42,10 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/talkface_heldout", help="one output folder per clip under here")
     parser.add_argument("--out", default=str(RESULTS / "heldout_real.json"))
     parser.add_argument("--table", action="store_true", help="print the recorded results as a markdown table and stop")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default as the CLI: OMP_NUM_THREADS if set, else the idle cores)")
     args = parser.parse_args()
+    configure_threads(args.threads)  # as `talkface heldout` does: two jobs must not oversubscribe two cores
     if args.table:
         print(table(json.loads(Path(args.out).read_text())))
         return
