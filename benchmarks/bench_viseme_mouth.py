@@ -5,7 +5,8 @@
 
 For every clip of ../shared/real (skipped, with a note, when that folder is absent), its whole-clip
 reconstruction (a `talkface preprocess` workspace under --workspaces, reused or made as
-bench_motion_real.py makes it) and the viseme track of its audio (speech/recognition.py):
+bench_motion_real.py makes it) and the viseme track of its audio by each recogniser
+(speech/recognition.py RECOGNISERS: words aligned, phones decoded), "recognisers" 1 and 2 per track:
 
 1. lead: r of the track's jaw-open with the reconstructed inner-lip gap (bench_motion_real.Scorer,
    true pose) with the track shifted by -1, 0 (as shipped: the mouth one frame ahead) and +1 frames;
@@ -16,7 +17,8 @@ bench_motion_real.py makes it) and the viseme track of its audio (speech/recogni
    lr 1e-4, --steps at batch 16: the CPU profile's 1020), its last 10 % the validation tail; the
    network alone, its blend with the viseme mouth at each fixed weight, and the weight the
    validation tail picks (as fine-tuning picks it); training-frame and held-out mouth r and LMD
-   beside the person's mean expression and the general model (raw and re-centred).
+   beside the person's mean expression and the general model (raw and re-centred); with the track
+   of the recogniser fine-tuning picks on the training frames (calibration.choose_recogniser).
 Writes benchmarks/results/viseme_mouth_cpu.json (machine named).
 """
 
@@ -38,6 +40,7 @@ from talkface.metrics import mouth_opening
 from talkface.motion import calibration
 from talkface.motion.data import PersonClip, load_person, person_split, person_viseme_track
 from talkface.motion.model import load_motion_model
+from talkface.speech.recognition import RECOGNISERS
 from talkface.train.checkpoint import checkpoint_or_latest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,13 +86,16 @@ def four_fold(person: PersonClip, track: np.ndarray, general: np.ndarray, scorer
     return {name: scorer(with_expression(person, e), person.motion) for name, e in predictions.items()}
 
 
-def heldout_split(person: PersonClip, track: np.ndarray, general_path: Path, general: np.ndarray,
+def heldout_split(person: PersonClip, tracks: dict[str, np.ndarray], general_path: Path, general: np.ndarray,
                   scorer: Scorer, steps: int) -> dict[str, Any]:
     frames = len(person.motion)
     tune = int(TUNE_FRACTION * frames)
     train, val = person_split(tune, tune, VAL_FRACTION)
     parts = {"train": train, "held_out": slice(tune, frames)}
     expression = person.motion[:, MOTION_EXPRESSION]
+    recogniser, cross_validated = calibration.choose_recogniser({k: t[train] for k, t in tracks.items()},
+                                                                expression[train])
+    track = tracks[recogniser]
     mean = expression[train].mean(0)
     network = curve(general_path, person, train, 1e-4, "all", steps, steps, 0, lambda _: {})[-1]["prediction"]
     network = network[:, MOTION_EXPRESSION]
@@ -103,6 +109,8 @@ def heldout_split(person: PersonClip, track: np.ndarray, general_path: Path, gen
     val_mse = {w: float(np.square(candidates[f"blend_{w:g}"][val] - expression[val]).mean()) for w in WEIGHTS}
     picked = min(val_mse, key=val_mse.__getitem__)
     result: dict[str, Any] = {"parts": {k: [v.start, v.stop] for k, v in parts.items()}, "validation": [val.start, val.stop],
+                              "recogniser": recogniser,
+                              "recogniser_cross_validated_mse": {k: round(e, 5) for k, e in cross_validated.items()},
                               "validation_mse": {f"{w:g}": round(e, 5) for w, e in val_mse.items()},
                               "picked_weight": picked}
     for name, e in candidates.items():
@@ -115,16 +123,19 @@ def heldout_split(person: PersonClip, track: np.ndarray, general_path: Path, gen
 def bench_clip(name: str, workspaces: Path, general_path: Path, steps: int) -> dict[str, Any]:
     workspace = reconstruct(REAL / f"{name}.mp4", workspaces / name)
     person = load_person(workspace)
-    track = person_viseme_track(workspace, len(person.motion))
+    tracks = {recogniser: person_viseme_track(workspace, len(person.motion), recogniser) for recogniser in RECOGNISERS}
     scorer = Scorer(person)
     general = whole_clip(load_motion_model(general_path), person.windows)[:, MOTION_EXPRESSION]
-    result = {"frames": len(person.motion), "lead": lead_correlations(person, track, scorer),
-              "four_fold": four_fold(person, track, general, scorer),
-              "heldout_split": heldout_split(person, track, general_path, general, scorer, steps)}
+    result = {"frames": len(person.motion),
+              "recognisers": {recogniser: {"lead": lead_correlations(person, track, scorer),
+                                           "four_fold": four_fold(person, track, general, scorer)}
+                              for recogniser, track in tracks.items()},
+              "heldout_split": heldout_split(person, tracks, general_path, general, scorer, steps)}
     split = result["heldout_split"]
-    print(name, "lead", result["lead"], "picked", split["picked_weight"],
+    print(name, {k: v["lead"]["shift_+0"] for k, v in result["recognisers"].items()}, split["recogniser"],
+          "picked", split["picked_weight"],
           {k: split[k]["held_out"]["mouth_lmd"] for k in ("mean_expression", "general", "blend_0", "shipped")},
-          flush=True)
+          "train r shipped", split["shipped"]["train"].get("mouth_r"), flush=True)
     return result
 
 

@@ -19,7 +19,8 @@ from talkface.motion.network import (
     POSE_GAIN_RANGE, RHYTHM_PHASE_STEP_STD, AudioToMotion, fit_pose_calibration, motion_statistics,
 )
 from talkface.motion.calibration import (
-    RHYTHM_FFT_POINTS, person_pose_calibration, person_pose_rhythm, person_viseme_mouth, reversed_speech_windows,
+    RHYTHM_FFT_POINTS, choose_recogniser, person_pose_calibration, person_pose_rhythm, person_viseme_mouth,
+    reversed_speech_windows, viseme_cross_validation_error,
 )
 from talkface.motion.model import CALIBRATION_KEYS, MODEL, RHYTHM_KEYS, VISEME_KEYS, load_motion_model
 from talkface.speech.recognition import viseme_track
@@ -191,6 +192,10 @@ def test_checkpoint_without_calibration_loads_as_identity(tmp_path):
     loaded = load_motion_model(old)
     assert (loaded.pose_scale == 1).all() and (loaded.pose_shift == 0).all() and not loaded.has_pose_rhythm
     assert not loaded.has_viseme_mouth
+    # A viseme mouth fitted before the word recogniser existed was fitted on the phone decoder's track.
+    before_words = load_motion_model(write_model_checkpoint(tmp_path / "before_words", viseme_model(),
+                                                            drop=("viseme_recogniser",)))
+    assert before_words.has_viseme_mouth and before_words.viseme_recogniser_name == "phones"
     with pytest.raises(TalkfaceError, match="missing .'head.bias'"):
         load_motion_model(write_model_checkpoint(tmp_path / "broken", calibrated_model(), drop=("head.bias",)))
 
@@ -241,6 +246,25 @@ def test_viseme_blend_mixes_the_expression_and_keeps_the_pose():
         model.set_viseme_mouth(torch.zeros(3, 64), torch.zeros(64), 1.5)
 
 
+def test_the_viseme_mouths_recogniser_is_kept_in_the_checkpoint_and_used_by_inference(tmp_path):
+    model = viseme_model(1.0)
+    assert model.viseme_recogniser_name == "words"  # the default
+    model.set_viseme_mouth(model.viseme_map, model.viseme_bias, 1.0, "phones")
+    loaded = load_motion_model(write_model_checkpoint(tmp_path / "run", model))
+    assert loaded.viseme_recogniser_name == "phones"
+    audio = speech_for_duration(2.0, seed=3, engine="builtin")
+    frames = n_video_frames(len(audio))
+    heard = {name: viseme_track(audio, frames, name) for name in ("words", "phones")}
+    assert not np.allclose(heard["words"], heard["phones"])
+    expression = predict_motion(loaded, audio)[:, MOTION_EXPRESSION]  # weight 1: the viseme mouth alone
+    expected = (model.viseme_bias + torch.from_numpy(heard["phones"]) @ model.viseme_map).numpy()
+    np.testing.assert_allclose(expression, expected, atol=1e-5, rtol=0)
+    model.reset_viseme_mouth()
+    assert model.viseme_recogniser_name == "words"
+    with pytest.raises(ValueError):
+        model.set_viseme_mouth(model.viseme_map, model.viseme_bias, 1.0, "spectrogram")
+
+
 def test_person_viseme_mouth_recovers_a_linear_mouth():
     rng = np.random.default_rng(0)
     track = rng.uniform(0, 1, (200, 3))
@@ -254,6 +278,20 @@ def test_person_viseme_mouth_recovers_a_linear_mouth():
     mapping, bias = person_viseme_mouth(track, expression, ridge_per_frame=0.0)
     np.testing.assert_allclose(mapping.numpy(), true_map, atol=1e-5)
     np.testing.assert_allclose(bias.numpy(), true_bias, atol=1e-5)
+
+
+def test_the_recogniser_whose_viseme_mouth_predicts_the_person_best_is_chosen():
+    rng = np.random.default_rng(1)
+    heard = rng.uniform(0, 1, (120, 3))  # what the mouth follows
+    misheard = np.clip(heard + rng.normal(0, 0.4, heard.shape), 0, 1)  # the same speech, heard worse
+    expression = 0.05 + heard @ rng.normal(0, 0.3, (3, 64)) + rng.normal(0, 0.02, (120, 64))
+    chosen, errors = choose_recogniser({"words": misheard, "phones": heard}, expression)
+    assert chosen == "phones" and errors["phones"] < 0.5 * errors["words"]
+    # The error is out of sample: the blocks are predicted from the other frames, so a track of
+    # noise does worse than the mean expression (whose error is the expression's variance).
+    noise = rng.uniform(0, 1, (120, 3))
+    assert viseme_cross_validation_error(noise, expression) > expression.var(0).mean()
+    assert choose_recogniser({"noise": noise, "phones": heard}, expression)[0] == "phones"
 
 
 def test_chunked_inference_with_a_viseme_mouth_equals_whole_and_blends_the_recognised_phones(tmp_path):

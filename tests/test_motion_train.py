@@ -28,7 +28,7 @@ from talkface.face3d.model import load_morphable_model
 from talkface.metrics import lmd, mouth_opening, pose_statistics, pose_statistics_distance
 from talkface.motion.records import read_record, stored_key, write_record
 from talkface.motion.calibration import (
-    MIN_MEAN_ACTIVITY, calibrate_checkpoint, person_pose_calibration, person_pose_rhythm, recentre_on_person,
+    MIN_MEAN_ACTIVITY, fit_pose_calibration_into, person_pose_calibration, person_pose_rhythm, recentre_on_person,
     reversed_speech_windows,
 )
 from talkface.motion.data import load_person, person_speech_activity, person_split
@@ -261,7 +261,7 @@ def test_finetuned_mouth_is_closer_than_pretrained_and_corpus_mean_expression(
 
 
 def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkpoint(
-        world: dict, finetuned: Path, tmp_path: Path) -> None:
+        world: dict, finetuned: Path) -> None:
     checkpoint = finetuned / "checkpoints" / "step_0000150.pt"
     calibrated = load_motion_model(checkpoint)
     person = load_person(world["person"])
@@ -289,13 +289,12 @@ def test_finetune_writes_the_persons_pose_calibration_and_rhythm_into_the_checkp
     np.testing.assert_allclose((pose.var(0) + mean_square_activity * std.square().numpy())[free],
                                truth[:, MOTION_POSE].var(0)[free], rtol=2e-3)
     # Without the rhythm (pose_rhythm: false) the gains restore the person's std on their own.
-    plain = tmp_path / "plain.pt"
-    shutil.copy(checkpoint, plain)
-    net = calibrate_checkpoint(plain, windows, truth)
+    net = load_motion_model(checkpoint)
+    fit_pose_calibration_into(net, windows, truth)
     expected_scale, expected_shift = person_pose_calibration(raw, windows, truth)
     assert not net.has_pose_rhythm and not torch.allclose(expected_scale, torch.ones(6))
-    torch.testing.assert_close(load_motion_model(plain).pose_scale, expected_scale)
-    torch.testing.assert_close(load_motion_model(plain).pose_shift, expected_shift)
+    torch.testing.assert_close(net.pose_scale, expected_scale)
+    torch.testing.assert_close(net.pose_shift, expected_shift)
 
 
 def test_finetune_fits_a_viseme_mouth_that_brings_the_held_out_mouth_closer(world: dict, finetuned: Path) -> None:

@@ -1,4 +1,4 @@
-"""The person's pose calibration, pose rhythm and viseme mouth, fitted into a fine-tuned checkpoint
+"""The person's pose calibration, pose rhythm and viseme mouth, fitted into a fine-tuned network
 (beyond the paper).
 
 After fine-tuning, the network's pose on new speech is mapped onto the person's (calibration), and
@@ -11,13 +11,11 @@ pretrained network onto the person's mean motion before fine-tuning starts.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from talkface.motion.model import load_motion_model, save_motion_weights
 from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.metrics import dominant_frequency
 from talkface.motion.network import POSE_GAIN_RANGE, AudioToMotion, fit_pose_calibration, motion_statistics
@@ -35,6 +33,9 @@ RHYTHM_FFT_POINTS = 4096
 # each real clip (4-fold over hdtf_aoc, talk2, talk3, talk4) was predicted best at 0.01 per frame
 # among 0, 0.01 and 0.1 (benchmarks/bench_viseme_mouth.py).
 VISEME_RIDGE_PER_FRAME = 0.01
+# The recogniser whose viseme mouth predicts the person's expression best is chosen by this many
+# contiguous blocks of the training frames, each predicted from the others.
+RECOGNISER_FOLDS = 4
 
 
 def reversed_speech_windows(windows: np.ndarray) -> np.ndarray:
@@ -121,13 +122,12 @@ def person_pose_rhythm(
     return gain, true_mean - gain * predicted_mean, frequency, residual_variance.sqrt()
 
 
-def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray,
-                         activity: np.ndarray | None = None) -> AudioToMotion:
-    """Fit the person's pose calibration into checkpoint `path`; the net.
+def fit_pose_calibration_into(net: AudioToMotion, windows: np.ndarray, motion: np.ndarray,
+                              activity: np.ndarray | None = None) -> None:
+    """Fit the person's pose calibration into the net, from its training frames.
 
     With the training frames' speech activity [T] (`person_speech_activity`), also the pose rhythm.
     """
-    net = load_motion_model(path)
     if activity is not None:
         scale, shift, frequency, std = person_pose_rhythm(net, windows, motion, activity)
         net.set_pose_rhythm(frequency, std)
@@ -138,8 +138,6 @@ def calibrate_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarr
         scale, shift = person_pose_calibration(net, windows, motion)
     net.set_pose_calibration(scale, shift)
     log.info("pose calibration gains %s", np.round(scale.numpy(), 3).tolist())
-    save_motion_weights(path, net)
-    return net
 
 
 def person_viseme_mouth(track: np.ndarray, expression: np.ndarray,
@@ -155,16 +153,40 @@ def person_viseme_mouth(track: np.ndarray, expression: np.ndarray,
     return torch.from_numpy(mapping).float(), torch.from_numpy(y_mean - x_mean @ mapping).float()
 
 
-def fit_viseme_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndarray, track: np.ndarray,
-                          train: slice, validation: slice, weights: Sequence[float]) -> AudioToMotion:
-    """Fit the person's viseme mouth into checkpoint `path`; the net.
+def viseme_cross_validation_error(track: np.ndarray, expression: np.ndarray, folds: int = RECOGNISER_FOLDS) -> float:
+    """Expression MSE of the viseme mouth (track [T, 3] -> expression [T, 64]) predicting each of
+    `folds` contiguous blocks of the frames from the others."""
+    frames = np.arange(len(track))
+    squared = 0.0
+    for block in np.array_split(frames, folds):
+        rest = np.setdiff1d(frames, block)
+        mapping, bias = person_viseme_mouth(track[rest], expression[rest])
+        squared += float(np.square(bias.numpy() + track[block] @ mapping.numpy() - expression[block]).sum())
+    return squared / expression.size
 
-    windows [T, 28, 12], motion [T, 70] and viseme track [T, 3] of the whole clip: the map is fitted
-    on the `train` frames, and of the candidate `weights` the one whose blend of the net's expression
-    (the clip run as one sequence, as inference runs it) and the viseme mouth has the lowest
-    expression MSE on the `validation` frames is kept (0: the net alone).
+
+def choose_recogniser(tracks: dict[str, np.ndarray], expression: np.ndarray) -> tuple[str, dict[str, float]]:
+    """(name, errors): of the viseme tracks [T, 3] by recogniser, the one whose viseme mouth predicts the
+    expression [T, 64] of the same frames best under cross-validation; every one's error."""
+    errors = {name: viseme_cross_validation_error(track, expression) for name, track in tracks.items()}
+    return min(errors, key=errors.__getitem__), errors
+
+
+def fit_viseme_mouth_into(net: AudioToMotion, windows: np.ndarray, motion: np.ndarray,
+                          tracks: dict[str, np.ndarray], train: slice, validation: slice,
+                          weights: Sequence[float]) -> None:
+    """Fit the person's viseme mouth into the net.
+
+    windows [T, 28, 12], motion [T, 70] and the viseme track [T, 3] of each recogniser
+    (speech/recognition.py RECOGNISERS) of the whole clip. The recogniser is the one whose viseme
+    mouth predicts the `train` frames best (`choose_recogniser`); its map is fitted on the `train`
+    frames, and of the candidate `weights` the one whose blend of the net's expression (the clip run
+    as one sequence, as inference runs it) and the viseme mouth has the lowest expression MSE on the
+    `validation` frames is kept (0: the net alone).
     """
-    net = load_motion_model(path)
+    recogniser, cross_validated = choose_recogniser({name: track[train] for name, track in tracks.items()},
+                                                    motion[train, MOTION_EXPRESSION])
+    track = tracks[recogniser]
     mapping, bias = person_viseme_mouth(track[train], motion[train, MOTION_EXPRESSION])
     network = _predicted_motion(net, windows)[validation]  # [V, 70]
     heard = torch.from_numpy(np.asarray(track[validation], np.float32))  # [V, 3]
@@ -172,13 +194,12 @@ def fit_viseme_checkpoint(path: str | Path, windows: np.ndarray, motion: np.ndar
 
     def error(weight: float) -> float:
         """Validation expression MSE of the blend inference gives at this weight (network.blend_visemes)."""
-        net.set_viseme_mouth(mapping, bias, weight)
+        net.set_viseme_mouth(mapping, bias, weight, recogniser)
         return float((net.blend_visemes(network, heard)[:, MOTION_EXPRESSION] - truth).square().mean())
 
     errors = {w: error(w) for w in weights}
     weight = min(errors, key=errors.__getitem__)
-    net.set_viseme_mouth(mapping, bias, weight)
-    log.info("viseme mouth weight %.2f (validation expression MSE %s)", weight,
+    net.set_viseme_mouth(mapping, bias, weight, recogniser)
+    log.info("viseme mouth: recogniser %s (cross-validated expression MSE %s), weight %.2f (validation "
+             "expression MSE %s)", recogniser, {k: round(e, 5) for k, e in cross_validated.items()}, weight,
              {w: round(e, 5) for w, e in errors.items()})
-    save_motion_weights(path, net)
-    return net

@@ -137,13 +137,13 @@ def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
     return _per_frame(workspace, frames, speech_activity(_person_audio(workspace)))
 
 
-def person_viseme_track(workspace: str | Path, frames: int) -> np.ndarray:
-    """The viseme track [frames, 3] (speech/recognition.py) of the workspace's audio.wav."""
+def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = "words") -> np.ndarray:
+    """The viseme track [frames, 3] (speech/recognition.py, heard by `recogniser`) of the workspace's audio.wav."""
     from talkface.audio import n_video_frames
     from talkface.speech.recognition import viseme_track
 
     audio = _person_audio(workspace)
-    return _per_frame(workspace, frames, viseme_track(audio, n_video_frames(len(audio))))
+    return _per_frame(workspace, frames, viseme_track(audio, n_video_frames(len(audio)), recogniser))
 
 
 def _person_audio(workspace: str | Path) -> np.ndarray:

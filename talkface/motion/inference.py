@@ -80,7 +80,8 @@ def _stream(
     rhythm = PoseRhythm(model.pose_rhythm_frequency.cpu().numpy(), model.pose_rhythm_std.cpu().numpy(), seed) \
         if model.has_pose_rhythm else None
     gate = SpeechGate()
-    track = torch.from_numpy(viseme_track(audio, frames)) if model.has_viseme_mouth else None  # [T, 3]
+    track = torch.from_numpy(viseme_track(audio, frames, model.viseme_recogniser_name)) \
+        if model.has_viseme_mouth else None  # [T, 3]
     start = 0
     try:
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,

@@ -9,13 +9,14 @@ import torch
 from talkface.atomic import atomic_path
 from talkface.errors import TalkfaceError
 from talkface.motion.network import AudioToMotion
+from talkface.speech.recognition import RECOGNISERS
 from talkface.train.checkpoint import load_weights, read_checkpoint
 
 MODEL = "motion"  # the model's name in checkpoints
 # AudioToMotion's per-person buffers: pose calibration, pose rhythm, viseme mouth; older checkpoints lack them.
 CALIBRATION_KEYS = ("pose_scale", "pose_shift")
 RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
-VISEME_KEYS = ("viseme_map", "viseme_bias", "viseme_weight")
+VISEME_KEYS = ("viseme_map", "viseme_bias", "viseme_weight", "viseme_recogniser")
 
 
 def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
@@ -31,6 +32,8 @@ def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
     if missing or report.unexpected or report.mismatched:
         raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
                             f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)
+    if "viseme_recogniser" in report.missing and net.has_viseme_mouth:
+        net.viseme_recogniser.fill_(RECOGNISERS.index("phones"))  # fitted before words were decoded
     return net.eval()
 
 

@@ -21,7 +21,8 @@ zero, i.e. off, unless fine-tuning fits one.
 
 Also beyond the paper, a per-person viseme mouth (`set_viseme_mouth`): a linear map from the mouth
 directions of the phones a recogniser hears in the audio (talkface/speech/recognition.py) to the
-person's expression, blended into the predicted expression with a weight (`blend_visemes`). The
+person's expression, blended into the predicted expression with a weight (`blend_visemes`), and
+which of the recogniser's ways of hearing (`viseme_recogniser_name`) its track comes from. The
 network learned speech from synthetic voices; the recogniser learned it from real ones
 (docs/method.md, "Viseme mouth"). Its weight is zero, i.e. off, unless fine-tuning fits one.
 """
@@ -38,6 +39,7 @@ from talkface.audio import WINDOW_MFCC_FRAMES
 from talkface.face3d.coeffs import (
     MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_EXPRESSION, N_MOTION, N_POSE,
 )
+from talkface.speech.recognition import RECOGNISERS
 from talkface.speech.visemes import N_DIRECTIONS
 
 # The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
@@ -157,6 +159,7 @@ class AudioToMotion(nn.Module):
         self.register_buffer("viseme_map", torch.zeros(N_DIRECTIONS, N_EXPRESSION))  # [3, 64]
         self.register_buffer("viseme_bias", torch.zeros(N_EXPRESSION))  # [64] coefficient units
         self.register_buffer("viseme_weight", torch.zeros(()))  # share of the viseme mouth in the expression
+        self.register_buffer("viseme_recogniser", torch.zeros((), dtype=torch.long))  # index into RECOGNISERS
 
     def constructor_args(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this network (plain data, for checkpoints)."""
@@ -246,8 +249,10 @@ class AudioToMotion(nn.Module):
         self.pose_rhythm_frequency.zero_()
         self.pose_rhythm_std.zero_()
 
-    def set_viseme_mouth(self, mapping: torch.Tensor, bias: torch.Tensor, weight: float) -> None:
-        """Viseme expression = bias + track @ mapping ([3, 64], [64]), `weight` of it in the blend."""
+    def set_viseme_mouth(self, mapping: torch.Tensor, bias: torch.Tensor, weight: float,
+                         recogniser: str = RECOGNISERS[0]) -> None:
+        """Viseme expression = bias + track @ mapping ([3, 64], [64]), `weight` of it in the blend; the
+        track is the one of `recogniser` (speech/recognition.py RECOGNISERS)."""
         if mapping.shape != self.viseme_map.shape or bias.shape != self.viseme_bias.shape:
             raise ValueError(f"viseme mouth must have shapes {tuple(self.viseme_map.shape)} and "
                              f"{tuple(self.viseme_bias.shape)}, got {tuple(mapping.shape)} and {tuple(bias.shape)}")
@@ -256,12 +261,19 @@ class AudioToMotion(nn.Module):
         self.viseme_map.copy_(mapping)
         self.viseme_bias.copy_(bias)
         self.viseme_weight.fill_(weight)
+        self.viseme_recogniser.fill_(RECOGNISERS.index(recogniser))
 
     def reset_viseme_mouth(self) -> None:
         """Off: the expression is the network's own."""
         self.viseme_map.zero_()
         self.viseme_bias.zero_()
         self.viseme_weight.zero_()
+        self.viseme_recogniser.zero_()
+
+    @property
+    def viseme_recogniser_name(self) -> str:
+        """Which way of hearing phones the viseme mouth was fitted on (speech/recognition.py RECOGNISERS)."""
+        return RECOGNISERS[int(self.viseme_recogniser)]
 
     @property
     def has_viseme_mouth(self) -> bool:

@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from talkface.errors import TalkfaceError
-from talkface.motion.calibration import calibrate_checkpoint, fit_viseme_checkpoint, recentre_on_person
+from talkface.motion.calibration import fit_pose_calibration_into, fit_viseme_mouth_into, recentre_on_person
 from talkface.motion.data import (
-    SEQUENCE_FRAMES, LRWSequences, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
+    SEQUENCE_FRAMES, LRWSequences, PersonClip, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
     person_viseme_track,
 )
 from talkface.motion.losses import LossConfig, motion_loss
@@ -45,6 +45,7 @@ from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.motion.network import AudioToMotion, motion_statistics
 from talkface.motion.records import read_record, split_records
 from talkface.motion.validation import MotionValidation, lrw_validation, person_validation
+from talkface.speech.recognition import RECOGNISERS
 from talkface.train.checkpoint import WeightsReport, checkpoint_or_latest, load_weights, read_checkpoint
 from talkface.train.config import ADAM_BETAS, TrainConfig, with_epochs
 from talkface.train.distributed import torchrun_ranks
@@ -287,28 +288,32 @@ def finetune(workspace: str | Path, config: FinetuneConfig,
     run_dir = Path(config.run_dir) if config.run_dir is not None else Path(workspace) / "motion_finetune"
     full = dataclasses.replace(config, train=train)
     final = Trainer(task, dataset, train, run_dir, full_config=full).fit(resume)
-    if task.best is not None and torchrun_ranks().is_main:
-        select_on_validation(final, task.best, validation)
-    if config.calibrate_pose and torchrun_ranks().is_main:
-        activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
-        calibrate_checkpoint(final, person.windows[train_frames], person.motion[train_frames], activity)
-    if config.viseme_weights and torchrun_ranks().is_main:
-        track = person_viseme_track(workspace, len(person.motion))
-        fit_viseme_checkpoint(final, person.windows, person.motion, track, train_frames, held_out,
-                              config.viseme_weights)
+    if torchrun_ranks().is_main:
+        personalise_checkpoint(final, config, workspace, person, task.best, validation)
     return final, report
 
 
-def select_on_validation(path: str | Path, best: BestWeights, validation: MotionValidation) -> AudioToMotion:
-    """Checkpoint `path` gets the best validated weights (the final ones among the candidates); the net.
+def personalise_checkpoint(path: str | Path, config: FinetuneConfig, workspace: str | Path, person: PersonClip,
+                           best: BestWeights | None, validation: MotionValidation) -> AudioToMotion:
+    """The fine-tuned checkpoint `path` made the person's, in one load and one save; the net.
 
-    The state of a run resumed after its last evaluation is not kept, so the resumed run chooses
-    among the evaluations it made itself and the final weights.
+    In order, each as configured: the best validated weights (`best`, the final ones among the
+    candidates; a run resumed after its last evaluation chooses among the evaluations it made itself
+    and the final weights), the pose calibration and rhythm, the viseme mouth.
     """
+    train_frames, held_out = person_split(len(person.motion), config.train_frames, config.val_fraction)
     net = load_motion_model(path)
-    best.offer(net, validation(net)["expression_mse"])
-    net.load_state_dict(best.state)
-    log.info("kept the weights of validation expression MSE %.5f", best.expression_mse)
+    if best is not None:
+        best.offer(net, validation(net)["expression_mse"])
+        net.load_state_dict(best.state)
+        log.info("kept the weights of validation expression MSE %.5f", best.expression_mse)
+    if config.calibrate_pose:
+        activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
+        fit_pose_calibration_into(net, person.windows[train_frames], person.motion[train_frames], activity)
+    if config.viseme_weights:
+        tracks = {name: person_viseme_track(workspace, len(person.motion), name) for name in RECOGNISERS}
+        fit_viseme_mouth_into(net, person.windows, person.motion, tracks, train_frames, held_out,
+                              config.viseme_weights)
     save_motion_weights(path, net)
     return net
 
