@@ -68,7 +68,7 @@ def table(record: dict) -> str:
     """One markdown row per clip: mouth LMD at 224 px of the fine-tuned model and each baseline, the GAN."""
     rows = ["| clip | frames fine-tuned / scored | mouth LMD @224: fine-tuned / mean expr. / general / first frame "
             "| own expression (ceiling) | lip-gap r: fine-tuned / ceiling | GAN vs render PSNR (dB) | SSIM "
-            "| held-out identity (mm) | fine-tune motion + GAN (s) |", "|---" * 10 + "|"]
+            "| held-out identity (mm) | viseme mouth: recogniser, weight | fine-tune motion + GAN (s) |", "|---" * 11 + "|"]
     for name, clip in record["clips"].items():
         driven = clip["audio_driven"]
         lmd = " / ".join(_fmt(driven.get(v, {}).get("lmd_224"), 2)
@@ -81,8 +81,14 @@ def table(record: dict) -> str:
                     f"| {_fmt(recon['psnr_gan'], 1)} vs {_fmt(recon['psnr_render'], 1)} "
                     f"| {_fmt(recon['ssim_gan'], 3)} vs {_fmt(recon['ssim_render'], 3)} "
                     f"| {_fmt(clip['identity']['heldout_change_mm'], 2)} "
+                    f"| {_viseme_mouth(clip)} "
                     f"| {clip['seconds']['finetune_motion']:.0f} + {clip['seconds']['finetune_gan']:.0f} |")
     return "\n".join(rows)
+
+
+def _viseme_mouth(clip: dict) -> str:
+    mouth = clip.get("viseme_mouth")  # recorded since d97296a
+    return "-" if mouth is None else f"{mouth['recogniser']}, {mouth['weight']:g}"
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -17,6 +17,7 @@ import pytest
 from talkface.cli import main as cli
 from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION, MOTION_POSE
 from talkface.media import count_frames, probe_video, write_video
+from talkface.speech.recognition import RECOGNISERS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -105,10 +106,12 @@ def test_the_json_has_every_figure_for_the_fine_tuned_model_and_each_baseline(ev
     assert 0.0 < recon["ssim_render"] <= 1.0 and 0.0 < recon["ssim_gan"] <= 1.0
     assert result["identity"]["train_spread_mm"] == pytest.approx(0.0, abs=1e-3)  # one identity per clip fit
     assert 0.0 < result["identity"]["heldout_change_mm"] < 50.0
+    assert result["viseme_mouth"]["recogniser"] in RECOGNISERS and 0.0 <= result["viseme_mouth"]["weight"] <= 1.0
     assert set(result["checks"]) == {"mouth lmd: fine-tuned < mean_expression", "mouth lmd: fine-tuned < general",
                                      "mouth lmd: fine-tuned < still", "gan psnr >= composited render + 3 dB"}
     report = (evaluated["out"] / "report.md").read_text()
     assert "baseline: general model" in report and "contact_sheet.png" in report
+    assert f"phones heard as {result['viseme_mouth']['recogniser']}" in report
 
 
 @pytest.mark.slow

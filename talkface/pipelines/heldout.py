@@ -266,6 +266,9 @@ def score(paths: HeldoutPaths, config: HeldoutConfig, person: PersonConfig, firs
         "reconstruction": reconstruction,
         "audio_driven": {name: variant_figures(variant, real) for name, variant in variants.items()},
         "identity": identity_figures(models.face, train.load_array("coeffs.npy"), held.load_array("coeffs.npy")),
+        # What the person's fine-tuning chose for the mouth (docs/method.md, "Viseme mouth").
+        "viseme_mouth": {"recogniser": models.finetuned.viseme_recogniser_name,
+                         "weight": float(models.finetuned.viseme_weight)},
     }
     figures["checks"] = checks(figures)
     sheet.update(audio=variants["finetuned"]["frames"], audio_landmarks=variants["finetuned"]["landmarks"],

@@ -93,6 +93,8 @@ def markdown(result: dict[str, Any], paths: Any) -> str:
               f"Identity of the reconstruction (neutral face shapes, RMS vertex distance): spread over the training "
               f"frames {_number(result['identity']['train_spread_mm'])} mm, the held-out frames' own fit "
               f"{_number(result['identity']['heldout_change_mm'])} mm from it.", "",
+              f"Viseme mouth (docs/method.md): phones heard as {result['viseme_mouth']['recogniser']}, blended in at "
+              f"weight {result['viseme_mouth']['weight']:g} (0: the network alone).", "",
               "## Checks", ""]
     lines += [f"- {'pass' if ok else 'FAIL'}: {name}" for name, ok in result["checks"].items()]
     lines += ["", f"![real, render, GAN, audio-driven]({Path(paths.sheet).name})", "",
