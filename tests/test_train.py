@@ -248,7 +248,7 @@ def test_checkpoint_is_plain_data_with_unprefixed_keys(tmp_path: Path) -> None:
     assert {"talkface", "torch", "created"} <= checkpoint["provenance"].keys()
 
 
-def test_load_weights_reports_missing_and_unexpected_keys(tmp_path: Path) -> None:
+def test_load_weights_reports_missing_and_unexpected_keys(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(0)
     source = MLPTask()
     Trainer(source, Regression(), train_config(steps=5), tmp_path / "run").fit()
@@ -260,8 +260,14 @@ def test_load_weights_reports_missing_and_unexpected_keys(tmp_path: Path) -> Non
             self.extra = nn.Linear(OUT_DIM, 1)
 
     model = Bigger()
-    report = load_weights(path, model)
+    with caplog.at_level("WARNING"):
+        report = load_weights(path, model)
     assert report == WeightsReport(missing=["extra.bias", "extra.weight"], unexpected=[], mismatched=[])
+    assert "2 missing keys: extra.bias, extra.weight" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # keys older checkpoints may lack: reported, not warned about
+        assert load_weights(path, model, optional=["extra.bias"]).missing == ["extra.bias", "extra.weight"]
+    assert "1 missing keys: extra.weight" in caplog.text
     torch.testing.assert_close(model.layers[0].weight, source.net.layers[0].weight)
 
     narrower = MLP(hidden=8, dropout=0.0)

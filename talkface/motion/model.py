@@ -17,6 +17,7 @@ MODEL = "motion"  # the model's name in checkpoints
 CALIBRATION_KEYS = ("pose_scale", "pose_shift")
 RHYTHM_KEYS = ("pose_rhythm_frequency", "pose_rhythm_std")
 VISEME_KEYS = ("viseme_map", "viseme_bias", "viseme_weight", "viseme_recogniser")
+PERSON_KEYS = CALIBRATION_KEYS + RHYTHM_KEYS + VISEME_KEYS
 
 
 def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
@@ -26,9 +27,9 @@ def load_motion_model(checkpoint: str | Path) -> AudioToMotion:
     if args is None or MODEL not in saved["models"]:
         raise TalkfaceError(f"holds no '{MODEL}' model (models: {sorted(saved['models'])})", checkpoint)
     net = AudioToMotion(**args)
-    report = load_weights(checkpoint, net, MODEL)
     # Checkpoints from before the pose calibration, rhythm or viseme mouth lack their buffers: identity, off.
-    missing = [key for key in report.missing if key not in CALIBRATION_KEYS + RHYTHM_KEYS + VISEME_KEYS]
+    report = load_weights(checkpoint, net, MODEL, optional=PERSON_KEYS)
+    missing = [key for key in report.missing if key not in PERSON_KEYS]
     if missing or report.unexpected or report.mismatched:
         raise TalkfaceError(f"'{MODEL}' weights do not match the network (missing {missing}, unexpected "
                             f"{report.unexpected}, mismatched shapes {report.mismatched})", checkpoint)

@@ -40,7 +40,7 @@ from talkface.motion.data import (
     person_viseme_track,
 )
 from talkface.motion.losses import LossConfig, motion_loss
-from talkface.motion.model import MODEL, load_motion_model, save_motion_weights
+from talkface.motion.model import MODEL, PERSON_KEYS, load_motion_model, save_motion_weights
 from talkface.face3d.coeffs import MOTION_EXPRESSION, MOTION_POSE
 from talkface.motion.network import AudioToMotion, motion_statistics
 from talkface.motion.records import read_record, split_records
@@ -340,7 +340,7 @@ def _starting_weights(config: FinetuneConfig) -> tuple[AudioToMotion, WeightsRep
     if args is None:
         raise TalkfaceError(f"has no '{MODEL}' model arguments; is it an audio -> motion checkpoint?", path)
     net = AudioToMotion(**args)
-    report = load_weights(path, net, MODEL)
+    report = load_weights(path, net, MODEL, optional=PERSON_KEYS)
     # A calibration and rhythm belong to one person: refit after this fine-tuning.
     net.reset_pose_calibration()
     net.reset_pose_rhythm()

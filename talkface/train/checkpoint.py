@@ -14,7 +14,7 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -144,11 +144,12 @@ class WeightsReport:
 
 
 def load_weights(path: str | Path, model: nn.Module, name: str | None = None,
-                 strict: bool = False) -> WeightsReport:
+                 strict: bool = False, optional: Sequence[str] = ()) -> WeightsReport:
     """Load only the weights of model `name` (default: the checkpoint's only model) into `model`.
 
     For fine-tuning from another run: optimiser, step and RNG are ignored. Keys that do not
-    match are logged and returned; with `strict=True` any of them is an error.
+    match are logged and returned; with `strict=True` any of them is an error. `optional` keys
+    (buffers that older checkpoints lack) are returned as missing but not logged.
     """
     checkpoint = read_checkpoint(path)
     models = checkpoint["models"]
@@ -172,7 +173,9 @@ def load_weights(path: str | Path, model: nn.Module, name: str | None = None,
         raise TalkfaceError(f"model {name!r} does not match ({detail})", path)
     unwrap(model).load_state_dict({k: v for k, v in source.items() if k not in mismatched}, strict=False)
     for kind, keys in problems.items():
-        log.warning("%s: model %r: %d %s keys: %s", path, name, len(keys), kind, ", ".join(keys))
+        keys = [key for key in keys if kind != "missing" or key not in optional]
+        if keys:
+            log.warning("%s: model %r: %d %s keys: %s", path, name, len(keys), kind, ", ".join(keys))
     return report
 
 
