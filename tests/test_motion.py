@@ -292,6 +292,10 @@ def test_the_recogniser_whose_viseme_mouth_predicts_the_person_best_is_chosen():
     noise = rng.uniform(0, 1, (120, 3))
     assert viseme_cross_validation_error(noise, expression) > expression.var(0).mean()
     assert choose_recogniser({"noise": noise, "phones": heard}, expression)[0] == "phones"
+    # The first is kept unless another is better by more than the margin: a near-tie is noise.
+    errors = choose_recogniser({"words": misheard, "phones": heard}, expression)[1]
+    near_tie = 1 - 0.5 * errors["phones"] / errors["words"]
+    assert choose_recogniser({"words": misheard, "phones": heard}, expression, margin=near_tie)[0] == "words"
 
 
 def test_chunked_inference_with_a_viseme_mouth_equals_whole_and_blends_the_recognised_phones(tmp_path):
