@@ -44,9 +44,9 @@ ARPABET = {
 # The two ways of hearing phones (module docstring); a person's checkpoint stores the index of its own.
 RECOGNISERS = ("words", "phones")
 # The mouth leads the sound it shapes: the synthetic world draws 50-80 ms (talkface/synth/motion.py);
-# on the 7 real clips of ../shared/real the track's jaw follows the fitted lip gap at r 0.41 / 0.40
-# / 0.36 on average with a lead of 0 / 1 / 2 frames (each clip's best lies between -1 and 3
-# frames, apparently the clips' own audio-video offsets; benchmarks/bench_viseme_mouth.py).
+# on the 7 real clips of ../shared/real the word track's jaw follows the fitted lip gap at r 0.42 /
+# 0.42 / 0.37 on average with a lead of 0 / 1 / 2 frames (hdtf_aoc and hdtf_kh do best at 2,
+# talk1-4 at 0: apparently the clips' own audio-video offsets; benchmarks/bench_viseme_mouth.py).
 MOUTH_LEAD_S = 1 / VIDEO_FPS
 # The decoder's memory grows with the utterance (1 GiB for 3 min of speech), so longer audio is
 # decoded in pieces of at most this length, each cut at the quietest 10 ms in its last seconds.
