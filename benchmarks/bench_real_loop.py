@@ -157,6 +157,7 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     result = {"train_frames": train.stop, "finetuned": score(fitted[train], person.motion[train])}
     net = load_motion_model(checkpoint)
     result["viseme_weight"] = float(net.viseme_weight)
+    result["viseme_recogniser"] = net.viseme_recogniser_name
     shipped = predict_motion(net, read_audio(folder / "audio.wav"), bf16=False)
     result["shipped"] = score(shipped[train], person.motion[train])
     if motion.pretrained is not None:

@@ -31,7 +31,8 @@ MIN_MEAN_ACTIVITY = 0.25
 RHYTHM_FFT_POINTS = 4096
 # Ridge penalty of the viseme map, per training frame, on tracks in [0, 1]: a held-out block of
 # each real clip (4-fold over hdtf_aoc, talk2, talk3, talk4) was predicted best at 0.01 per frame
-# among 0, 0.01 and 0.1 (benchmarks/bench_viseme_mouth.py).
+# among 0, 0.01 and 0.1 on the phone track, and of all 7 clips on the word track on 4
+# (benchmarks/bench_viseme_mouth.py; docs/method.md).
 VISEME_RIDGE_PER_FRAME = 0.01
 # The recogniser whose viseme mouth predicts the person's expression best is chosen by this many
 # contiguous blocks of the training frames, each predicted from the others; another than the first
