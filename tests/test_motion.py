@@ -261,7 +261,7 @@ def test_the_viseme_mouths_recogniser_is_kept_in_the_checkpoint_and_used_by_infe
     np.testing.assert_allclose(expression, expected, atol=1e-5, rtol=0)
     model.reset_viseme_mouth()
     assert model.viseme_recogniser_name == "words"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown recogniser 'spectrogram'"):
         model.set_viseme_mouth(model.viseme_map, model.viseme_bias, 1.0, "spectrogram")
 
 

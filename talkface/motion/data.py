@@ -25,6 +25,7 @@ from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import IDENTITY, N_COEFFS, N_MOTION, motion_from_coeffs
 from talkface.motion.activity import speech_activity
 from talkface.motion.records import read_record
+from talkface.speech.recognition import RECOGNISERS, viseme_track
 from talkface.train.data import held_out_split
 
 SEQUENCE_FRAMES = 16  # docs/method.md: 16-frame training sequences
@@ -137,10 +138,9 @@ def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
     return _per_frame(workspace, frames, speech_activity(_person_audio(workspace)))
 
 
-def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = "words") -> np.ndarray:
+def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = RECOGNISERS[0]) -> np.ndarray:
     """The viseme track [frames, 3] (speech/recognition.py, heard by `recogniser`) of the workspace's audio.wav."""
     from talkface.audio import n_video_frames
-    from talkface.speech.recognition import viseme_track
 
     audio = _person_audio(workspace)
     return _per_frame(workspace, frames, viseme_track(audio, n_video_frames(len(audio)), recogniser))

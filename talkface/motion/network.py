@@ -39,7 +39,7 @@ from talkface.audio import WINDOW_MFCC_FRAMES
 from talkface.face3d.coeffs import (
     MOTION_EXPRESSION, MOTION_POSE, MOTION_TRANSLATION_Z, N_EXPRESSION, N_MOTION, N_POSE,
 )
-from talkface.speech.recognition import RECOGNISERS
+from talkface.speech.recognition import RECOGNISERS, check_recogniser
 from talkface.speech.visemes import N_DIRECTIONS
 
 # The original trains on translation z - 0.5 (docs/method.md). Here that shift is the default
@@ -258,6 +258,7 @@ class AudioToMotion(nn.Module):
                              f"{tuple(self.viseme_bias.shape)}, got {tuple(mapping.shape)} and {tuple(bias.shape)}")
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"viseme weight must lie in [0, 1], got {weight}")
+        check_recogniser(recogniser)
         self.viseme_map.copy_(mapping)
         self.viseme_bias.copy_(bias)
         self.viseme_weight.fill_(weight)

@@ -68,9 +68,10 @@ def utterance_spans(audio: np.ndarray, max_seconds: float = MAX_UTTERANCE_S) -> 
     return spans + [(start, len(audio))]
 
 
-def recognise_phones(audio: np.ndarray, recogniser: str = "words",
+def recognise_phones(audio: np.ndarray, recogniser: str = RECOGNISERS[0],
                      max_utterance_s: float = MAX_UTTERANCE_S) -> list[Phone]:
     """16 kHz mono audio [N] (float, full scale 1) -> the phones heard in it, times in s from its start."""
+    check_recogniser(recogniser)
     decoder = _decoder(recogniser)
     heard = _aligned_words if recogniser == "words" else _decoded_phones
     phones = []
@@ -81,11 +82,15 @@ def recognise_phones(audio: np.ndarray, recogniser: str = "words",
     return phones
 
 
+def check_recogniser(recogniser: str) -> None:
+    """ValueError unless `recogniser` is one of RECOGNISERS."""
+    if recogniser not in RECOGNISERS:
+        raise ValueError(f"unknown recogniser {recogniser!r}; expected one of {RECOGNISERS}")
+
+
 def _decoder(recogniser: str) -> "Decoder":
     from pocketsphinx import Decoder, get_model_path
 
-    if recogniser not in RECOGNISERS:
-        raise ValueError(f"unknown recogniser {recogniser!r}; expected one of {RECOGNISERS}")
     # Seeded dither: digital silence (zeros, as padding makes) is otherwise heard as speech.
     common = dict(hmm=get_model_path("en-us/en-us"), samprate=SAMPLE_RATE, dither=True, seed=1, loglevel="FATAL")
     if recogniser == "words":  # PocketSphinx's default search over its language model and dictionary
@@ -128,7 +133,7 @@ def _split(symbols: str, start: float, end: float) -> list[Phone]:
     return [Phone(symbol, start + k * step, start + (k + 1) * step) for k, symbol in enumerate(symbols)]
 
 
-def viseme_track(audio: np.ndarray, frames: int, recogniser: str = "words") -> np.ndarray:
+def viseme_track(audio: np.ndarray, frames: int, recogniser: str = RECOGNISERS[0]) -> np.ndarray:
     """Jaw open, lip spread and lip round [frames, 3] float32 of 16 kHz audio's recognised phones at 25 fps."""
     times = (np.arange(frames) + 0.5) / VIDEO_FPS + MOUTH_LEAD_S
     return articulate(recognise_phones(audio, recogniser), times, gain=1.0).astype(np.float32)
