@@ -36,8 +36,8 @@ from torch import nn
 from talkface.errors import TalkfaceError
 from talkface.motion.calibration import fit_pose_calibration_into, fit_viseme_mouth_into, recentre_on_person
 from talkface.motion.data import (
-    SEQUENCE_FRAMES, LRWSequences, PersonClip, PersonSequences, RecordClips, load_person, person_speech_activity, person_split,
-    person_viseme_track,
+    SEQUENCE_FRAMES, LRWSequences, PersonClip, PersonSequences, RecordClips, load_person, person_speech_activity,
+    person_split, person_viseme_track,
 )
 from talkface.motion.losses import LossConfig, motion_loss
 from talkface.motion.model import MODEL, PERSON_KEYS, load_motion_model, save_motion_weights

@@ -22,7 +22,9 @@ import numpy as np
 
 from talkface.atomic import atomic_path
 from talkface.audio import VIDEO_FPS
-from talkface.face3d.coeffs import EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, expression_on_pose, motion_from_coeffs
+from talkface.face3d.coeffs import (
+    EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, expression_on_pose, motion_from_coeffs,
+)
 from talkface.metrics import flicker, lmd, pose_statistics, pose_statistics_distance
 from talkface.pipelines.stages import StageBook
 
