@@ -28,16 +28,12 @@ import torch
 
 from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, VIDEO_FPS
 from talkface.benchmarking import machine_info, write_result
+from talkface.metrics import mouth_opening, mouth_opening_over_eyes
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
 RESULT = Path(__file__).parent / "results" / "synth_mouth_loudness_cpu.json"
 LAGS = range(-3, 4)
-
-
-def lip_gap(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip opening per frame from 68-point landmarks [T, 68, 2]."""
-    return np.linalg.norm(landmarks[:, [61, 62, 63]] - landmarks[:, [67, 66, 65]], axis=2).mean(1)
 
 
 def frame_log_rms(audio: np.ndarray, n: int) -> np.ndarray:
@@ -88,7 +84,7 @@ def person_speech(subjects: int, seconds: float) -> dict[str, object]:
         energy = frame_log_rms(speech.audio, int(seconds * VIDEO_FPS))
         for phones, out in ((speech.phones, exact), (None, estimated)):
             motion = generate_motion(speech.audio, SAMPLE_RATE, subject.style, seed, len(energy), phones)
-            gap = lip_gap(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
+            gap = mouth_opening(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
             out.append(correlations(gap, energy))
     return {"exact_phones": {"per_subject": exact, **summary(exact)},
             "phones_from_audio": {"per_subject": estimated, **summary(estimated)}}
@@ -105,7 +101,7 @@ def lrw_clips(clips: int) -> dict[str, object]:
         speech = lrw_speech(VOCABULARY[k % len(VOCABULARY)], seed, "builtin")
         subject = sample_subject(seed)
         motion = generate_motion(speech.samples, SAMPLE_RATE, subject.style, seed, LRW_FRAMES, speech.phones)
-        gap = lip_gap(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
+        gap = mouth_opening(synthetic_landmarks(subject.coeffs(motion.expression, motion.angles, motion.translation)))
         energy = frame_log_rms(speech.samples, LRW_FRAMES)
         per_clip.append(correlations(gap, energy))
         gaps.append((gap - gap.mean()) / (gap.std() + 1e-9))
@@ -148,9 +144,7 @@ def real_clips() -> dict[str, object]:
             marks.append([(p.x, p.y) for p in shape.parts()])
             kept.append(i)
         marks = np.asarray(marks, np.float64)
-        # Opening relative to the eye distance: the same number however far the face is.
-        eyes = np.linalg.norm(marks[:, 36:42].mean(1) - marks[:, 42:48].mean(1), axis=1)
-        gap = lip_gap(marks) / eyes
+        gap = mouth_opening_over_eyes(marks)  # the same number however far the face is
         energy = frame_log_rms(read_audio(clip, SAMPLE_RATE), len(frames))[kept]
         out[clip.name] = {**correlations(gap, energy), "frames": len(frames), "detected": len(kept)}
     values = list(out.values())

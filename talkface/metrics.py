@@ -38,6 +38,16 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     return np.linalg.norm(upper - lower, axis=-1).mean(axis=1)
 
 
+EYES = (slice(36, 42), slice(42, 48))  # the two eyes' points of the 68-point layout
+
+
+def mouth_opening_over_eyes(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap [T] of landmarks [T, 68, 2] over the distance of the eye centres: free of the face's size in the frame."""
+    marks = np.asarray(landmarks, np.float64)
+    eyes = np.linalg.norm(marks[:, EYES[0]].mean(1) - marks[:, EYES[1]].mean(1), axis=-1)  # [T]
+    return mouth_opening(marks) / eyes
+
+
 def face_lmd(predicted: np.ndarray, target: np.ndarray) -> float:
     """LMD over all 68 points of [T, 68, 2] landmarks (face shape, head rotation and mouth together)."""
     pred, true = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
