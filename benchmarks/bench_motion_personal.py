@@ -95,13 +95,14 @@ def speaking_person(seed: int, seconds: float, engine: str) -> tuple[np.ndarray,
 
 
 def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> None:
-    """What `talkface preprocess` would write (audio, MFCC windows, coefficients), from the truth."""
+    """What `talkface preprocess` would write (audio, MFCC windows, coefficients, landmarks), from the truth."""
     ws = Workspace(folder)
     folder.mkdir(parents=True)
     write_wav(ws.path("audio.wav"), samples)
     ws.save_array("mfcc.npy", audio_windows(samples))
     ws.save_array("coeffs.npy", coeffs)
-    for step in ("mfcc", "coeffs"):
+    ws.save_array("landmarks.npy", load_morphable_model("synthetic")(torch.from_numpy(coeffs)).landmarks.numpy())
+    for step in ("landmarks", "mfcc", "coeffs"):
         ws.record(step, "synthetic-truth")
 
 

@@ -67,13 +67,14 @@ def reconstruct(clip: Path, workspace: Path) -> Path:
 
 
 def first_frames(source: Path, frames: int, out: Path) -> Path:
-    """A workspace holding the first `frames` frames of `source`'s audio, MFCC windows and coefficients."""
+    """A workspace holding the first `frames` frames of `source`'s audio, MFCC windows, coefficients and landmarks."""
     src, ws = Workspace(source), Workspace(out)
     out.mkdir(parents=True)
     write_wav(ws.path("audio.wav"), read_audio(src.path("audio.wav"))[:frames * SAMPLES_PER_VIDEO_FRAME])
     ws.save_array("mfcc.npy", np.load(src.path("mfcc.npy"))[:frames])
     ws.save_array("coeffs.npy", np.load(src.path("coeffs.npy"))[:frames])
-    for step in ("audio", "mfcc", "coeffs"):
+    ws.save_array("landmarks.npy", np.load(src.path("landmarks.npy"))[:frames])
+    for step in ("audio", "landmarks", "mfcc", "coeffs"):
         ws.record(step, f"first {frames} frames of {source}")
     return out
 

@@ -19,6 +19,10 @@ bench_motion_real.py makes it) and the viseme track of its audio by each recogni
    validation tail picks (as fine-tuning picks it); training-frame and held-out mouth r and LMD
    beside the person's mean expression and the general model (raw and re-centred); with the track
    of the recogniser fine-tuning picks on the training frames (calibration.choose_recogniser).
+   "aligned" (as shipped): the viseme mouth fitted on the tracks put in step with the training
+   frames' detected mouth (motion/av_offset.py, "offset_on_training_frames"); "unaligned": fitted
+   at the standard lead, as before. Either way the held-out frames are heard at the standard lead,
+   as inference hears new speech.
 Writes benchmarks/results/viseme_mouth_cpu.json (machine named).
 """
 
@@ -56,10 +60,11 @@ def with_expression(person: PersonClip, expression: np.ndarray) -> np.ndarray:
 
 
 def viseme_expression(track: np.ndarray, expression: np.ndarray, train: np.ndarray | slice,
-                      ridge: float = calibration.VISEME_RIDGE_PER_FRAME) -> np.ndarray:
-    """The viseme mouth [T, 64] fitted on the `train` frames at penalty `ridge` per frame."""
+                      ridge: float = calibration.VISEME_RIDGE_PER_FRAME, heard: np.ndarray | None = None) -> np.ndarray:
+    """The viseme mouth [T, 64] fitted on the `train` frames of `track` at penalty `ridge` per frame, of the
+    track `heard` (default: `track`)."""
     mapping, bias = calibration.person_viseme_mouth(track[train], expression[train], ridge)
-    return bias.numpy() + track @ mapping.numpy()
+    return bias.numpy() + (track if heard is None else heard) @ mapping.numpy()
 
 
 def lead_correlations(person: PersonClip, track: np.ndarray, scorer: Scorer) -> dict[str, float]:
@@ -86,36 +91,51 @@ def four_fold(person: PersonClip, track: np.ndarray, general: np.ndarray, scorer
     return {name: scorer(with_expression(person, e), person.motion) for name, e in predictions.items()}
 
 
-def heldout_split(person: PersonClip, tracks: dict[str, np.ndarray], general_path: Path, general: np.ndarray,
-                  scorer: Scorer, steps: int) -> dict[str, Any]:
+def heldout_split(person: PersonClip, tracks: dict[str, np.ndarray], aligned: dict[str, np.ndarray],
+                  general_path: Path, general: np.ndarray, scorer: Scorer, steps: int) -> dict[str, Any]:
+    """The `talkface heldout` split, the viseme mouth fitted on the `aligned` tracks as fine-tuning fits it
+    and, for comparison ("unaligned"), on the tracks at the standard lead; held out heard at the standard lead."""
     frames = len(person.motion)
     tune = int(TUNE_FRACTION * frames)
     train, val = person_split(tune, tune, VAL_FRACTION)
     parts = {"train": train, "held_out": slice(tune, frames)}
     expression = person.motion[:, MOTION_EXPRESSION]
-    recogniser, cross_validated = calibration.choose_recogniser({k: t[train] for k, t in tracks.items()},
-                                                                expression[train])
-    track = tracks[recogniser]
     mean = expression[train].mean(0)
     network = curve(general_path, person, train, 1e-4, "all", steps, steps, 0, lambda _: {})[-1]["prediction"]
     network = network[:, MOTION_EXPRESSION]
-    visemes = viseme_expression(track, expression, train)
-    candidates = {
-        "mean_expression": np.repeat(mean[None], frames, 0),
-        "general": general,
-        "recentred_general": general - general[train].mean(0) + mean,
-        **{f"blend_{w:g}": (1 - w) * network + w * visemes for w in WEIGHTS},
-    }
-    val_mse = {w: float(np.square(candidates[f"blend_{w:g}"][val] - expression[val]).mean()) for w in WEIGHTS}
+    result: dict[str, Any] = {"parts": {k: [v.start, v.stop] for k, v in parts.items()}, "validation": [val.start, val.stop]}
+    baselines = {"mean_expression": np.repeat(mean[None], frames, 0), "general": general,
+                 "recentred_general": general - general[train].mean(0) + mean}
+    for name, e in baselines.items():
+        result[name] = {part: scorer(with_expression(person, e)[f], person.motion[f]) for part, f in parts.items()}
+    for fitted, variant in ((aligned, "aligned"), (tracks, "unaligned")):
+        result[variant] = blends(person, fitted, tracks, network, train, val, parts, scorer)
+    result["shipped"] = result["aligned"]["shipped"]
+    return result
+
+
+def blends(person: PersonClip, fitted: dict[str, np.ndarray], heard: dict[str, np.ndarray], network: np.ndarray,
+           train: slice, val: slice, parts: dict[str, slice], scorer: Scorer) -> dict[str, Any]:
+    """The recogniser and blend weight fine-tuning picks with the viseme mouth fitted on the `fitted` tracks
+    (training frames, the validation tail scored on them too), and every blend's scores with the held-out
+    frames heard as inference hears them (`heard`); training frames scored as fitted."""
+    expression = person.motion[:, MOTION_EXPRESSION]
+    recogniser, cross_validated = calibration.choose_recogniser({k: t[train] for k, t in fitted.items()}, expression[train])
+    as_fitted = viseme_expression(fitted[recogniser], expression, train)
+    as_heard = viseme_expression(fitted[recogniser], expression, train, heard=heard[recogniser])
+    val_mse = {w: float(np.square((1 - w) * network[val] + w * as_fitted[val] - expression[val]).mean()) for w in WEIGHTS}
     picked = min(val_mse, key=val_mse.__getitem__)
-    result: dict[str, Any] = {"parts": {k: [v.start, v.stop] for k, v in parts.items()}, "validation": [val.start, val.stop],
-                              "recogniser": recogniser,
+    result: dict[str, Any] = {"recogniser": recogniser,
                               "recogniser_cross_validated_mse": {k: round(e, 5) for k, e in cross_validated.items()},
                               "validation_mse": {f"{w:g}": round(e, 5) for w, e in val_mse.items()},
                               "picked_weight": picked}
-    for name, e in candidates.items():
-        motion = with_expression(person, e)
-        result[name] = {part: scorer(motion[frames_], person.motion[frames_]) for part, frames_ in parts.items()}
+    for w in WEIGHTS:
+        scores = {}
+        for part, frames in parts.items():
+            visemes = as_fitted if part == "train" else as_heard
+            motion = with_expression(person, (1 - w) * network + w * visemes)
+            scores[part] = scorer(motion[frames], person.motion[frames])
+        result[f"blend_{w:g}"] = scores
     result["shipped"] = result[f"blend_{picked:g}"]
     return result
 
@@ -123,19 +143,27 @@ def heldout_split(person: PersonClip, tracks: dict[str, np.ndarray], general_pat
 def bench_clip(name: str, workspaces: Path, general_path: Path, steps: int) -> dict[str, Any]:
     workspace = reconstruct(REAL / f"{name}.mp4", workspaces / name)
     person = load_person(workspace)
-    tracks = {recogniser: person_viseme_track(workspace, len(person.motion), recogniser) for recogniser in RECOGNISERS}
+    frames = len(person.motion)
+    tune = int(TUNE_FRACTION * frames)
+    tracks = {r: person_viseme_track(workspace, frames, r)[0] for r in RECOGNISERS}
+    aligned, offsets = {}, {}
+    for r in RECOGNISERS:
+        aligned[r], offsets[r] = person_viseme_track(workspace, frames, r, tune)
     scorer = Scorer(person)
     general = whole_clip(load_motion_model(general_path), person.windows)[:, MOTION_EXPRESSION]
-    result = {"frames": len(person.motion),
+    result = {"frames": frames,
               "recognisers": {recogniser: {"lead": lead_correlations(person, track, scorer),
+                                           "offset_on_training_frames": offsets[recogniser],
                                            "four_fold": four_fold(person, track, general, scorer)}
                               for recogniser, track in tracks.items()},
-              "heldout_split": heldout_split(person, tracks, general_path, general, scorer, steps)}
+              "heldout_split": heldout_split(person, tracks, aligned, general_path, general, scorer, steps)}
     split = result["heldout_split"]
-    print(name, {k: v["lead"]["shift_+0"] for k, v in result["recognisers"].items()}, split["recogniser"],
-          "picked", split["picked_weight"],
-          {k: split[k]["held_out"]["mouth_lmd"] for k in ("mean_expression", "general", "blend_0", "shipped")},
-          "train r shipped", split["shipped"]["train"].get("mouth_r"), flush=True)
+    for variant in ("aligned", "unaligned"):
+        v = split[variant]
+        print(name, variant, "offsets", offsets, v["recogniser"], "picked", v["picked_weight"],
+              "held-out LMD shipped", v["shipped"]["held_out"]["mouth_lmd"], "network", v["blend_0"]["held_out"]["mouth_lmd"],
+              "mean", split["mean_expression"]["held_out"]["mouth_lmd"], "general", split["general"]["held_out"]["mouth_lmd"],
+              "train r shipped", v["shipped"]["train"]["mouth_r"], "network", v["blend_0"]["train"]["mouth_r"], flush=True)
     return result
 
 

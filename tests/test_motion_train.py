@@ -79,8 +79,12 @@ def write_truth_person(folder: Path, seed: int, seconds: float) -> Workspace:
     ws.root.mkdir(parents=True)
     write_wav(ws.path("audio.wav"), samples)
     ws.save_array("mfcc.npy", audio_windows(samples))
-    ws.save_array("coeffs.npy", subject.coeffs(motion.expression, motion.angles, motion.translation))
-    for step in ("mfcc", "coeffs"):
+    coeffs = subject.coeffs(motion.expression, motion.angles, motion.translation)
+    ws.save_array("coeffs.npy", coeffs)
+    # The landmarks a detector would find: the truth's, in the crop's camera (the viseme mouth's
+    # track is put in step with their lip gap, motion/av_offset.py).
+    ws.save_array("landmarks.npy", load_morphable_model("synthetic")(torch.from_numpy(coeffs)).landmarks.numpy())
+    for step in ("landmarks", "mfcc", "coeffs"):
         ws.record(step, "synthetic-truth")
     return ws
 

@@ -25,7 +25,8 @@ from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import IDENTITY, N_COEFFS, N_MOTION, motion_from_coeffs
 from talkface.motion.activity import speech_activity
 from talkface.motion.records import read_record
-from talkface.speech.recognition import RECOGNISERS, viseme_track
+from talkface.motion.av_offset import audio_video_offset
+from talkface.speech.recognition import RECOGNISERS, phone_track, recognise_phones
 from talkface.train.data import held_out_split
 
 SEQUENCE_FRAMES = 16  # docs/method.md: 16-frame training sequences
@@ -138,12 +139,20 @@ def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
     return _per_frame(workspace, frames, speech_activity(_person_audio(workspace)))
 
 
-def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = RECOGNISERS[0]) -> np.ndarray:
-    """The viseme track [frames, 3] (speech/recognition.py, heard by `recogniser`) of the workspace's audio.wav."""
+def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = RECOGNISERS[0],
+                        align_frames: int = 0) -> tuple[np.ndarray, int]:
+    """(viseme track [frames, 3], shift in frames) of the workspace's audio.wav, heard by `recogniser`
+    (speech/recognition.py); with `align_frames`, shifted into step with the detected mouth of the clip's
+    first that many frames (av_offset.py), else not shifted."""
     from talkface.audio import n_video_frames
+    from talkface.workspace import Workspace
 
     audio = _person_audio(workspace)
-    return _per_frame(workspace, frames, viseme_track(audio, n_video_frames(len(audio)), recogniser))
+    phones = recognise_phones(audio, recogniser)
+    count, shift = n_video_frames(len(audio)), 0
+    if align_frames:
+        shift = audio_video_offset(phones, Workspace(workspace).load_array("landmarks.npy")[:align_frames])
+    return _per_frame(workspace, frames, phone_track(phones, count, shift)), shift
 
 
 def _person_audio(workspace: str | Path) -> np.ndarray:

@@ -311,7 +311,10 @@ def personalise_checkpoint(path: str | Path, config: FinetuneConfig, workspace: 
         activity = person_speech_activity(workspace, len(person.motion))[train_frames] if config.pose_rhythm else None
         fit_pose_calibration_into(net, person.windows[train_frames], person.motion[train_frames], activity)
     if config.viseme_weights:
-        tracks = {name: person_viseme_track(workspace, len(person.motion), name) for name in RECOGNISERS}
+        tracks = {}
+        for name in RECOGNISERS:  # each put in step with the training frames' mouth (av_offset.py)
+            tracks[name], shift = person_viseme_track(workspace, len(person.motion), name, train_frames.stop)
+            log.info("%s track: the clip's audio-video offset %+d frames", name, shift)
         fit_viseme_mouth_into(net, person.windows, person.motion, tracks, train_frames, held_out,
                               config.viseme_weights)
     save_motion_weights(path, net)

@@ -22,7 +22,7 @@ frames, each frame's mouth shaping the sound one frame ahead of it (MOUTH_LEAD_S
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -135,5 +135,11 @@ def _split(symbols: str, start: float, end: float) -> list[Phone]:
 
 def viseme_track(audio: np.ndarray, frames: int, recogniser: str = RECOGNISERS[0]) -> np.ndarray:
     """Jaw open, lip spread and lip round [frames, 3] float32 of 16 kHz audio's recognised phones at 25 fps."""
-    times = (np.arange(frames) + 0.5) / VIDEO_FPS + MOUTH_LEAD_S
-    return articulate(recognise_phones(audio, recogniser), times, gain=1.0).astype(np.float32)
+    return phone_track(recognise_phones(audio, recogniser), frames)
+
+
+def phone_track(phones: Sequence[Phone], frames: int, shift: int = 0) -> np.ndarray:
+    """Jaw open, lip spread and lip round [frames, 3] float32 of `phones` at 25 fps, each frame shaping the
+    sound MOUTH_LEAD_S after it; `shift` frames later still (earlier when negative)."""
+    times = (np.arange(frames) + 0.5 + shift) / VIDEO_FPS + MOUTH_LEAD_S
+    return articulate(phones, times, gain=1.0).astype(np.float32)
