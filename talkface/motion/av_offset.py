@@ -5,11 +5,12 @@ Recordings put their sound and picture a few frames apart, and by different amou
 clips of ../shared/real the word track's jaw follows the detected inner-lip gap best with the track
 moved by -2 to +2 frames from the standard lead (the two HDTF clips +1 and +2, talk1-5 0 to -2;
 benchmarks/bench_viseme_mouth.py). The viseme mouth is fitted on the clip's own frames, so a track
-that runs early or late against them teaches it a blurred map (hdtf_kh: training-frame mouth r
-0.34 unaligned, 0.50 aligned). Like SyncNet finding a video's offset from the shift that matches
-best, the offset is the shift within +-MAX_OFFSET_FRAMES at which the track's jaw correlates best
-with the detected lip gap. Only fitting uses it: new speech is not out of step with the video
-generated for it, so inference keeps the standard lead (speech/recognition.py MOUTH_LEAD_S).
+that runs early or late against them teaches it a blurred map (the shipped mouth's training-frame
+r, unaligned → aligned: talk1 0.66 → 0.84, talk3 0.70 → 0.83; benchmarks/README.md, "Viseme
+mouth"). As SyncNet finds a video's offset from the shift that matches best, the offset is the
+shift within +-MAX_OFFSET_FRAMES at which the track's jaw correlates best with the detected lip
+gap. Only fitting uses it: new speech is not out of step with the video generated for it, so
+inference keeps the standard lead (speech/recognition.py MOUTH_LEAD_S).
 """
 
 from __future__ import annotations
