@@ -141,10 +141,13 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap.
 
     'finetuned' is the network alone (what fine-tuning fitted; the pass/fail check), 'shipped' the
-    expression inference gives, the person's viseme mouth blended in (docs/method.md, "Viseme mouth").
+    expression inference gives on the clip's audio, the person's viseme mouth blended in (docs/method.md,
+    "Viseme mouth"), 'shipped_in_step' the same with the clip's phones at the clip's own audio-video
+    offset, as the viseme mouth was fitted (motion/av_offset.py; inference hears any audio at the
+    standard lead, so 'shipped' also carries the recording's offset).
     """
     from talkface.config import load_config
-    from talkface.motion.data import load_person, person_split
+    from talkface.motion.data import load_person, person_split, person_viseme_track
     from talkface.pipelines.person import PersonConfig
     from talkface.pipelines.person_folder import load_person_book, person_checkpoint
 
@@ -162,6 +165,9 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     result["viseme_recogniser"] = net.viseme_recogniser_name
     shipped = predict_motion(net, read_audio(folder / "audio.wav"), bf16=False)
     result["shipped"] = score(shipped[train], person.motion[train])
+    track, offset = person_viseme_track(folder, len(person.motion), net.viseme_recogniser_name, train.stop)
+    in_step = net.blend_visemes(torch.from_numpy(fitted), torch.from_numpy(track)).numpy()
+    result["shipped_in_step"] = {"offset_frames": offset, **score(in_step[train], person.motion[train])}
     if motion.pretrained is not None:
         from talkface.train.checkpoint import checkpoint_or_latest
 
@@ -334,12 +340,13 @@ def video_passed(video: dict[str, Any]) -> bool:
 
 
 def recheck(result: dict[str, Any], real: Path, work: Path, path: Path, clips: list[str] | None) -> None:
-    """Measure every recorded video (of `clips`, None: all) again that is still under `work`, with this
-    version's checks."""
+    """Measure every recorded person's training-frame fit and real mouth and every recorded video (of
+    `clips`, None: all) again that is still under `work`, with this version's checks."""
     for name, entry in result["clips"].items():
         if clips is not None and name not in clips:
             continue
         if (work / "people" / name).is_dir():
+            entry["train_fit"] = measured(train_fit, work / "people", name)
             entry["real_mouth"] = measured(real_mouth, work / "people", name)
         for stem, video in entry.get("videos", {}).items():
             out = work / "videos" / f"{name}__{stem}.mp4"
