@@ -147,7 +147,7 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     standard lead, so 'shipped' also carries the recording's offset).
     """
     from talkface.config import load_config
-    from talkface.motion.data import load_person, person_split, person_viseme_track
+    from talkface.motion.data import load_person, person_phones, person_split, person_viseme_track
     from talkface.pipelines.person import PersonConfig
     from talkface.pipelines.person_folder import load_person_book, person_checkpoint
 
@@ -165,7 +165,8 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     result["viseme_recogniser"] = net.viseme_recogniser_name
     shipped = predict_motion(net, read_audio(folder / "audio.wav"), bf16=False)
     result["shipped"] = score(shipped[train], person.motion[train])
-    track, offset = person_viseme_track(folder, len(person.motion), net.viseme_recogniser_name, train.stop)
+    phones = person_phones(folder, net.viseme_recogniser_name)
+    track, offset = person_viseme_track(folder, len(person.motion), phones, train.stop)
     in_step = net.blend_visemes(torch.from_numpy(fitted), torch.from_numpy(track)).numpy()
     result["shipped_in_step"] = {"offset_frames": offset, **score(in_step[train], person.motion[train])}
     if motion.pretrained is not None:

@@ -42,7 +42,7 @@ from talkface.benchmarking import machine_info, write_result
 from talkface.face3d.coeffs import MOTION_EXPRESSION
 from talkface.metrics import mouth_opening
 from talkface.motion import calibration
-from talkface.motion.data import PersonClip, load_person, person_split, person_viseme_track
+from talkface.motion.data import PersonClip, load_person, person_phones, person_split, person_viseme_track
 from talkface.motion.model import load_motion_model
 from talkface.speech.recognition import RECOGNISERS
 from talkface.train.checkpoint import checkpoint_or_latest
@@ -103,7 +103,8 @@ def heldout_split(person: PersonClip, tracks: dict[str, np.ndarray], aligned: di
     mean = expression[train].mean(0)
     network = curve(general_path, person, train, 1e-4, "all", steps, steps, 0, lambda _: {})[-1]["prediction"]
     network = network[:, MOTION_EXPRESSION]
-    result: dict[str, Any] = {"parts": {k: [v.start, v.stop] for k, v in parts.items()}, "validation": [val.start, val.stop]}
+    result: dict[str, Any] = {"parts": {k: [v.start, v.stop] for k, v in parts.items()},
+                              "validation": [val.start, val.stop]}
     baselines = {"mean_expression": np.repeat(mean[None], frames, 0), "general": general,
                  "recentred_general": general - general[train].mean(0) + mean}
     for name, e in baselines.items():
@@ -120,10 +121,12 @@ def blends(person: PersonClip, fitted: dict[str, np.ndarray], heard: dict[str, n
     (training frames, the validation tail scored on them too), and every blend's scores with the held-out
     frames heard as inference hears them (`heard`); training frames scored as fitted."""
     expression = person.motion[:, MOTION_EXPRESSION]
-    recogniser, cross_validated = calibration.choose_recogniser({k: t[train] for k, t in fitted.items()}, expression[train])
+    recogniser, cross_validated = calibration.choose_recogniser({k: t[train] for k, t in fitted.items()},
+                                                                expression[train])
     as_fitted = viseme_expression(fitted[recogniser], expression, train)
     as_heard = viseme_expression(fitted[recogniser], expression, train, heard=heard[recogniser])
-    val_mse = {w: float(np.square((1 - w) * network[val] + w * as_fitted[val] - expression[val]).mean()) for w in WEIGHTS}
+    val_mse = {w: float(np.square((1 - w) * network[val] + w * as_fitted[val] - expression[val]).mean())
+               for w in WEIGHTS}
     picked = min(val_mse, key=val_mse.__getitem__)
     result: dict[str, Any] = {"recogniser": recogniser,
                               "recogniser_cross_validated_mse": {k: round(e, 5) for k, e in cross_validated.items()},
@@ -145,10 +148,11 @@ def bench_clip(name: str, workspaces: Path, general_path: Path, steps: int) -> d
     person = load_person(workspace)
     frames = len(person.motion)
     tune = int(TUNE_FRACTION * frames)
-    tracks = {r: person_viseme_track(workspace, frames, r)[0] for r in RECOGNISERS}
-    aligned, offsets = {}, {}
+    tracks, aligned, offsets = {}, {}, {}
     for r in RECOGNISERS:
-        aligned[r], offsets[r] = person_viseme_track(workspace, frames, r, tune)
+        phones = person_phones(workspace, r)  # heard once, read at the standard lead and in step
+        tracks[r] = person_viseme_track(workspace, frames, phones)[0]
+        aligned[r], offsets[r] = person_viseme_track(workspace, frames, phones, tune)
     scorer = Scorer(person)
     general = whole_clip(load_motion_model(general_path), person.windows)[:, MOTION_EXPRESSION]
     result = {"frames": frames,
@@ -160,10 +164,11 @@ def bench_clip(name: str, workspaces: Path, general_path: Path, steps: int) -> d
     split = result["heldout_split"]
     for variant in ("aligned", "unaligned"):
         v = split[variant]
+        held_out = {k: split[k]["held_out"]["mouth_lmd"] for k in ("mean_expression", "general")}
         print(name, variant, "offsets", offsets, v["recogniser"], "picked", v["picked_weight"],
-              "held-out LMD shipped", v["shipped"]["held_out"]["mouth_lmd"], "network", v["blend_0"]["held_out"]["mouth_lmd"],
-              "mean", split["mean_expression"]["held_out"]["mouth_lmd"], "general", split["general"]["held_out"]["mouth_lmd"],
-              "train r shipped", v["shipped"]["train"]["mouth_r"], "network", v["blend_0"]["train"]["mouth_r"], flush=True)
+              "held-out LMD shipped", v["shipped"]["held_out"]["mouth_lmd"], "network",
+              v["blend_0"]["held_out"]["mouth_lmd"], held_out, "train r shipped", v["shipped"]["train"]["mouth_r"],
+              "network", v["blend_0"]["train"]["mouth_r"], flush=True)
     return result
 
 

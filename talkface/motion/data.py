@@ -24,8 +24,9 @@ from torch.utils.data import Dataset
 from talkface.errors import TalkfaceError
 from talkface.face3d.coeffs import IDENTITY, N_COEFFS, N_MOTION, motion_from_coeffs
 from talkface.motion.activity import speech_activity
-from talkface.motion.records import read_record
 from talkface.motion.av_offset import audio_video_offset
+from talkface.motion.records import read_record
+from talkface.speech.phones import Phone
 from talkface.speech.recognition import RECOGNISERS, phone_track, recognise_phones
 from talkface.train.data import held_out_split
 
@@ -139,19 +140,23 @@ def person_speech_activity(workspace: str | Path, frames: int) -> np.ndarray:
     return _per_frame(workspace, frames, speech_activity(_person_audio(workspace)))
 
 
-def person_viseme_track(workspace: str | Path, frames: int, recogniser: str = RECOGNISERS[0],
+def person_phones(workspace: str | Path, recogniser: str = RECOGNISERS[0]) -> list[Phone]:
+    """The phones `recogniser` hears in the workspace's audio.wav (speech/recognition.py)."""
+    return recognise_phones(_person_audio(workspace), recogniser)
+
+
+def person_viseme_track(workspace: str | Path, frames: int, phones: Sequence[Phone],
                         align_frames: int = 0) -> tuple[np.ndarray, int]:
-    """(viseme track [frames, 3], shift in frames) of the workspace's audio.wav, heard by `recogniser`
-    (speech/recognition.py); with `align_frames`, shifted into step with the detected mouth of the clip's
-    first that many frames (av_offset.py), else not shifted."""
+    """(viseme track [frames, 3], shift in frames) of the workspace's `phones` (`person_phones`); with
+    `align_frames`, shifted into step with the detected mouth of the clip's first that many frames
+    (av_offset.py), else not shifted."""
     from talkface.audio import n_video_frames
     from talkface.workspace import Workspace
 
-    audio = _person_audio(workspace)
-    phones = recognise_phones(audio, recogniser)
-    count, shift = n_video_frames(len(audio)), 0
+    shift = 0
     if align_frames:
         shift = audio_video_offset(phones, Workspace(workspace).load_array("landmarks.npy")[:align_frames])
+    count = n_video_frames(len(_person_audio(workspace)))
     return _per_frame(workspace, frames, phone_track(phones, count, shift)), shift
 
 

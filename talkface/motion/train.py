@@ -36,8 +36,8 @@ from torch import nn
 from talkface.errors import TalkfaceError
 from talkface.motion.calibration import fit_pose_calibration_into, fit_viseme_mouth_into, recentre_on_person
 from talkface.motion.data import (
-    SEQUENCE_FRAMES, LRWSequences, PersonClip, PersonSequences, RecordClips, load_person, person_speech_activity,
-    person_split, person_viseme_track,
+    SEQUENCE_FRAMES, LRWSequences, PersonClip, PersonSequences, RecordClips, load_person, person_phones,
+    person_speech_activity, person_split, person_viseme_track,
 )
 from talkface.motion.losses import LossConfig, motion_loss
 from talkface.motion.model import MODEL, PERSON_KEYS, load_motion_model, save_motion_weights
@@ -313,7 +313,8 @@ def personalise_checkpoint(path: str | Path, config: FinetuneConfig, workspace: 
     if config.viseme_weights:
         tracks = {}
         for name in RECOGNISERS:  # each put in step with the training frames' mouth (av_offset.py)
-            tracks[name], shift = person_viseme_track(workspace, len(person.motion), name, train_frames.stop)
+            phones = person_phones(workspace, name)
+            tracks[name], shift = person_viseme_track(workspace, len(person.motion), phones, train_frames.stop)
             log.info("%s track: the clip's audio-video offset %+d frames", name, shift)
         fit_viseme_mouth_into(net, person.windows, person.motion, tracks, train_frames, held_out,
                               config.viseme_weights)
