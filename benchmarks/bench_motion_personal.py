@@ -42,12 +42,11 @@ import numpy as np
 import torch
 
 from talkface.benchmarking import machine_info, write_result
-from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, audio_windows
+from talkface.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from talkface.face3d.coeffs import (
     ANGLES, EXPRESSION, IDENTITY, MOTION_ANGLES, MOTION_EXPRESSION, MOTION_POSE, motion_from_coeffs,
 )
 from talkface.face3d.model import load_morphable_model
-from talkface.media import write_wav
 from talkface.metrics import lmd, pose_statistics, pose_statistics_distance
 from talkface.motion.activity import speech_activity
 from talkface.motion.inference import predict_motion
@@ -63,10 +62,10 @@ from talkface.pipelines.lrw import preprocess_lrw
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
+from talkface.synth.truth_workspace import write_speech_truth_workspace
 from talkface.synth.variety import VarietyConfig
 from talkface.synth.world import VOCABULARY, lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train.config import TrainConfig
-from talkface.workspace import Workspace
 
 RESULT = Path(__file__).parent / "results" / "motion_personal_cpu.json"
 PERSON_SEED = 987_654  # not a corpus clip's seed (those are crc32-derived, see lrw_seed)
@@ -92,18 +91,6 @@ def speaking_person(seed: int, seconds: float, engine: str) -> tuple[np.ndarray,
     frames = int(round(seconds * 25))
     motion = generate_motion(speech.audio, SAMPLE_RATE, subject.style, seed, frames, speech.phones)
     return speech.audio, subject.coeffs(motion.expression, motion.angles, motion.translation)
-
-
-def write_workspace(folder: Path, samples: np.ndarray, coeffs: np.ndarray) -> None:
-    """What `talkface preprocess` would write (audio, MFCC windows, coefficients, landmarks), from the truth."""
-    ws = Workspace(folder)
-    folder.mkdir(parents=True)
-    write_wav(ws.path("audio.wav"), samples)
-    ws.save_array("mfcc.npy", audio_windows(samples))
-    ws.save_array("coeffs.npy", coeffs)
-    ws.save_array("landmarks.npy", load_morphable_model("synthetic")(torch.from_numpy(coeffs)).landmarks.numpy())
-    for step in ("landmarks", "mfcc", "coeffs"):
-        ws.record(step, "synthetic-truth")
 
 
 def own_truth_reference(truth_stats: dict, others: list[dict], seconds: float, engine: str,
@@ -171,7 +158,8 @@ def main() -> int:
     write_truth_lrw(work / "lrw", words, args.clips, args.engine, variety)
     samples, coeffs = speaking_person(PERSON_SEED, args.person_seconds, args.engine)
     clip_frames = int(CLIP_SECONDS * 25)
-    write_workspace(work / "person", samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME], coeffs[:clip_frames])
+    write_speech_truth_workspace(work / "person", samples[:clip_frames * SAMPLES_PER_VIDEO_FRAME],
+                                 coeffs[:clip_frames])
     timed("synthetic_world_s", start)
 
     start = time.perf_counter()

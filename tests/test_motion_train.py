@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from talkface.audio import SAMPLE_RATE, audio_windows
+from talkface.audio import SAMPLE_RATE
 from talkface.cli import main
 from talkface.face3d.synthetic import EXPRESSION_DIRECTIONS
 from talkface.media import write_wav
@@ -39,6 +39,7 @@ from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
 from talkface.synth.motion import generate_motion
 from talkface.synth.speech import utterance_for_duration
+from talkface.synth.truth_workspace import write_speech_truth_workspace
 from talkface.synth.world import lrw_clip_path, write_lrw_clip_without_frames
 from talkface.train.config import TrainConfig
 from talkface.workspace import Workspace
@@ -71,22 +72,11 @@ def write_truth_lrw(root: Path) -> list[str]:
 def write_truth_person(folder: Path, seed: int, seconds: float) -> Workspace:
     """A person workspace holding what preprocess would write for write_person(seed)'s clip: its truth."""
     speech = utterance_for_duration(seconds, seed, SAMPLE_RATE, "builtin")
-    samples = speech.audio
     subject = sample_subject(seed)
     frames = int(round(seconds * 25))
-    motion = generate_motion(samples, SAMPLE_RATE, subject.style, seed, frames, speech.phones)
-    ws = Workspace(folder)
-    ws.root.mkdir(parents=True)
-    write_wav(ws.path("audio.wav"), samples)
-    ws.save_array("mfcc.npy", audio_windows(samples))
-    coeffs = subject.coeffs(motion.expression, motion.angles, motion.translation)
-    ws.save_array("coeffs.npy", coeffs)
-    # The landmarks a detector would find: the truth's, in the crop's camera (the viseme mouth's
-    # track is put in step with their lip gap, motion/av_offset.py).
-    ws.save_array("landmarks.npy", load_morphable_model("synthetic")(torch.from_numpy(coeffs)).landmarks.numpy())
-    for step in ("landmarks", "mfcc", "coeffs"):
-        ws.record(step, "synthetic-truth")
-    return ws
+    motion = generate_motion(speech.audio, SAMPLE_RATE, subject.style, seed, frames, speech.phones)
+    return write_speech_truth_workspace(folder, speech.audio,
+                                        subject.coeffs(motion.expression, motion.angles, motion.translation))
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

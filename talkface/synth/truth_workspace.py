@@ -85,6 +85,29 @@ def write_workspace_from_truth(out: str | Path, video: np.ndarray, samples: np.n
     return ws
 
 
+def write_speech_truth_workspace(out: str | Path, samples: np.ndarray, coeffs: np.ndarray,
+                                 key: str = "synthetic-truth") -> Workspace:
+    """Workspace `out` holding what preprocess would write for the audio-to-motion stage, from truth:
+    16 kHz samples (audio.wav, MFCC windows), coeffs [T, 257], and the landmarks of the coefficients
+    on the synthetic model in the crop's camera (the viseme mouth puts its track in step with their
+    lip gap, motion/av_offset.py); every step recorded with `key`."""
+    import torch
+
+    from talkface.audio import audio_windows
+    from talkface.face3d.model import load_morphable_model
+    from talkface.media import write_wav
+
+    ws = Workspace(out)
+    ws.root.mkdir(parents=True)
+    write_wav(ws.path("audio.wav"), samples)
+    ws.save_array("mfcc.npy", audio_windows(samples))
+    ws.save_array("coeffs.npy", coeffs)
+    ws.save_array("landmarks.npy", load_morphable_model(MORPHABLE_MODEL)(torch.from_numpy(coeffs)).landmarks.numpy())
+    for step in ("landmarks", "mfcc", "coeffs"):
+        ws.record(step, key)
+    return ws
+
+
 def write_truth_workspace(person: str | Path, out: str | Path, frames: int | None = None,
                           window_size: int = 256) -> Workspace:
     """Workspace `out` from the first `frames` frames (default all) of write_person's folder `person`."""
