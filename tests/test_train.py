@@ -22,6 +22,7 @@ from talkface.train.config import TrainConfig
 from talkface.train.task import StepContext, Task
 from talkface.train.trainer import Trainer
 from talkface.train.data import EpochBatchSampler
+from talkface.train.distributed import resolve_device
 
 IN_DIM, OUT_DIM = 4, 2
 
@@ -474,3 +475,23 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     config = train_config(steps=6, batch_size=8, checkpoint_every=3)
     Trainer(single, Regression(), config, tmp_path / "single").fit()
     assert_same_parameters(ranks[0]["mlp"], dict(single.net.state_dict()), atol=1e-5)
+
+
+def test_device_names_resolve_and_a_resolved_device_resolves_to_itself(monkeypatch):
+    """'cuda:N' and torch.devices are accepted: inference hands the device it resolved on to the GAN loader."""
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for bad in ("gpu", "cuda:x", "auto:0", "cpu:1"):
+        with pytest.raises(TalkfaceError, match="valid: auto, cpu, cuda, cuda:N"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(TalkfaceError, match="'cuda:0' was requested but no CUDA device"):
+        resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # two GPUs, as far as resolve_device can tell
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == resolve_device(str(resolve_device("auto"))) == torch.device("cuda", 0)
+    assert resolve_device("cuda", local_rank=1) == resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    with pytest.raises(TalkfaceError, match="only 2 GPU"):
+        resolve_device("cuda:2")
+    with pytest.raises(TalkfaceError, match="local rank 2 has no GPU"):
+        resolve_device("auto", local_rank=2)

@@ -70,7 +70,7 @@ class FrameEnhancer:
         return contextlib.nullcontext()
 
 
-def load_enhancer(checkpoint: str | Path, device: str = "auto", batch_size: int = 16,
+def load_enhancer(checkpoint: str | Path, device: str | torch.device = "auto", batch_size: int = 16,
                   channels_last: bool = False, compile: bool = False) -> FrameEnhancer:
     """A FrameEnhancer from a GAN checkpoint (pretrained or fine-tuned); a missing file names it."""
     path = Path(checkpoint)

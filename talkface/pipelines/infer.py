@@ -86,7 +86,7 @@ def generate(name: str, audio_path: str | Path, out: str | Path, config: InferCo
     if config.enhance:
         from talkface.gan.inference import load_enhancer
 
-        enhancer = load_enhancer(person_checkpoint(config.people_dir, name, "gan"), device=str(device),
+        enhancer = load_enhancer(person_checkpoint(config.people_dir, name, "gan"), device=device,
                                  batch_size=config.gan_batch_size, channels_last=config.gan_channels_last,
                                  compile=config.gan_compile)
     model = load_morphable_model(book.record["morphable_model"]).to(device)

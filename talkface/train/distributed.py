@@ -59,22 +59,30 @@ def setup_distributed(device: str = "auto") -> DistEnv:
     return DistEnv(rank=ranks.rank, world_size=ranks.world_size, local_rank=ranks.local_rank, device=resolved)
 
 
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' -> the device this process trains on."""
-    if device == "cpu":
+def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' (or a torch.device, e.g. one this returned) -> the device to run on.
+
+    'auto' and 'cuda' take this process's GPU (its local rank under torchrun); 'cuda:N' names one.
+    """
+    name = str(device)
+    if name == "cpu":
         return torch.device("cpu")
-    if device not in ("auto", "cuda"):
-        raise TalkfaceError(f"unknown device {device!r} (valid: auto, cpu, cuda)")
+    kind, _, index = name.partition(":")
+    if kind not in ("auto", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+        raise TalkfaceError(f"unknown device {name!r} (valid: auto, cpu, cuda, cuda:N)")
     if not torch.cuda.is_available():
-        if device == "cuda":
-            raise TalkfaceError("device 'cuda' was requested but no CUDA device is available")
+        if kind == "cuda":
+            raise TalkfaceError(f"device {name!r} was requested but no CUDA device is available")
         return torch.device("cpu")
-    if local_rank >= torch.cuda.device_count():
+    visible = torch.cuda.device_count()
+    if index and int(index) >= visible:
+        raise TalkfaceError(f"device {name!r}: only {visible} GPU(s) visible")
+    if not index and local_rank >= visible:
         raise TalkfaceError(
-            f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+            f"local rank {local_rank} has no GPU ({visible} visible); "
             "start at most one process per GPU"
         )
-    return torch.device("cuda", local_rank)
+    return torch.device("cuda", int(index) if index else local_rank)
 
 
 def wrap_trainable(model: nn.Module, env: DistEnv) -> nn.Module:
