@@ -292,20 +292,30 @@ def test_backend_names():
             rasterize(screen, depth, triangles, (8, 8), backend="nvdiffrast")
 
 
+def _raster_and_grads(device: str) -> list[torch.Tensor]:
+    """triangle_id, bary and the gradients of a loss on interpolated colours, rasterized on `device` (on the CPU)."""
+    screen, depth, triangles = _grid_mesh(6, 7, 1.5, seed=5)
+    colors = torch.rand(1, screen.shape[1], 3, generator=torch.Generator().manual_seed(0))
+    s, d, c = (t.to(device, copy=True).requires_grad_() for t in (screen, depth, colors))  # fresh leaves per call
+    fragments = rasterize(s, d, triangles.to(device), (16, 16), backend="torch")
+    interpolate(c, fragments, triangles.to(device)).square().sum().backward()
+    return [t.cpu() for t in (fragments.triangle_id, fragments.bary, s.grad, d.grad, c.grad)]
+
+
+def test_torch_backend_gives_the_same_gradients_twice():
+    """The CPU twin of the CUDA comparison below: the same helper, run twice, agrees exactly."""
+    first, second = _raster_and_grads("cpu"), _raster_and_grads("cpu")
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_torch_backend_on_cuda_matches_cpu():
-    screen, depth, triangles = _grid_mesh(6, 7, 1.5, seed=5)
-    colors = torch.rand(1, screen.shape[1], 3)
-    results = []
-    for device in ("cpu", "cuda"):
-        s, d, c = (t.to(device).requires_grad_() for t in (screen, depth, colors))
-        fragments = rasterize(s, d, triangles.to(device), (16, 16), backend="torch")
-        interpolate(c, fragments, triangles.to(device)).square().sum().backward()
-        results.append([t.cpu() for t in (fragments.triangle_id, fragments.bary, s.grad, d.grad, c.grad)])
-    assert torch.equal(results[0][0], results[1][0])
-    for cpu, cuda in zip(results[0][1:], results[1][1:]):
-        torch.testing.assert_close(cpu, cuda, rtol=1e-4, atol=1e-5)
+    cpu, cuda = _raster_and_grads("cpu"), _raster_and_grads("cuda")
+    assert torch.equal(cpu[0], cuda[0])
+    for a, b in zip(cpu[1:], cuda[1:]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.cuda
