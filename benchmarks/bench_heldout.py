@@ -14,6 +14,11 @@ the same landmark detector and fitting, so the two can be compared.
 
 Results are merged into the output JSON clip by clip (run one clip per call on a busy machine);
 every entry names the machine, the config overrides and the time it took.
+
+`--rescore RUN NAME` re-scores a finished held-out folder (heldout.json, heldout_arrays.npz, videos/)
+whose generated frames were scored by the landmarks the renderer drew (the 'file' landmark backend,
+as on a GPU machine that cannot carry dlib's 100 MB model: benchmarks/gpu_check.py's real_heldout):
+dlib runs on its generated videos and the mouth figures and checks are recomputed, into --out as NAME.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from pathlib import Path
 
 from talkface.benchmarking import machine_info, write_result
 from talkface.config import load_config
-from talkface.pipelines.heldout import CEILING, HeldoutConfig, run_heldout
+from talkface.pipelines.heldout import CEILING, HeldoutConfig, rescore, run_heldout
+from talkface.recon.landmarks import make_landmark_backend
 from talkface.threads import configure_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,12 +48,23 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/talkface_heldout", help="one output folder per clip under here")
     parser.add_argument("--out", default=str(RESULTS / "heldout_real.json"))
     parser.add_argument("--table", action="store_true", help="print the recorded results as a markdown table and stop")
+    parser.add_argument("--rescore", nargs=2, default=None, metavar=("RUN", "NAME"),
+                        help="re-score a held-out folder's videos with dlib and record it as NAME")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch CPU threads (default as the CLI: OMP_NUM_THREADS if set, else the idle cores)")
     args = parser.parse_args()
     configure_threads(args.threads)  # as `talkface heldout` does: two jobs must not oversubscribe two cores
     if args.table:
         print(table(json.loads(Path(args.out).read_text())))
+        return
+    if args.rescore is not None:
+        run, name = Path(args.rescore[0]), args.rescore[1]
+        result = rescore(run, make_landmark_backend("dlib"))
+        result["rescored"]["machine"] = machine_info()
+        record = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {"clips": {}}
+        record["clips"][name] = result
+        write_result(args.out, record)
+        print(f"{name}: {json.dumps(result['checks'])}")
         return
     runs = [(Path(clip).stem, Path(clip)) for clip in args.clips]
     if args.synthetic is not None:  # the same detector and fitting as a real clip: the two compare

@@ -12,30 +12,42 @@ Rows, on the CUDA device at the paper's sizes:
                      800 refinement steps, 100 motion epochs), networks from scratch (the same cost as
                      from the general models); the GAN runs `gan_epochs` of its 60 and its time is
                      projected linearly to 60 (setup included, so an upper bound)
+    real_heldout     (only with --real-clip) `talkface heldout` on a real clip at the paper's sizes
+                     (configs/heldout.yaml): fine-tuned from the general motion model given, the GAN from
+                     scratch (no paper-size general GAN exists without LRW) for as many of its 60 epochs as
+                     fit --gan-budget-s at person_finetune's measured pace. Landmarks come from a file
+                     (dlib's shape predictor is too large to carry to a GPU machine), so the mouth LMD
+                     here is of the drawn landmarks; bench_heldout.py --rescore re-scores the kept videos
+                     with dlib where it is installed.
 Without CUDA (or with --tiny) every row runs at tiny sizes as a smoke test of the same code, and the
 rows that need CUDA (rnet_batch64, bf16) say "skipped". Writes benchmarks/results/gpu_check_<cuda|cpu>.json
-with the machine named. Networks are randomly initialised and the person is synthetic: no data or weights.
+with the machine named, after every row (a run stopped by a time limit keeps the rows it finished).
+The synthetic rows' networks are randomly initialised and the person is synthetic: no data or weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import tarfile
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from bench_recon import rnet_throughput
-from talkface.benchmarking import machine_info, write_result
+from talkface.benchmarking import write_result
 from talkface.config import load_config
 from talkface.pipelines.bench import BFM_VERTICES, BenchConfig, run_bench
+from talkface.pipelines.heldout import HeldoutConfig, HeldoutPaths, run_heldout
 from talkface.render.rasterize import resolve_backend
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAPER_GAN_EPOCHS = 60  # configs/gan_finetune.yaml
+UNKNOWN_PACE_GAN_EPOCHS = 10  # real_heldout's GAN when person_finetune failed or did not run: ~1 min on an H100
 
 SIZES = {
     "paper": {"frames": 100, "window_size": 256, "frame_size": 512, "person_frames": 300, "refine_steps": 800,
@@ -62,17 +74,21 @@ def rnet_row(cuda: bool) -> dict[str, Any]:
             "batch_size": 64, "bf16": True}
 
 
-def pipeline_rows(sizes: dict[str, Any], device: str) -> dict[str, Any]:
-    """render, gan_bf16 and end_to_end from `talkface bench`'s stages."""
+PIPELINE_STAGES = {"render": "render", "gan_bf16": "gan", "end_to_end": "end_to_end"}  # row -> `talkface bench` stage
+
+
+def pipeline_rows(sizes: dict[str, Any], device: str, names: list[str]) -> dict[str, Any]:
+    """The rows `names` of render, gan_bf16 and end_to_end from `talkface bench`'s stages."""
     config = BenchConfig(frames=sizes["frames"], window_size=sizes["window_size"], frame_size=sizes["frame_size"],
-                         device=device, stages=("render", "gan", "end_to_end"))
+                         device=device, stages=tuple(PIPELINE_STAGES[name] for name in names))
     stages = run_bench(config, say=lambda line: print(f"  {line}"))["stages"]
-    gan = stages["gan"]
-    if not gan.get("bf16"):
-        gan = {**gan, "note": "float32: bf16 needs CUDA"}
     rasterizer = resolve_backend("auto", torch.device(device))  # what `rasterizer: auto` ran
-    return {"render": {**stages["render"], "rasterizer": rasterizer}, "gan_bf16": gan,
-            "end_to_end": {**stages["end_to_end"], "rasterizer": rasterizer}}
+    rows = {name: {**stages[PIPELINE_STAGES[name]]} for name in names}
+    for name in {"render", "end_to_end"} & set(names):
+        rows[name]["rasterizer"] = rasterizer
+    if "gan_bf16" in rows and not rows["gan_bf16"].get("bf16"):
+        rows["gan_bf16"]["note"] = "float32: bf16 needs CUDA"
+    return rows
 
 
 def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]:
@@ -112,24 +128,78 @@ def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]
             "total_seconds_projected": round(preprocess_s + motion_s + gan_projected, 1)}
 
 
-def run(tiny: bool) -> dict[str, Any]:
+def real_heldout_row(out: Path, clip: Path, landmarks: Path, motion_general: Path, gan_epochs: int,
+                     tiny: bool) -> dict[str, Any]:
+    """`talkface heldout` on a real clip (configs/heldout.yaml, the paper's sizes unless tiny), the GAN from scratch."""
+    overrides = ["person.preprocess.landmarks.backend=file", f"person.preprocess.landmarks.file={landmarks}",
+                 f"person.motion.pretrained={motion_general}", "person.gan.pretrained=null",
+                 f"person.gan.epochs={gan_epochs}"]
+    if tiny:
+        overrides += ["person.preprocess.window_size=64", "person.preprocess.refine.steps=2", "person.motion.epochs=1",
+                      "person.gan.model.ngf=16", "person.gan.model.ndf=16", "person.gan.model.memory_size=256"]
+    config = load_config(HeldoutConfig, REPO / "configs" / "heldout.yaml", overrides)
+    result, seconds = timed(lambda: run_heldout(clip, out, config, progress=False))
+    return {"clip": clip.name, "gan_epochs": gan_epochs, "overrides": overrides, "wall_seconds": seconds,
+            **{key: result[key] for key in ("frames", "train_frames", "heldout_frames", "frame_size", "reconstruction",
+                                            "audio_driven", "identity", "viseme_mouth", "checks", "seconds")}}
+
+
+def keep_heldout(out: Path, archive: Path) -> None:
+    """The run's report, scores and generated videos in one tar (what --rescore reads)."""
+    paths = HeldoutPaths(out)
+    with tarfile.open(archive, "w") as tar:
+        for path in (paths.results, paths.report, paths.sheet, paths.arrays, *sorted(paths.videos.glob("*.mp4"))):
+            tar.add(path, arcname=str(path.relative_to(out)))
+
+
+def gan_epochs_within(budget_s: float, person: dict[str, Any] | None) -> int:
+    """As many of the paper's GAN epochs as fit `budget_s` at person_finetune's pace (10 when it has none)."""
+    if person is None or "seconds" not in person:
+        return UNKNOWN_PACE_GAN_EPOCHS
+    per_epoch = person["seconds"]["gan"] / person["gan_epochs_run"]
+    return int(min(PAPER_GAN_EPOCHS, max(1, budget_s // per_epoch)))
+
+
+def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
-    sizes = SIZES["tiny" if tiny or not cuda else "paper"]
+    sizes = SIZES["tiny" if args.tiny or not cuda else "paper"]
     device = "cuda" if cuda else "cpu"
     result: dict[str, Any] = {"device": torch.cuda.get_device_name() if cuda else "cpu",
                               "sizes": "tiny" if sizes is SIZES["tiny"] else "paper", "rows": {}}
     rows = result["rows"]
     start = time.perf_counter()
-    print("gpu_check: rnet_batch64")
-    rows["rnet_batch64"] = rnet_row(cuda)
-    print("gpu_check: render, gan_bf16, end_to_end")
-    rows.update(pipeline_rows(sizes, device))
-    print("gpu_check: person_finetune")
-    with tempfile.TemporaryDirectory(prefix="talkface-gpu-check-") as tmp:
-        rows["person_finetune"] = person_row(Path(tmp), sizes, device)
-    result["wall_seconds"] = round(time.perf_counter() - start, 1)
-    result["machine"] = machine_info()
+
+    def record(names: list[str], new_rows: Callable[[], dict[str, Any]]) -> None:
+        """Run and write rows; a row that fails records its error and the next rows still run."""
+        print(f"gpu_check: {', '.join(names)}")
+        try:
+            rows.update(new_rows())
+        except Exception as error:  # noqa: BLE001 - one broken path must not cost the other rows
+            traceback.print_exc()
+            rows.update({name: {"error": f"{type(error).__name__}: {error}"} for name in names})
+        result["wall_seconds"] = round(time.perf_counter() - start, 1)
+        write_result(out, result)
+
+    if "rnet_batch64" in args.rows:
+        record(["rnet_batch64"], lambda: {"rnet_batch64": rnet_row(cuda)})
+    pipeline = [name for name in args.rows if name in PIPELINE_STAGES]
+    if pipeline:
+        record(pipeline, lambda: pipeline_rows(sizes, device, pipeline))
+    if "person_finetune" in args.rows:
+        with tempfile.TemporaryDirectory(prefix="talkface-gpu-check-") as tmp:
+            record(["person_finetune"], lambda: {"person_finetune": person_row(Path(tmp), sizes, device)})
+    if args.real_clip is not None:
+        epochs = args.gan_epochs or (1 if sizes is SIZES["tiny"] else
+                                     gan_epochs_within(args.gan_budget_s, rows.get("person_finetune")))
+        with tempfile.TemporaryDirectory(prefix="talkface-gpu-check-heldout-") as tmp:
+            record(["real_heldout"], lambda: {"real_heldout": real_heldout_row(
+                Path(tmp), args.real_clip, args.real_landmarks, args.motion_general, epochs, sizes is SIZES["tiny"])})
+            if args.keep is not None and HeldoutPaths(Path(tmp)).results.is_file():
+                keep_heldout(Path(tmp), args.keep)
     return result
+
+
+ROWS = ("rnet_batch64", "render", "gan_bf16", "end_to_end", "person_finetune")
 
 
 def main() -> None:
@@ -137,13 +207,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="result file (default: benchmarks/results/gpu_check_<cuda|cpu>.json)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes even on CUDA (a smoke test)")
+    parser.add_argument("--rows", nargs="*", choices=ROWS, default=list(ROWS), help="the synthetic rows to run")
+    parser.add_argument("--real-clip", type=Path, default=None, help="also the real_heldout row on this clip")
+    parser.add_argument("--real-landmarks", type=Path, default=None,
+                        help="the clip's 68 landmarks per 25 fps frame [T, 68, 2] .npy (e.g. a preprocessed "
+                             "workspace's landmarks.npy)")
+    parser.add_argument("--motion-general", type=Path, default=Path("checkpoints/general/motion_lrw.pt"))
+    parser.add_argument("--gan-budget-s", type=float, default=120.0,
+                        help="real_heldout's GAN epochs: as many of 60 as fit this at person_finetune's pace")
+    parser.add_argument("--gan-epochs", type=int, default=None, help="real_heldout's GAN epochs (overrides the budget)")
+    parser.add_argument("--keep", type=Path, default=None, help="real_heldout's report, scores and videos as a tar")
     args = parser.parse_args()
-    result = run(args.tiny)
+    if args.real_clip is not None and args.real_landmarks is None:
+        parser.error("--real-clip needs --real-landmarks")
     kind = "cuda" if torch.cuda.is_available() else "cpu"
     out = args.out or RESULTS / f"gpu_check_{kind}{'_tiny' if args.tiny and kind == 'cuda' else ''}.json"
-    write_result(out, result)
+    result = run(args, out)
     for name, row in result["rows"].items():
-        figure = row.get("skipped") or row.get("frames_per_second") or row.get("total_seconds_projected")
+        figure = (row.get("skipped") or row.get("error") or row.get("frames_per_second")
+                  or row.get("total_seconds_projected") or row.get("checks"))
         print(f"  {name:<16} {figure}")
     print(f"wrote {out} in {result['wall_seconds']:.0f} s")
 

@@ -171,6 +171,42 @@ def test_the_contact_sheet_has_a_row_per_sampled_frame_and_four_columns(evaluate
     assert real_tile.std() > 10 and np.abs(real_tile - gan_tile).mean() > 1  # images, and not one image twice
 
 
+class _Detector:
+    """A landmark backend that finds the given landmarks in every frame, or no face (None)."""
+
+    def __init__(self, landmarks: np.ndarray | None):
+        self.landmarks = landmarks
+
+    def detect(self, frames: np.ndarray) -> np.ndarray:
+        if self.landmarks is None:
+            return np.full((len(frames), 68, 2), np.nan, np.float32)
+        return self.landmarks[:len(frames)].astype(np.float32)
+
+
+@pytest.mark.slow
+def test_a_rescored_run_takes_the_detector_landmarks_of_each_generated_video(evaluated):
+    from talkface.pipelines.heldout import rescore
+
+    real = np.load(evaluated["out"] / "heldout_arrays.npz")["real_landmarks"]
+    before = evaluated["result"]["audio_driven"]
+    perfect = rescore(evaluated["out"], _Detector(real))
+    videos = perfect["rescored"]["videos"]
+    assert set(videos) == {"finetuned", "mean_expression", "general", "own_expression"}
+    scale = before["finetuned"]["lmd_224"] / before["finetuned"]["lmd"]
+    for name in videos:  # each video now reads as the real mouth itself (smoothed once more, as detections are)
+        figures = perfect["audio_driven"][name]
+        assert figures["lmd"] < 0.05 and figures["lmd_224"] == pytest.approx(figures["lmd"] * scale)
+        assert figures["mouth_open_r"] == pytest.approx(1.0, abs=1e-3) and before[name]["lmd"] > 0.1
+        assert figures["frames_without_face"] == 0 and figures["psnr"] == before[name]["psnr"]
+    assert perfect["audio_driven"]["still"] == before["still"]  # no video: the first frame's own landmarks
+    assert perfect["checks"]["mouth lmd: fine-tuned < still"] and not perfect["checks"]["mouth lmd: fine-tuned < general"]
+    blind = rescore(evaluated["out"], _Detector(None))
+    for name in videos:
+        assert "lmd" not in blind["audio_driven"][name]
+        assert blind["audio_driven"][name]["frames_without_face"] == TOTAL - TRAIN
+    assert json.loads((evaluated["out"] / "heldout.json").read_text()) == evaluated["result"]  # nothing written
+
+
 def test_a_clip_too_short_to_hold_out_a_second_is_a_one_line_error(tmp_path, capsys):
     clip = tmp_path / "short.mp4"
     frames = np.full((40, 64, 64, 3), 128, np.uint8)

@@ -24,12 +24,14 @@ N is `train_frames`, by default 300 or 75 % of a shorter clip. On the held-out f
 
 With the 'file' landmark backend (landmarks given, e.g. the synthetic world's truth) there is no
 detector to run on generated frames: they are scored by the landmarks the renderer drew, which
-are their truth as the file is the real frames'. heldout_report.py writes the JSON and the report.
+are their truth as the file is the real frames'. `rescore` scores such a run's generated videos
+with a detector later, elsewhere. heldout_report.py writes the JSON and the report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -236,7 +238,7 @@ def load_models(person: PersonConfig, infer: InferConfig, name: str) -> Models:
 
     book = load_person_book(person.people_dir, name)
     device = resolve_device(infer.device)
-    enhancer = load_enhancer(person_checkpoint(person.people_dir, name, "gan"), device=str(device),
+    enhancer = load_enhancer(person_checkpoint(person.people_dir, name, "gan"), device=device,
                              batch_size=infer.gan_batch_size)
     general = None
     if person.motion.pretrained is not None:
@@ -407,20 +409,54 @@ def detect_generated(detector: Any, frames: np.ndarray, drawn: np.ndarray) -> tu
 def variant_figures(variant: dict[str, Any], real: dict[str, Any]) -> dict[str, float]:
     """evaluate() of one variant against the real held-out frames, in the person's window."""
     from talkface.evaluation import evaluate
-    from talkface.metrics import mouth_opening
 
     count, window = len(real["frames"]), real["window"]
     generated = np.stack([window.crop(np.asarray(frame)) for frame in variant["frames"][:count]])
     reference = np.stack([window.crop(np.asarray(frame)) for frame in real["frames"]])
-    figures = evaluate(generated, reference, generated_landmarks=variant["landmarks"],
-                       reference_landmarks=None if variant["landmarks"] is None else real["landmarks"],
-                       generated_motion=variant["motion"], reference_motion=real["person_motion"])
+    figures = evaluate(generated, reference, generated_motion=variant["motion"], reference_motion=real["person_motion"])
     figures["frames_without_face"] = float(variant["missed"])
-    if "lmd" in figures:
-        figures["lmd_224"] = figures["lmd"] * real["scale"]
-        figures["mouth_open_r"] = _correlation(mouth_opening(variant["landmarks"][:count]),
-                                               mouth_opening(real["landmarks"]))
+    if variant["landmarks"] is not None:
+        figures.update(landmark_figures(variant["landmarks"], real["landmarks"], real["scale"]))
     return figures
+
+
+def rescore(out: str | Path, detector: Any) -> dict[str, Any]:
+    """heldout.json of a finished run, its generated videos' mouth figures from `detector`, checks recomputed.
+
+    For a run whose generated frames were scored by the landmarks the renderer drew (the 'file'
+    backend), e.g. made on a machine that could not hold the detector's weights. Writes nothing.
+    """
+    from talkface.media import read_video
+
+    paths = HeldoutPaths(Path(out))
+    result = json.loads(paths.results.read_text())
+    real = np.load(paths.arrays)["real_landmarks"]
+    driven = result["audio_driven"]
+    scale = driven["finetuned"]["lmd_224"] / driven["finetuned"]["lmd"]  # aligned_scale of the held-out frames
+    videos = sorted(paths.videos.glob("*.mp4"))
+    for video in videos:
+        landmarks, missed = detect_generated(detector, read_video(video), drawn=None)
+        figures = driven[video.stem]
+        for key in ("lmd", "face_lmd", "lmd_224", "mouth_open_r"):
+            figures.pop(key, None)
+        if landmarks is not None:
+            figures.update(_json_ready(landmark_figures(landmarks, real, scale)))
+        figures["frames_without_face"] = float(missed)
+    result["checks"] = checks(result)
+    result["rescored"] = {"detector": type(detector).__name__, "videos": [video.stem for video in videos]}
+    return result
+
+
+def landmark_figures(generated: np.ndarray, real: np.ndarray, scale: float) -> dict[str, float]:
+    """Mouth and face LMD (frame px), mouth LMD at 224 (`scale`: aligned_scale) and the lip gap's r, over the real frames."""
+    from talkface.evaluation import check_lengths
+    from talkface.metrics import face_lmd, lmd, mouth_opening
+
+    count = check_lengths(len(generated), len(real), "landmarks")
+    generated, real = generated[:count], real[:count]
+    mouth = lmd(generated, real)
+    return {"lmd": mouth, "face_lmd": face_lmd(generated, real), "lmd_224": mouth * scale,
+            "mouth_open_r": _correlation(mouth_opening(generated), mouth_opening(real))}
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
