@@ -315,3 +315,35 @@ def test_color_matching_reduces_the_seam(method):
         assert errors[1] < 0.25 * errors[0]
     else:  # Poisson cloning keeps gradients only: it removes a constant cast by itself
         assert max(errors) < 1.0
+
+
+def test_output_frames_paste_in_order_while_the_next_chunk_is_made(tmp_path, monkeypatch):
+    """Threaded, one-chunk-ahead paste-back gives exactly the frames of pasting one by one, in order."""
+    from types import SimpleNamespace
+
+    from talkface.background.animation import AnimationChunk
+    from talkface.background.composite import fill_mask_holes
+    from talkface.pipelines.infer import InferConfig, _output_frames, paste_region
+    from talkface.workspace import Workspace
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (7, 48, 40, 3), dtype=np.uint8)
+    Workspace(tmp_path).save_array("frames.npy", frames)
+    monkeypatch.setattr(Workspace, "require", lambda self, step: None)  # frames.npy alone, no preprocess record
+    window = SimpleNamespace(x0=4, y0=6, size=30)
+    yy, xx = np.mgrid[:16, :16]
+    alpha = torch.from_numpy(((yy - 8) ** 2 + (xx - 8) ** 2 < 30).astype(np.float32))[None, None]
+    chunks, expected = [], []
+    for start, indices in ((0, [6, 2, 2]), (3, [0, 5]), (5, [1, 3, 4])):  # background frames in any order
+        faces = torch.rand(len(indices), 3, 16, 16, generator=torch.Generator().manual_seed(start))
+        masks = alpha.expand(len(indices), -1, -1, -1)
+        chunks.append(AnimationChunk(start=start, indices=np.array(indices), coeffs=None, render=None, alpha=masks,
+                                     landmarks=None, background=None, composited=faces, gan_input=None))
+        region = paste_region(fill_mask_holes(masks).float())
+        expected += [paste_back(face, frames[i], (4, 6, 30), r[0]) for face, i, r in zip(faces, indices, region)]
+    made = []
+    observed = list(_output_frames(iter(chunks), None, tmp_path, window, InferConfig(output="full"),
+                                   lambda chunk, faces: made.append(chunk.start)))
+    assert made == [0, 3, 5] and len(observed) == 8
+    for got, want in zip(observed, expected):
+        assert np.array_equal(got, want)

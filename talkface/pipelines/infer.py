@@ -152,25 +152,41 @@ def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray,
 
 def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, window, config: InferConfig,
                    observe: Callable[[AnimationChunk, torch.Tensor], None] | None) -> Iterator[np.ndarray]:
-    """uint8 [H, W, 3] output frames, one chunk of images alive at a time."""
+    """uint8 [H, W, 3] output frames, at most two chunks of images alive at a time.
+
+    Paste-back (colour matching, feathering: numpy and OpenCV, which release the GIL) runs on a
+    thread per torch thread while the next chunk renders and enhances, so the frames' CPU work
+    overlaps the GPU's instead of following it (benchmarks/README.md, "CUDA": it bounded end to end).
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from talkface.background.composite import fill_mask_holes
     from talkface.background.paste import paste_back
     from talkface.media import to_uint8_frame
     from talkface.workspace import Workspace
 
     frames = Workspace(folder).load_array("frames.npy", mmap=True) if config.output == "full" else None
-    for chunk in chunks:
-        faces = enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited  # [B,3,S,S]
-        faces = faces.float().cpu()
-        if observe is not None:
-            observe(chunk, faces)
-        if frames is None:
-            yield from (to_uint8_frame(face) for face in faces)
-            continue
-        regions = paste_region(fill_mask_holes(chunk.alpha).float().cpu())  # [B, 1, S, S]
-        for face, region, index in zip(faces, regions, chunk.indices):
-            yield paste_back(face, np.asarray(frames[index]), (window.x0, window.y0, window.size), region[0],
-                             method=config.paste)
+
+    def paste(face: torch.Tensor, region: torch.Tensor, index: int) -> np.ndarray:
+        return paste_back(face, np.asarray(frames[index]), (window.x0, window.y0, window.size), region[0],
+                          method=config.paste)
+
+    pasting: list[Future] = []  # the previous chunk's frames, in order
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        for chunk in chunks:
+            faces = enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited  # [B,3,S,S]
+            faces = faces.float().cpu()
+            if observe is not None:
+                observe(chunk, faces)
+            if frames is None:
+                yield from (to_uint8_frame(face) for face in faces)
+                continue
+            regions = paste_region(fill_mask_holes(chunk.alpha).float().cpu())  # [B, 1, S, S]
+            started = [pool.submit(paste, face, region, index)
+                       for face, region, index in zip(faces, regions, chunk.indices)]
+            yield from (future.result() for future in pasting)
+            pasting = started
+        yield from (future.result() for future in pasting)
 
 
 def paste_region(mask: torch.Tensor, grow: float = PASTE_GROW) -> torch.Tensor:
