@@ -318,26 +318,49 @@ def test_torch_backend_on_cuda_matches_cpu():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def _turned_face_args() -> tuple:
+    """A frontal and a turned (self-occluding) synthetic face's screen, depth, triangles at 224 px."""
+    from talkface.face3d.model import load_morphable_model
+
+    model = load_morphable_model("synthetic")
+    coeffs = torch.zeros(2, 257)
+    coeffs[1, ANGLES] = torch.tensor([0.1, 0.3, -0.05])
+    mesh = model(coeffs)
+    return mesh.screen, mesh.vertices[..., 2], model.triangles, (224, 224)
+
+
+def test_nvdiffrasts_subpixel_snapping_moves_a_few_percent_of_a_faces_pixels():
+    """The CPU twin of the nvdiffrast comparison below: its tolerances, from the torch backend on snapped input."""
+    screen, depth, triangles, size = _turned_face_args()
+    exact = rasterize(screen, depth, triangles, size, backend="torch")
+    snapped = rasterize(torch.round(screen * 16) / 16, depth, triangles, size, backend="torch")  # 1/16 px grid
+    covered = (exact.mask > 0) | (snapped.mask > 0)
+    same = (exact.triangle_id == snapped.triangle_id) & covered
+    assert 0.97 * covered.sum() <= same.sum() < 0.995 * covered.sum()
+    assert (exact.bary[same] - snapped.bary[same]).abs().mean() < 0.02
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not (torch.cuda.is_available() and nvdiffrast_available()), reason="needs CUDA and nvdiffrast")
 def test_nvdiffrast_agrees_with_torch_backend_on_a_face():
-    from talkface.face3d.model import load_morphable_model
     from talkface.render.nvdiffrast_rasterizer import raster_output
 
-    model = load_morphable_model("synthetic").cuda()
-    coeffs = torch.zeros(2, 257, device="cuda")
-    coeffs[1, ANGLES] = torch.tensor([0.1, 0.3, -0.05])  # a turned head: self-occlusion
-    mesh = model(coeffs)
-    args = (mesh.screen, mesh.vertices[..., 2], model.triangles, (224, 224))
+    screen, depth, triangles, size = _turned_face_args()
+    args = (screen.cuda(), depth.cuda(), triangles.cuda(), size)
     ours = rasterize(*args, backend="torch")
     theirs = rasterize(*args, backend="nvdiffrast")
     covered = (ours.mask > 0) | (theirs.mask > 0)
     same = (ours.triangle_id == theirs.triangle_id) & covered
-    assert same.sum() >= 0.995 * covered.sum()
+    # nvdiffrast snaps vertices to 1/16 px (its CR_SUBPIXEL_LOG2) before deciding coverage: on this face
+    # (~0.3 px² triangles) that moves 1.8 % of the covered pixel centres into a neighbouring triangle and
+    # their barycentrics by 0.005 on average (the CPU twin above). The first H200 run failed the
+    # exact-agreement version of this test (0.995, atol 1e-4).
+    assert same.sum() >= 0.97 * covered.sum()
     raw = raster_output(*args)
     raw_bary = torch.stack([raw[..., 0], raw[..., 1], 1 - raw[..., 0] - raw[..., 1]], -1)
-    torch.testing.assert_close(raw_bary[same], ours.bary[same], rtol=0, atol=1e-4)
-    torch.testing.assert_close(theirs.bary[same], ours.bary[same], rtol=0, atol=1e-4)
+    assert (raw_bary[same] - ours.bary[same]).abs().mean() < 0.02
+    # Where the triangles agree, our backend's barycentrics are the torch formula's, exactly.
+    torch.testing.assert_close(theirs.bary[same], ours.bary[same], rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
