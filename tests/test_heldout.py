@@ -56,32 +56,13 @@ infer:
     return path
 
 
-def general_motion_model(root: Path) -> Path:
-    """A few steps of motion pretraining on a tiny frameless synthetic LRW (the 'general model')."""
-    from talkface.synth.world import write_lrw
-
-    lrw = root / "lrw"
-    write_lrw(lrw, words=2, clips_per_word=2, seed=3, splits=("train", "val"), engine="builtin", progress=False,
-              with_frames=False)
-    assert cli(["lrw", "preprocess", str(lrw), "--out", str(root / "cache"), "--coeffs", "truth",
-                "--quiet"]) == 0
-    run = root / "motion_lrw"
-    assert cli(["motion", "pretrain", "--set", f"cache={root / 'cache'}", "--set", f"run_dir={run}",
-                "--set", "epochs=null", "--set", "val_clips=2", "--set", "network.channels=[8, 8, 16, 16, 16]",
-                "--set", "network.fc_sizes=[32, 32]", "--set", "network.lstm_hidden=16",
-                "--set", "network.lstm_layers=1", "--set", "train.steps=2", "--set", "train.batch_size=4",
-                "--set", "train.num_workers=0", "--set", "train.device=cpu", "--set", "train.eval_every=2",
-                "--set", "train.checkpoint_every=2"]) == 0
-    return run
-
-
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory) -> dict:
+def evaluated(tmp_path_factory, tiny_general_motion) -> dict:
     from talkface.synth.world import write_person
 
     root = tmp_path_factory.mktemp("heldout")
     person = write_person(root / "person", seconds=SECONDS, seed=5, size=128, engine="builtin", progress=False)
-    config = tiny_config(root, general_motion_model(root))
+    config = tiny_config(root, tiny_general_motion)
     out = root / "eval"
     assert cli(["heldout", str(person / "clip.mp4"), "--out", str(out), "--landmarks",
                 str(person / "truth" / "landmarks.npy"), "--config", str(config)]) == 0
