@@ -20,13 +20,16 @@ def test_script_builds_nvdiffrast_from_a_folder_runs_the_cuda_tests_and_the_driv
     fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n')
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "OUT": str(tmp_path / "rows.json")}
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(tmp_path / "nvdiffrast")],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), str(tmp_path / "nvdiffrast"),
+                           "--gan-budget-s", "60"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
     assert calls == [f"-m pip install --no-build-isolation --no-deps {tmp_path / 'nvdiffrast'}",
                      "-c import pytest", "-m pytest -q -m cuda tests",
-                     f"benchmarks/gpu_check.py --out {tmp_path / 'rows.json'}"]
+                     f"benchmarks/gpu_check.py --out {tmp_path / 'rows.json'} --gan-budget-s 60"]
+    log.unlink()  # without a folder, the options go straight to the driver
+    assert subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--rows", "render"], env=env).returncode == 0
+    assert log.read_text().splitlines()[-1] == f"benchmarks/gpu_check.py --out {tmp_path / 'rows.json'} --rows render"
 
 
 @pytest.mark.slow
