@@ -122,11 +122,23 @@ class ClipScores:
 def curve(general: Path, person: PersonClip, train: slice, lr: float, group: str, steps: int,
           eval_every: int, seed: int, score: Callable[[np.ndarray], dict]) -> list[dict[str, Any]]:
     """Fine-tune a fresh copy of the general model; the whole-clip prediction's scores every eval_every steps."""
+    return finetune_curve(fresh_copy(general, person, train, seed), person, train, lr, group, steps, eval_every, seed,
+                          score)
+
+
+def fresh_copy(general: Path, person: PersonClip, train: slice, seed: int) -> AudioToMotion:
+    """The general model re-centred on the training frames, as `motion finetune` starts from it."""
     torch.manual_seed(seed)
     net = load_motion_model(general).train()
     net.reset_pose_calibration()
     net.reset_pose_rhythm()
     recentre_on_person(net, person.windows[train], person.motion[train])
+    return net
+
+
+def finetune_curve(net: AudioToMotion, person: PersonClip, train: slice, lr: float, group: str, steps: int,
+                   eval_every: int, seed: int, score: Callable[[np.ndarray], dict]) -> list[dict[str, Any]]:
+    """Fine-tune `net` in place on the training frames; the whole-clip prediction's scores every eval_every steps."""
     optimiser = torch.optim.Adam(trainable_parameters(net, group), lr=lr, betas=ADAM_BETAS)
     dataset = PersonSequences(person.windows[train], person.motion[train])
     rng = np.random.default_rng(seed)
