@@ -47,7 +47,7 @@ from talkface.render.rasterize import resolve_backend
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAPER_GAN_EPOCHS = 60  # configs/gan_finetune.yaml
-UNKNOWN_PACE_GAN_EPOCHS = 10  # real_heldout's GAN when person_finetune failed or did not run: ~1 min on an H100
+UNKNOWN_PACE_GAN_EPOCHS = 10  # real_heldout's GAN without person_finetune's pace: ~3 min on the H200 (17 s an epoch)
 
 SIZES = {
     "paper": {"frames": 100, "window_size": 256, "frame_size": 512, "person_frames": 300, "refine_steps": 800,
