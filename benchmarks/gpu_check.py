@@ -47,6 +47,7 @@ from talkface.render.rasterize import resolve_backend
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PAPER_GAN_EPOCHS = 60  # configs/gan_finetune.yaml
+SMALL_GAN = ("gan.model.ngf=16", "gan.model.ndf=16", "gan.model.memory_size=256")  # a person config's tiny GAN
 UNKNOWN_PACE_GAN_EPOCHS = 10  # real_heldout's GAN without person_finetune's pace: ~3 min on the H200 (17 s an epoch)
 
 SIZES = {
@@ -112,8 +113,8 @@ def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]
     ]
     if sizes["small_nets"]:
         overrides += ["motion.epoch_sequences=16", "motion.train.batch_size=4", "motion.network.channels=[8,16,32,32,32]",
-                      "motion.network.fc_sizes=[64,32]", "motion.network.lstm_hidden=32", "gan.model.ngf=16",
-                      "gan.model.ndf=16", "gan.model.memory_size=256", "gan.val_frames=4", "gan.train_frames=8"]
+                      "motion.network.fc_sizes=[64,32]", "motion.network.lstm_hidden=32", *SMALL_GAN,
+                      "gan.val_frames=4", "gan.train_frames=8"]
     config = load_config(PersonConfig, REPO / "configs" / "person.yaml", overrides)
     workspace = root / "workspace"
     _, preprocess_s = timed(lambda: preprocess(clip / "clip.mp4", workspace, config.preprocess, progress=False))
@@ -136,7 +137,7 @@ def real_heldout_row(out: Path, clip: Path, landmarks: Path, motion_general: Pat
                  f"person.gan.epochs={gan_epochs}"]
     if tiny:
         overrides += ["person.preprocess.window_size=64", "person.preprocess.refine.steps=2", "person.motion.epochs=1",
-                      "person.gan.model.ngf=16", "person.gan.model.ndf=16", "person.gan.model.memory_size=256"]
+                      *(f"person.{override}" for override in SMALL_GAN)]
     config = load_config(HeldoutConfig, REPO / "configs" / "heldout.yaml", overrides)
     result, seconds = timed(lambda: run_heldout(clip, out, config, progress=False))
     return {"clip": clip.name, "gan_epochs": gan_epochs, "overrides": overrides, "wall_seconds": seconds,
