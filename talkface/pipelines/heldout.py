@@ -420,6 +420,10 @@ def variant_figures(variant: dict[str, Any], real: dict[str, Any]) -> dict[str, 
     return figures
 
 
+# What `landmark_figures` gives, in its order.
+LANDMARK_FIGURES = ("lmd", "face_lmd", "lmd_224", "mouth_open_r")
+
+
 def rescore(out: str | Path, detector: Any) -> dict[str, Any]:
     """heldout.json of a finished run, its generated videos' mouth figures from `detector`, checks recomputed.
 
@@ -437,7 +441,7 @@ def rescore(out: str | Path, detector: Any) -> dict[str, Any]:
     for video in videos:
         landmarks, missed = detect_generated(detector, read_video(video), drawn=None)
         figures = driven[video.stem]
-        for key in ("lmd", "face_lmd", "lmd_224", "mouth_open_r"):
+        for key in LANDMARK_FIGURES:  # a video with no face found keeps none of the drawn landmarks' figures
             figures.pop(key, None)
         if landmarks is not None:
             figures.update(_json_ready(landmark_figures(landmarks, real, scale)))
@@ -455,8 +459,8 @@ def landmark_figures(generated: np.ndarray, real: np.ndarray, scale: float) -> d
     count = check_lengths(len(generated), len(real), "landmarks")
     generated, real = generated[:count], real[:count]
     mouth = lmd(generated, real)
-    return {"lmd": mouth, "face_lmd": face_lmd(generated, real), "lmd_224": mouth * scale,
-            "mouth_open_r": _correlation(mouth_opening(generated), mouth_opening(real))}
+    values = (mouth, face_lmd(generated, real), mouth * scale, _correlation(mouth_opening(generated), mouth_opening(real)))
+    return dict(zip(LANDMARK_FIGURES, values, strict=True))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
