@@ -9,8 +9,9 @@ the word track's jaw follows each clip's detected lip gap best at +1 and -1 fram
 lead). A held-out split of one clip cannot tell whether the network should learn its recording's
 offset, since the held-out frames share it; the other recording can. For each direction and seed the
 general model is fine-tuned on the whole source clip as `motion finetune` does (CPU profile: 1020
-steps of batch 16), once on its frames as recorded ("as_shipped") and once on the pairs the offset
-puts in step (window t + k with frame t: "in_step"), and predicts the target clip from its audio at
+steps of batch 16), once on its frames as recorded ("as_recorded", what fine-tuning did before) and
+once on the pairs the offset puts in step (window t + k with frame t, motion/data.py `in_step`, what
+fine-tuning does now: "in_step"), and predicts the target clip from its audio at
 the standard lead, as inference hears new speech. Scores: mouth LMD at 224 px and the inner-lip
 gap's r against the target's own reconstruction (bench_motion_real.Scorer), beside the source's
 mean expression. Whole-clip workspaces as bench_motion_real.py makes them.
@@ -31,7 +32,8 @@ from bench_motion_real import REAL, Scorer, reconstruct
 from bench_viseme_mouth import with_expression
 from talkface.benchmarking import machine_info, write_result
 from talkface.face3d.coeffs import MOTION_EXPRESSION
-from talkface.motion.data import PersonClip, load_person, person_phones, person_viseme_track
+from talkface.motion.data import in_step, load_person, person_av_offset, person_phones
+from talkface.motion.train import OFFSET_RECOGNISER
 
 RESULT = Path(__file__).parent / "results" / "cross_recording_cpu.json"
 SPEAKER = ("hdtf_aoc", "talk3")  # ../shared/real/README.md: the same speaker
@@ -39,16 +41,7 @@ SPEAKER = ("hdtf_aoc", "talk3")  # ../shared/real/README.md: the same speaker
 
 def offset(workspace: Path, frames: int) -> int:
     """The clip's audio-video offset on all its frames (the word track, as fine-tuning finds it)."""
-    return person_viseme_track(workspace, frames, person_phones(workspace, "words"), frames)[1]
-
-
-def in_step(person: PersonClip, k: int) -> PersonClip:
-    """Pairs (window t + k, frame t): offset k says frame t shapes the sound k frames later than the standard lead."""
-    if k == 0:
-        return person
-    if k > 0:
-        return PersonClip(person.windows[k:], person.motion[:-k], person.identity)
-    return PersonClip(person.windows[:k], person.motion[-k:], person.identity)
+    return person_av_offset(workspace, person_phones(workspace, OFFSET_RECOGNISER), frames)
 
 
 def direction(source: Path, target: Path, general: Path, seeds: list[int], steps: int) -> dict[str, Any]:
@@ -57,7 +50,7 @@ def direction(source: Path, target: Path, general: Path, seeds: list[int], steps
     scorer = Scorer(other)
     mean = np.repeat(clip.motion[:, MOTION_EXPRESSION].mean(0)[None], len(other.motion), 0)
     result: dict[str, Any] = {"source_offset": k, "mean_of_source": scorer(with_expression(other, mean), other.motion)}
-    for name, pairs in (("as_shipped", clip), ("in_step", in_step(clip, k))):
+    for name, pairs in (("as_recorded", clip), ("in_step", in_step(clip, k))):
         result[name] = {}
         for seed in seeds:
             every = slice(0, len(pairs.motion))

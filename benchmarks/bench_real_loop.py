@@ -140,14 +140,18 @@ def mouth_pixel_change(frames: np.ndarray, marks: np.ndarray) -> np.ndarray:
 def train_fit(people: Path, name: str) -> dict[str, Any]:
     """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap.
 
-    'finetuned' is the network alone (what fine-tuning fitted; the pass/fail check), 'shipped' the
+    'finetuned' is the network alone on the pairs it was trained on (in step with the clip's audio-video
+    offset unless `in_step: false`; the pass/fail check), 'shipped' the
     expression inference gives on the clip's audio, the person's viseme mouth blended in (docs/method.md,
     "Viseme mouth"), 'shipped_in_step' the same with the clip's phones at the clip's own audio-video
     offset, as the viseme mouth was fitted (motion/av_offset.py; inference hears any audio at the
     standard lead, so 'shipped' also carries the recording's offset).
     """
     from talkface.config import load_config
-    from talkface.motion.data import load_person, person_phones, person_split, person_viseme_track
+    from talkface.motion.data import (
+        in_step, load_person, person_av_offset, person_phones, person_split, person_viseme_track,
+    )
+    from talkface.motion.train import OFFSET_RECOGNISER
     from talkface.pipelines.person import PersonConfig
     from talkface.pipelines.person_folder import load_person_book, person_checkpoint
 
@@ -158,17 +162,22 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     train, _ = person_split(len(person.motion), motion.train_frames, motion.val_fraction)
     score = Scorer(person, record["morphable_model"])
     checkpoint = person_checkpoint(people, name, "motion")
-    fitted = predicted(checkpoint, person.windows)
-    result = {"train_frames": train.stop, "finetuned": score(fitted[train], person.motion[train])}
     net = load_motion_model(checkpoint)
+    phones = person_phones(folder, net.viseme_recogniser_name)
+    track, offset = person_viseme_track(folder, len(person.motion), phones, train.stop)
+    # The network's pairs: in step at the word track's offset (train.py OFFSET_RECOGNISER), the same as
+    # this track's when the person's recogniser is that one.
+    words = phones if net.viseme_recogniser_name == OFFSET_RECOGNISER else person_phones(folder, OFFSET_RECOGNISER)
+    network_offset = person_av_offset(folder, words, train.stop) if motion.in_step else 0
+    fitted = predicted(checkpoint, in_step(person, network_offset).windows)
+    result = {"train_frames": train.stop, "network_offset_frames": network_offset,
+              "finetuned": score(fitted[train], person.motion[train])}
     result["viseme_weight"] = float(net.viseme_weight)
     result["viseme_recogniser"] = net.viseme_recogniser_name
     shipped = predict_motion(net, read_audio(folder / "audio.wav"), bf16=False)
     result["shipped"] = score(shipped[train], person.motion[train])
-    phones = person_phones(folder, net.viseme_recogniser_name)
-    track, offset = person_viseme_track(folder, len(person.motion), phones, train.stop)
-    in_step = net.blend_visemes(torch.from_numpy(fitted), torch.from_numpy(track)).numpy()
-    result["shipped_in_step"] = {"offset_frames": offset, **score(in_step[train], person.motion[train])}
+    stepped = net.blend_visemes(torch.from_numpy(fitted), torch.from_numpy(track)).numpy()
+    result["shipped_in_step"] = {"offset_frames": offset, **score(stepped[train], person.motion[train])}
     if motion.pretrained is not None:
         from talkface.train.checkpoint import checkpoint_or_latest
 

@@ -31,9 +31,12 @@ from talkface.motion.calibration import (
     MIN_MEAN_ACTIVITY, fit_pose_calibration_into, person_pose_calibration, person_pose_rhythm, recentre_on_person,
     reversed_speech_windows,
 )
-from talkface.motion.data import load_person, person_speech_activity, person_split
+from talkface.motion.data import (
+    PersonClip, in_step, load_person, person_av_offset, person_phones, person_speech_activity, person_split,
+)
 from talkface.motion.inference import motion_landmarks
 from talkface.motion.model import load_motion_model
+from talkface.motion import train as motion_train
 from talkface.motion.train import FinetuneConfig, finetune
 from talkface.pipelines.lrw import default_shard, find_clips
 from talkface.synth.appearance import sample_subject
@@ -377,6 +380,48 @@ def test_a_short_clip_gets_the_papers_steps_per_epoch(world: dict, pretrained: P
         steps[epoch_sequences] = torch.load(final, weights_only=True)["config"]["train"]["steps"]
     # The default: an epoch of the paper's 285 sequences (17 batches), whatever the clip's length.
     assert sequences == 94 and steps == {285: 2 * 17, 1: 2 * 5}
+
+
+def test_in_step_pairs_each_frame_with_a_later_window_and_holds_the_ends() -> None:
+    windows = np.arange(5, dtype=np.float32)[:, None, None] * np.ones((1, 28, 12), np.float32)
+    person = PersonClip(windows, np.zeros((5, 70), np.float32), np.zeros(80, np.float32))
+    assert in_step(person, 0) is person
+    assert in_step(person, 2).windows[:, 0, 0].tolist() == [2, 3, 4, 4, 4]
+    assert in_step(person, -1).windows[:, 0, 0].tolist() == [0, 0, 1, 2, 3]
+    assert in_step(person, 2).motion is person.motion
+
+
+def picture_behind_sound(person: Path, out: Path, frames: int) -> Path:
+    """A copy of workspace `person` whose picture runs `frames` behind its sound, as a recording's can."""
+    shutil.copytree(person, out)
+    workspace = Workspace(out)
+    for name in ("coeffs.npy", "landmarks.npy"):
+        array = workspace.load_array(name)
+        workspace.save_array(name, array[np.clip(np.arange(len(array)) - frames, 0, len(array) - 1)])
+    return out
+
+
+def test_finetune_trains_on_pairs_in_step_with_the_clips_own_offset(world: dict, pretrained: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    delay = 3
+    late = picture_behind_sound(world["person"], tmp_path / "late", delay)
+    offsets = {name: person_av_offset(folder, person_phones(folder, "words"), 300)
+               for name, folder in (("as made", world["person"]), ("late", late))}
+    assert offsets["late"] == offsets["as made"] - delay  # found from the phones heard and the drawn mouth
+    trained_on = []
+    sequences = motion_train.PersonSequences
+    monkeypatch.setattr(motion_train, "PersonSequences", lambda w, m: trained_on.append(w) or sequences(w, m))
+    for step in (True, False):
+        config = FinetuneConfig(pretrained=str(pretrained), run_dir=str(tmp_path / f"run_{step}"), epochs=None,
+                                in_step=step, calibrate_pose=False, viseme_weights=(),
+                                train=TrainConfig(steps=2, batch_size=4, num_workers=0, eval_every=10**6,
+                                                  device="cpu"))
+        finetune(late, config)
+    windows = Workspace(late).load_array("mfcc.npy")
+    frames = np.arange(300)
+    # Frame t with window t + shift (the shift is negative here: the first window stands in before the clip).
+    np.testing.assert_array_equal(trained_on[0], windows[np.maximum(frames + offsets["late"], 0)])
+    np.testing.assert_array_equal(trained_on[1], windows[frames])
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ Items are dicts of float32 tensors: windows [16, 28, 12], motion [16, 70] in coe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,19 +146,37 @@ def person_phones(workspace: str | Path, recogniser: str = RECOGNISERS[0]) -> li
     return recognise_phones(_person_audio(workspace), recogniser)
 
 
+def person_av_offset(workspace: str | Path, phones: Sequence[Phone], align_frames: int) -> int:
+    """The shift (frames) that puts the workspace's `phones` in step with the detected mouth of the clip's
+    first `align_frames` frames (av_offset.py)."""
+    from talkface.workspace import Workspace
+
+    return audio_video_offset(phones, Workspace(workspace).load_array("landmarks.npy")[:align_frames])
+
+
 def person_viseme_track(workspace: str | Path, frames: int, phones: Sequence[Phone],
                         align_frames: int = 0) -> tuple[np.ndarray, int]:
     """(viseme track [frames, 3], shift in frames) of the workspace's `phones` (`person_phones`); with
     `align_frames`, shifted into step with the detected mouth of the clip's first that many frames
-    (av_offset.py), else not shifted."""
-    from talkface.audio import n_video_frames
-    from talkface.workspace import Workspace
+    (`person_av_offset`), else not shifted."""
+    shift = person_av_offset(workspace, phones, align_frames) if align_frames else 0
+    return phone_track(phones, frames, shift), shift  # the phones' times need no audio: one row per frame
 
-    shift = 0
-    if align_frames:
-        shift = audio_video_offset(phones, Workspace(workspace).load_array("landmarks.npy")[:align_frames])
-    count = n_video_frames(len(_person_audio(workspace)))
-    return _per_frame(workspace, frames, phone_track(phones, count, shift)), shift
+
+def in_step(person: PersonClip, shift: int) -> PersonClip:
+    """`person` with frame t paired with audio window t + `shift` (`person_av_offset`'s shift: the frame
+    shapes the sound that much later than the standard lead), the clip's first or last window standing in
+    beyond its ends.
+
+    A recording's sound and picture sit a few frames apart (av_offset.py); trained on the pairs as
+    recorded, the network learns that recording's offset along with the speaker's mouth and carries it
+    into every video it makes from new speech. Trained in step, it predicted another recording of the
+    same speaker better (benchmarks/bench_cross_recording.py).
+    """
+    if shift == 0:
+        return person
+    index = np.clip(np.arange(len(person.windows)) + shift, 0, len(person.windows) - 1)
+    return dataclasses.replace(person, windows=person.windows[index])
 
 
 def _person_audio(workspace: str | Path) -> np.ndarray:
