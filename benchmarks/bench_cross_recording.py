@@ -9,9 +9,9 @@ the word track's jaw follows each clip's detected lip gap best at +1 and -1 fram
 lead). A held-out split of one clip cannot tell whether the network should learn its recording's
 offset, since the held-out frames share it; the other recording can. For each direction and seed the
 general model is fine-tuned on the whole source clip as `motion finetune` does (CPU profile: 1020
-steps of batch 16), once on its frames as recorded ("as_recorded", what fine-tuning did before) and
+steps of batch 16), once on its frames as recorded ("as_recorded", what fine-tuning does by default) and
 once on the pairs the offset puts in step (window t + k with frame t, motion/data.py `in_step`, what
-fine-tuning does now: "in_step"), and predicts the target clip from its audio at
+fine-tuning does with `in_step: true`: "in_step"), and predicts the target clip from its audio at
 the standard lead, as inference hears new speech. Scores: mouth LMD at 224 px and the inner-lip
 gap's r against the target's own reconstruction (bench_motion_real.Scorer), beside the source's
 mean expression. Whole-clip workspaces as bench_motion_real.py makes them.

@@ -141,7 +141,7 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap.
 
     'finetuned' is the network alone on the pairs it was trained on (in step with the clip's audio-video
-    offset unless `in_step: false`; the pass/fail check), 'shipped' the
+    offset with `in_step: true`; the pass/fail check), 'shipped' the
     expression inference gives on the clip's audio, the person's viseme mouth blended in (docs/method.md,
     "Viseme mouth"), 'shipped_in_step' the same with the clip's phones at the clip's own audio-video
     offset, as the viseme mouth was fitted (motion/av_offset.py; inference hears any audio at the

@@ -156,12 +156,14 @@ class FinetuneConfig:
     # (Shrinking the expression toward the person's mean by a validated gain was measured too; it
     # held the mouth half open in silence, so it is not done.)
     select_on_validation: bool = False
-    # Beyond the paper: train on the clip's frames paired with the audio its sound-picture offset puts
-    # in step with them (data.py `in_step`; the offset as the viseme mouth finds it, from the word
-    # track, av_offset.py), so the network does not learn the recording's offset and carry it into
-    # every new video. Fine-tuned on one recording of a speaker and scored on another, in step was
-    # better in expression MSE 4 of 4 times and mouth r 4 of 4 (benchmarks/bench_cross_recording.py).
-    in_step: bool = True
+    # Beyond the paper, off by default: train on the clip's frames paired with the audio its
+    # sound-picture offset puts in step with them (data.py `in_step`; the offset as the viseme mouth
+    # finds it, from the word track, av_offset.py), so the network does not learn the recording's
+    # offset and carry it into every new video. It predicts another recording of the speaker better
+    # (benchmarks/bench_cross_recording.py: 4 of 4 runs) and the clip's own frames better, but on the
+    # 7 real clips' videos of new speech the mouth followed the phones less on 2 clips (3 of 11 videos
+    # below the check; benchmarks/README.md, "Training in step").
+    in_step: bool = False
     # Beyond the paper: the parameters fine-tuning updates. "all" (the paper), or only the output
     # layer ("head") or the LSTM and output layer ("lstm_head"): the general model's audio features
     # carry what generalises to new speech (the re-centred general model predicts a real clip's held-out
