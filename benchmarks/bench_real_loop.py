@@ -293,7 +293,7 @@ def main() -> int:
             entry = {**earlier, **{k: v for k, v in entry.items() if k in ("train_fit", "real_mouth", "finetune_ok")},
                      "videos": dict(earlier.get("videos", {}))}
         result["clips"][clip.stem] = entry
-        write_result(path, result)
+        save_clip(path, result, clip.stem)
         for speech in clip_speeches if entry["finetune_ok"] else []:
             pad = args.pad_silence > 0 and (speech_activity(read_audio(speech)) == 0).sum() < 2
             sources = [speech, *([padded_speech(speech, args.pad_silence, args.work / "speech")] if pad else [])]
@@ -301,12 +301,20 @@ def main() -> int:
                 video = render(source, clip.stem, people, args.work)
                 entry["videos"][source.stem] = with_real_amplitude(video, entry.get("real_mouth", {}))
                 entry["pass"] = passed(entry)
-                write_result(path, result)  # each finished video survives an interrupted run
+                save_clip(path, result, clip.stem)  # each finished video survives an interrupted run
         entry["pass"] = passed(entry)
         failed += not entry["pass"]
-        write_result(path, result)
+        save_clip(path, result, clip.stem)
     print(f"{len(result['clips'])} clips recorded, {failed} failed this run; {path}")
     return 1 if failed else 0
+
+
+def save_clip(path: Path, result: dict[str, Any], name: str) -> None:
+    """Write `result` with clip `name`'s entry over the file as it is now, so that two runs on different
+    clips at once (two jobs on two cores) keep each other's entries."""
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    clips = {**current.get("clips", {}), name: result["clips"][name]}
+    write_result(path, {**current, **{k: v for k, v in result.items() if k != "clips"}, "clips": clips})
 
 
 def finetune_clip(clip: Path, people: Path, work: Path) -> dict[str, Any]:
@@ -369,7 +377,7 @@ def recheck(result: dict[str, Any], real: Path, work: Path, path: Path, clips: l
             print(f"{name} {stem}: {'pass' if video['pass'] else 'FAIL'} mouth {video.get('mouth')}", flush=True)
         if "videos" in entry:
             entry["pass"] = passed(entry)
-        write_result(path, result)
+        save_clip(path, result, name)
 
 
 def measured(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
