@@ -165,10 +165,11 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     net = load_motion_model(checkpoint)
     phones = person_phones(folder, net.viseme_recogniser_name)
     track, offset = person_viseme_track(folder, len(person.motion), phones, train.stop)
-    # The network's pairs: in step at the word track's offset (train.py OFFSET_RECOGNISER), the same as
-    # this track's when the person's recogniser is that one.
-    words = phones if net.viseme_recogniser_name == OFFSET_RECOGNISER else person_phones(folder, OFFSET_RECOGNISER)
-    network_offset = person_av_offset(folder, words, train.stop) if motion.in_step else 0
+    network_offset = 0  # the network's pairs: in step at the word track's offset (train.py OFFSET_RECOGNISER)
+    if motion.in_step:
+        same = net.viseme_recogniser_name == OFFSET_RECOGNISER
+        words = phones if same else person_phones(folder, OFFSET_RECOGNISER)  # heard once when the recognisers match
+        network_offset = person_av_offset(folder, words, train.stop)
     fitted = predicted(checkpoint, in_step(person, network_offset).windows)
     result = {"train_frames": train.stop, "network_offset_frames": network_offset,
               "finetuned": score(fitted[train], person.motion[train])}

@@ -459,7 +459,8 @@ def landmark_figures(generated: np.ndarray, real: np.ndarray, scale: float) -> d
     count = check_lengths(len(generated), len(real), "landmarks")
     generated, real = generated[:count], real[:count]
     mouth = lmd(generated, real)
-    values = (mouth, face_lmd(generated, real), mouth * scale, _correlation(mouth_opening(generated), mouth_opening(real)))
+    gap_r = _correlation(mouth_opening(generated), mouth_opening(real))
+    values = (mouth, face_lmd(generated, real), mouth * scale, gap_r)
     return dict(zip(LANDMARK_FIGURES, values, strict=True))
 
 
