@@ -145,7 +145,7 @@ def _smoothness(values: Tensor) -> Tensor:
 
 def refine_clip(
     coeffs: Tensor,
-    crops: np.ndarray | Tensor,
+    crops: np.ndarray | Tensor | None,
     landmarks: np.ndarray | Tensor,
     model: "MorphableModel",
     config: RefineConfig = RefineConfig(),
@@ -156,7 +156,8 @@ def refine_clip(
 ) -> Tensor:
     """Fit a clip jointly: coeffs [T, 257] (e.g. R-Net's) -> refined [T, 257] with one identity and texture.
 
-    crops: the aligned 224 px crops (uint8 [T, 224, 224, 3] or float [T, 3, 224, 224]);
+    crops: the aligned 224 px crops (uint8 [T, 224, 224, 3] or float [T, 3, 224, 224]), or None to
+    fit the landmarks alone (no photometric term, so no texture or light is fitted);
     landmarks: [T, 68, 2] in crop pixels; transforms: the crops' frame -> crop maps [T, 2, 3], so
     that the pose smoothness compares head positions in one crop (None: the crops are one crop).
     """
@@ -191,10 +192,10 @@ def refine_clip(
 class _PhotometricTerm:
     """The photometric loss of a random subset of frames, rendered at a reduced size."""
 
-    def __init__(self, crops: np.ndarray | Tensor, model: "MorphableModel", config: RefineConfig,
+    def __init__(self, crops: np.ndarray | Tensor | None, model: "MorphableModel", config: RefineConfig,
                  weights: LossWeights, device: torch.device):
         self.model, self.weight = model, weights.photometric
-        self.count = min(config.photometric_frames, len(crops)) if weights.photometric > 0 else 0
+        self.count = min(config.photometric_frames, len(crops)) if crops is not None and weights.photometric > 0 else 0
         self.camera = Camera().resized(config.photometric_size)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.targets = None
