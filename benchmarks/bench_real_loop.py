@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_real_loop.py [--clips talk3 ...] [--speech speech_en_44k_stereo ...]
                                                    [--pairs talk3=speech_en_48k_stereo ...]
                                                    [--pad-silence SECONDS] [--work DIR] [--pretrain]
+                                                   [--set KEY=VALUE ...] [--out JSON]
 
 From the repository root, as the README's "Your own person" does:
 1. (--pretrain, or when checkpoints/general/ lacks them) `talkface pretrain synthetic`;
@@ -29,7 +30,9 @@ From the repository root, as the README's "Your own person" does:
      for rest; --pad-silence S also renders those pairings from the speech with S seconds of
      silence before and after (a wav under --work), which is.
 People and videos go under --work (default /tmp/talkface_real_loop), not into the repository.
-Updates benchmarks/results/real_loop_<cpu|cuda>.json after each clip and video (clips not run this
+`--set KEY=VALUE` passes a person-config override to scripts/finetune.sh (e.g. motion.in_step=true;
+give such a run its own --out). Updates --out (default benchmarks/results/real_loop_<cpu|cuda>.json)
+after each clip and video (clips not run this
 time keep their earlier entries; each entry names the commit and the machine it was measured on)
 and exits 1 if any step or check failed.
 """
@@ -43,7 +46,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -156,7 +159,7 @@ def mouth_pixel_change(frames: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return np.concatenate([[np.nan], np.abs(np.diff(region, axis=0)).mean(axis=(1, 2, 3))])
 
 
-def train_fit(people: Path, name: str) -> dict[str, Any]:
+def train_fit(people: Path, name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The fine-tuned motion network on its own training frames: predicted vs reconstructed inner-lip gap.
 
     'finetuned' is the network alone on the pairs it was trained on (in step with the clip's audio-video
@@ -177,7 +180,7 @@ def train_fit(people: Path, name: str) -> dict[str, Any]:
     folder = people / name
     record = load_person_book(people, name).record
     person = load_person(folder)
-    motion = load_config(PersonConfig, profile_config()).motion
+    motion = load_config(PersonConfig, profile_config(), overrides).motion  # as the person was fine-tuned
     train, _ = person_split(len(person.motion), motion.train_frames, motion.val_fraction)
     score = Scorer(person, record["morphable_model"])
     checkpoint = person_checkpoint(people, name, "motion")
@@ -280,6 +283,11 @@ def main() -> int:
     parser.add_argument("--real", type=Path, default=REAL, help=f"the real clips and speech (default: {REAL})")
     parser.add_argument("--note", default=None, help="replaces the result's note")
     parser.add_argument("--recheck", action="store_true", help="only measure the recorded videos under --work again")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a person-config override for scripts/finetune.sh (and the training-frame fit), "
+                             "e.g. motion.in_step=true; repeatable")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the result file (default: benchmarks/results/real_loop_<cpu|cuda>.json)")
     args = parser.parse_args()
     if not args.real.is_dir():
         print(f"no real clips at {args.real}: nothing to check", file=sys.stderr)
@@ -288,14 +296,14 @@ def main() -> int:
     speeches = sorted(p for p in args.real.glob("*.wav") if args.speech is None or p.stem in args.speech)
     args.work.mkdir(parents=True, exist_ok=True)
     talkface = str(Path(sys.executable).parent / "talkface")
-    path = RESULTS / f"real_loop_{'cuda' if torch.cuda.is_available() else 'cpu'}.json"
+    path = args.out or RESULTS / f"real_loop_{'cuda' if torch.cuda.is_available() else 'cpu'}.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     result.setdefault("clips", {})
     result["profile"] = "scripts/finetune.sh default (configs/person_cpu.yaml without a GPU)"
     if args.note is not None:
         result["note"] = args.note
     if args.recheck:  # before the general models: re-measuring videos needs none
-        recheck(result, args.real, args.work, path, args.clips)
+        recheck(result, args.real, args.work, path, args.clips, args.overrides)
         return 0
     if args.pretrain or not all(path.is_file() for path in GENERAL):
         code, seconds = run([talkface, "pretrain", "synthetic"], args.work / "pretrain.log")
@@ -307,7 +315,7 @@ def main() -> int:
     people = args.work / "people"
     failed = 0
     for clip, clip_speeches in pairings(clips, speeches, args.pairs):
-        entry = finetune_clip(clip, people, args.work)
+        entry = finetune_clip(clip, people, args.work, args.overrides)
         earlier = result["clips"].get(clip.stem, {})
         if entry.get("finetune_stages_skipped") and earlier.get("finetune_ok"):
             # Nothing was fine-tuned again: the earlier run's time and machine stay, with its videos.
@@ -338,17 +346,18 @@ def save_clip(path: Path, result: dict[str, Any], name: str) -> None:
     write_result(path, {**current, **{k: v for k, v in result.items() if k != "clips"}, "clips": clips})
 
 
-def finetune_clip(clip: Path, people: Path, work: Path) -> dict[str, Any]:
+def finetune_clip(clip: Path, people: Path, work: Path, overrides: list[str]) -> dict[str, Any]:
     """scripts/finetune.sh on `clip` as person clip.stem, timed, and its training-frame fit."""
     log = work / f"{clip.stem}.log"
     log.unlink(missing_ok=True)
     machine = machine_info()  # the load as the fine-tuning starts
-    code, seconds = run(["bash", "scripts/finetune.sh", str(clip), clip.stem, "--set", f"people_dir={people}"], log)
+    settings = [arg for override in [f"people_dir={people}", *overrides] for arg in ("--set", override)]
+    code, seconds = run(["bash", "scripts/finetune.sh", str(clip), clip.stem, *settings], log)
     entry: dict[str, Any] = {"commit": commit(), "machine": machine, "finetune_seconds": seconds,
                              "finetune_ok": code == 0, "frames": finetuned_frames(log.read_text()), "videos": {}}
     print(f"{clip.name}: finetune {'ok' if code == 0 else 'FAILED'} in {seconds:.0f} s", flush=True)
     if code == 0:
-        entry["train_fit"] = measured(train_fit, people, clip.stem)
+        entry["train_fit"] = measured(train_fit, people, clip.stem, overrides)
         print(f"  training-frame fit {entry['train_fit']}", flush=True)
         entry["real_mouth"] = measured(real_mouth, people, clip.stem)
         print(f"  the real clip's own mouth {entry['real_mouth']}", flush=True)
@@ -378,14 +387,15 @@ def video_passed(video: dict[str, Any]) -> bool:
         and mouth.get("moves_with_speech", False) and mouth.get("rests_in_silence", True)
 
 
-def recheck(result: dict[str, Any], real: Path, work: Path, path: Path, clips: list[str] | None) -> None:
+def recheck(result: dict[str, Any], real: Path, work: Path, path: Path, clips: list[str] | None,
+            overrides: Sequence[str] = ()) -> None:
     """Measure every recorded person's training-frame fit and real mouth and every recorded video (of
     `clips`, None: all) again that is still under `work`, with this version's checks."""
     for name, entry in result["clips"].items():
         if clips is not None and name not in clips:
             continue
         if (work / "people" / name).is_dir():
-            entry["train_fit"] = measured(train_fit, work / "people", name)
+            entry["train_fit"] = measured(train_fit, work / "people", name, overrides)
             entry["real_mouth"] = measured(real_mouth, work / "people", name)
         for stem, video in entry.get("videos", {}).items():
             out = work / "videos" / f"{name}__{stem}.mp4"
