@@ -118,11 +118,38 @@ def test_a_short_clip_is_fine_tuned_on_what_there_is_and_speaks(person, capsys):
     assert f"fine-tuning on {CLIP_FRAMES} frames" in capsys.readouterr().out
     assert len(np.load(person["people"] / "short" / "frames.npy", mmap_mode="r")) == CLIP_FRAMES
 
-    out = person["root"] / "short.mp4"
+    out = person["root"] / "short_speaking.mp4"  # not the clip's own name: later tests fine-tune on the clip
     assert cli(["infer", str(person["speech"]), "--person", "short", "--out", str(out),
                 "--set", f"people_dir={person['people']}", "--set", "device=cpu"]) == 0
     video = probe_video(out)
     assert video.has_audio and video.duration_s == pytest.approx(len(read_audio(person["speech"])) / 16000, abs=0.04)
+
+
+def test_a_new_general_gan_at_the_same_path_fine_tunes_the_persons_gan_again(person, general, capsys):
+    """The stage key holds the general model's content, not only its path."""
+    import shutil
+
+    import torch
+
+    from talkface.train.checkpoint import read_checkpoint
+
+    gan = person["root"] / "my_general_gan.pt"
+    shutil.copyfile(general["gan"], gan)
+    command = ["person", str(person["clip"]), "--person", "regen", "--config", str(person["config"]),
+               "--landmarks", str(person["truth"] / "landmarks.npy"), "--set", f"gan.pretrained={gan}"]
+
+    def statuses() -> dict[str, str]:
+        assert cli(command) == 0
+        lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+        return {words[0]: words[1] for words in lines if len(words) > 2 and words[0] in ("motion", "gan")}
+
+    assert statuses() == {"motion": "ran", "gan": "ran"}
+    assert statuses() == {"motion": "skipped", "gan": "skipped"}
+    checkpoint = read_checkpoint(gan)
+    first = next(iter(checkpoint["models"]["generator"]))
+    checkpoint["models"]["generator"][first] = checkpoint["models"]["generator"][first] + 0.01
+    torch.save(checkpoint, gan)  # retrained in place: same path, new weights
+    assert statuses() == {"motion": "skipped", "gan": "ran"}
 
 
 def test_a_clip_below_the_minimum_is_refused_in_one_line(person, capsys):

@@ -177,10 +177,22 @@ def check_general_models(config: PersonConfig) -> None:
 def _fine_tune(book: StageBook, folder: Path, name: str, stage_config: Any, inputs: dict[str, str],
                run: Callable[[Path, Any], dict[str, Any]]) -> StageResult:
     run_dir = folder / f"{name}_finetune"
-    # The key names the run folder relative to the person, so a moved person is still up to date.
-    key = artifact_key({"config": config_to_dict(replace(stage_config, run_dir=run_dir.name)), "inputs": inputs})
+    # The key names the run folder relative to the person, so a moved person is still up to date, and
+    # the general model by its content: a new one at the same path fine-tunes the person again.
+    key = artifact_key({"config": config_to_dict(replace(stage_config, run_dir=run_dir.name)), "inputs": inputs,
+                        "general": _general_model_hash(stage_config.pretrained)})
     stage_config = replace(stage_config, run_dir=str(run_dir))
     return book.run(name, key, lambda: run(folder, stage_config), folder=run_dir)
+
+
+def _general_model_hash(pretrained: str | None) -> str | None:
+    """The sha256 of the general checkpoint `pretrained` names (a file or a run folder's latest)."""
+    from talkface.keyed import file_fingerprint
+    from talkface.train.checkpoint import checkpoint_or_latest
+
+    if pretrained is None:
+        return None
+    return file_fingerprint(checkpoint_or_latest(pretrained, "talkface pretrain synthetic"))["sha256"]
 
 
 def _general_stage(folder: Path, config: MotionFinetuneConfig | GanFinetuneConfig) -> dict[str, Any]:
