@@ -43,9 +43,15 @@ def frontal_mouth_opening(landmarks: np.ndarray, model: "MorphableModel", fit: R
     crop_marks = apply_transform(transforms, marks[found]).astype(np.float32)
     coeffs = refine_clip(posed_mean_face(crop_marks, model), None, crop_marks, model, fit,
                          progress=progress, transforms=transforms)
-    coeffs[:, layout.ANGLES] = 0.0
-    coeffs[:, layout.TRANSLATION] = 0.0
-    with torch.no_grad():
-        frontal = keypoints_2d(model, coeffs, Camera()).numpy()  # [F, 68, 2]
-    opening[found] = mouth_opening(frontal)
+    opening[found] = frontal_opening(coeffs, model)
     return opening
+
+
+def frontal_opening(coeffs: torch.Tensor, model: "MorphableModel") -> np.ndarray:
+    """Coefficients [T, 257] -> inner-lip gap [T] of their face with rotation and translation zeroed,
+    in 224 px crop pixels."""
+    frontal = coeffs.detach().clone().float()
+    frontal[:, layout.ANGLES] = 0.0
+    frontal[:, layout.TRANSLATION] = 0.0
+    with torch.no_grad():
+        return mouth_opening(keypoints_2d(model, frontal.to(model.mean_shape.device), Camera()).cpu().numpy())
