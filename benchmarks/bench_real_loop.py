@@ -250,10 +250,11 @@ def padded_speech(speech: Path, seconds: float, folder: Path) -> Path:
 
 
 def commit() -> str:
-    """The repository's commit (with '+dirty' for uncommitted changes)."""
+    """The repository's commit (with '+dirty' for uncommitted changes other than the benchmark results,
+    which a run rewrites as it goes)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!benchmarks/results"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
