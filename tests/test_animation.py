@@ -72,6 +72,20 @@ def plan(target, motion):
     return plan_animation(target, motion, mode="reassign")
 
 
+def test_mouth_matching_moves_the_background_towards_the_drawn_mouth(target, motion, model, plan):
+    """The drawn mouth runs 7 frames off the clip's: within 12 frames of the pose match, frames whose
+    own mouths are nearer it are found, and the background still plays frame by frame."""
+    from talkface.background.animation import mouth_openings
+
+    matched = plan_animation(target, motion, mode="reassign", mouth_match=(model, 12))
+    clip, drawn = mouth_openings(target, motion, model)
+    assert np.abs(matched.indices - plan.indices).max() <= 12
+    assert np.abs(np.diff(matched.indices)).max() <= 1
+    assert np.abs(clip[matched.indices] - drawn).mean() < 0.5 * np.abs(clip[plan.indices] - drawn).mean()
+    pose = motion_from_coeffs(matched.coeffs)[:, MOTION_POSE]  # 'reassign': the pose of the frames found
+    np.testing.assert_allclose(pose, motion_from_coeffs(target.coeffs)[matched.indices][:, MOTION_POSE], atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def chunks(target, plan, model):
     return list(animate(target, plan, model, chunk_frames=len(plan.indices)))

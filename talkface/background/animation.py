@@ -33,6 +33,7 @@ from torch import Tensor
 
 from talkface.background.composite import N_WINDOW, composite, gan_input_windows
 from talkface.background.keyframes import Mode, apply_pose_mode, plan_background
+from talkface.background.mouth_match import mouth_matched_path
 from talkface.errors import ConfigError, TalkfaceError
 from talkface.face3d.coeffs import (
     GAMMA,
@@ -46,6 +47,7 @@ from talkface.face3d.coeffs import (
 )
 from talkface.face3d.model import MorphableModel
 from talkface.recon.alignment import invert_transform
+from talkface.recon.frontal_mouth import frontal_opening
 from talkface.recon.window import Window, read_window
 from talkface.render.renderer import render
 
@@ -141,15 +143,29 @@ def plan_animation(
     mode: Mode = "reassign",
     lighting: Literal["mean", "first"] = "mean",
     silent: np.ndarray | None = None,
+    mouth_match: tuple[MorphableModel, int] | None = None,
 ) -> AnimationPlan:
     """Predicted motion [T, 70] (expression + pose) -> the background frames and coefficients to render;
-    `silent` (bool [T], frames without speech) holds the background still there (keyframes.match_background)."""
+    `silent` (bool [T], frames without speech) holds the background still there (keyframes.match_background);
+    `mouth_match` (model, radius) then moves the frames within `radius` of the plan towards frames
+    whose own mouths are like the drawn one (mouth_match.py; radius 0: not at all)."""
     motion = check_motion(motion)
     train_motion = motion_from_coeffs(target.coeffs)  # [M, 70]
     indices, keyframes = plan_background(motion[:, MOTION_ANGLES], train_motion[:, MOTION_ANGLES], mode, target.source,
                                          silent)
+    if mouth_match is not None and mouth_match[1] > 0:
+        model, radius = mouth_match
+        indices = mouth_matched_path(indices, *mouth_openings(target, motion, model), radius)
     rendered = apply_pose_mode(motion, train_motion, indices, mode)  # [T, 70]
     return AnimationPlan(indices, keyframes, animation_coeffs(target, rendered, lighting))
+
+
+def mouth_openings(target: Target, motion: np.ndarray, model: MorphableModel) -> tuple[np.ndarray, np.ndarray]:
+    """(clip [M], drawn [T]): the frontal inner-lip gap (recon/frontal_mouth.py) of each clip frame's own
+    expression and of the motion's [T, 70], both on the clip's shared identity."""
+    clip = animation_coeffs(target, motion_from_coeffs(target.coeffs))
+    drawn = animation_coeffs(target, motion)
+    return frontal_opening(torch.from_numpy(clip), model), frontal_opening(torch.from_numpy(drawn), model)
 
 
 def animation_coeffs(target: Target, motion: np.ndarray, lighting: Literal["mean", "first"] = "mean") -> np.ndarray:

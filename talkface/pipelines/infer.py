@@ -38,6 +38,10 @@ class InferConfig:
     people_dir: str = "people"
     pose_source: Literal["predicted", "reference", "still"] = "predicted"
     background: Literal["reassign", "predicted", "pingpong"] = "reassign"  # keyframes.py modes
+    # Background frames up to this many clip frames from the pose-matched ones, chosen for real mouths
+    # like the drawn one (background/mouth_match.py; 0: pose alone). 12 (half a second) took talk5's
+    # video from r 0.09 to 0.37 with the phones heard (benchmarks/README.md, "What the video's mouth follows").
+    mouth_match_radius: int = 12
     head_motion_scale: float = 1.0
     expression_scale: float = 1.0
     output: Literal["full", "face"] = "full"  # the whole frame (pasted back) or the face window crop
@@ -55,6 +59,8 @@ class InferConfig:
     def __post_init__(self) -> None:
         if self.chunk_frames < 1 or self.motion_chunk_frames < 1 or self.gan_batch_size < 1:
             raise ValueError("chunk_frames, motion_chunk_frames and gan_batch_size must be at least 1")
+        if self.mouth_match_radius < 0:
+            raise ValueError(f"mouth_match_radius must be >= 0, got {self.mouth_match_radius}")
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,8 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
     if target.n_frames == 1:  # a photo (talkface person PHOTO): every frame over it, the head near its pose
         plan = plan_single_image(target, motion)
     else:
-        plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)))
+        plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)),
+                              mouth_match=(model, config.mouth_match_radius))
     chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
     frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
     written = write_frames(out, frames, audio, total=len(motion), progress=progress)
