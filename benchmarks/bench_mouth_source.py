@@ -13,6 +13,8 @@ and set against
 - background: the background frames' own reconstructed expressions (the real frame behind each
   output frame), read the same way;
 - phones: the jaw of the phones heard in the speech (bench_real_loop's moves-with-speech check).
+Beside them, "pose_error_deg": the mean |angle| between the background frames' own head poses
+and the predicted ones (what choosing frames for their mouths, infer's mouth_match_radius, costs).
 A least-squares fit of the standardised video gap on the standardised drawn and background gaps
 gives each one's weight ("beta_"). Videos go under --work; updates
 benchmarks/results/mouth_source_cpu.json after each video.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,10 @@ RESULT = Path(__file__).resolve().parent / "results" / "mouth_source_cpu.json"
 SOURCES = ("predicted", "reference", "still", "predicted:render")
 
 
-def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path) -> dict[str, Any]:
+def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path,
+                  mouth_match_radius: int | None = None) -> dict[str, Any]:
     """The video of `speech` by person `name` from `source`, and what its mouth follows."""
-    from talkface.face3d.coeffs import EXPRESSION, MOTION_EXPRESSION
+    from talkface.face3d.coeffs import EXPRESSION, MOTION_ANGLES, MOTION_EXPRESSION, motion_from_coeffs
     from talkface.face3d.model import load_morphable_model
     from talkface.media import read_audio, read_video
     from talkface.pipelines.infer import InferConfig, generate
@@ -50,6 +54,8 @@ def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path)
 
     pose, _, stage = source.partition(":")
     config = InferConfig(people_dir=str(people), pose_source=pose, enhance=stage != "render")
+    if mouth_match_radius is not None:
+        config = replace(config, mouth_match_radius=mouth_match_radius)
     result = generate(name, speech, out, config, progress=False)
     model = load_morphable_model(load_person_book(people, name).record["morphable_model"])
     clip = torch.from_numpy(np.load(people / name / "coeffs.npy"))  # [M, 257] the clip's own reconstruction
@@ -59,7 +65,10 @@ def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path)
             "drawn": frontal_opening(drawn, model),
             "background": frontal_opening(clip[torch.from_numpy(result.background_indices)], model),
             "phones": viseme_track(read_audio(speech), result.frames)[:, 0]}
+    matched = motion_from_coeffs(clip.numpy())[result.background_indices, MOTION_ANGLES]  # the frames' own poses
+    pose_error = float(np.degrees(np.abs(matched - result.motion[:, MOTION_ANGLES]).mean()))
     return {**weights(gaps), "distinct_backgrounds": int(len(np.unique(result.background_indices))),
+            "pose_error_deg": round(pose_error, 2), "mouth_match_radius": config.mouth_match_radius,
             "frames": result.frames, "frames_without_face": int(np.isnan(gaps["video"]).sum())}
 
 
@@ -93,6 +102,8 @@ def main() -> int:
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--work", type=Path, default=Path("/tmp/talkface_mouth_source"))
     parser.add_argument("--result", type=Path, default=RESULT)
+    parser.add_argument("--mouth-match-radius", type=int, default=None, help="infer's mouth_match_radius "
+                        "(default: InferConfig's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -100,7 +111,7 @@ def main() -> int:
         name, _, speech = pair.partition("=")
         for source in args.sources:
             out = args.work / f"{name}__{Path(speech).stem}__{source.replace(':', '_')}.mp4"
-            scores = mouth_sources(args.people, name, Path(speech), source, out)
+            scores = mouth_sources(args.people, name, Path(speech), source, out, args.mouth_match_radius)
             report = json.loads(args.result.read_text()) if args.result.is_file() else {}
             report.setdefault("videos", {}).setdefault(f"{name}={Path(speech).stem}", {})[source] = \
                 {**scores, "commit": commit()}
