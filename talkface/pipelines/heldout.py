@@ -10,8 +10,9 @@ N is `train_frames`, by default 300 or 75 % of a shorter clip. On the held-out f
   baselines through the same background matching, render, GAN and paste-back: the person's mean
   expression (the expression held at the training clip's mean), the general motion model's
   expression before fine-tuning, and the clip's first frame held still (a real frame, not
-  rendered). Every rendered one is drawn on the fine-tuned prediction's head pose, so that they
-  differ in the mouth alone; beside them, not a baseline, the held-out frames' own reconstructed
+  rendered). Every rendered one is drawn on the fine-tuned prediction's head pose over the same
+  background frames (pose matching alone, without infer's mouth matching), so that they differ in
+  the mouth alone; beside them, not a baseline, the held-out frames' own reconstructed
   expression on that pose: the best an audio-to-expression model can score. Each is scored (talkface.evaluation.evaluate) against the real frames: mouth LMD
   of landmarks found by the preprocess landmark backend in both videos, in frame pixels and scaled
   to the 224 px aligned face; PSNR / SSIM in the person's window; pose statistics of the rendered
@@ -359,7 +360,10 @@ def _render_variant(out: Path, folder: Path, motion: np.ndarray, audio: np.ndarr
         rendered["landmarks"].append(chunk.landmarks.cpu().numpy())
 
     models.enhancer.reset()
-    render_video(folder, motion, models.enhancer, models.face, audio, out, infer, progress, observe)
+    # One background plan for every variant, from the shared pose alone: with mouth matching each
+    # variant's mouth would choose its own background frames, and so its own head pose (VARIANTS).
+    same_plan = dataclasses.replace(infer, mouth_match_radius=0)
+    render_video(folder, motion, models.enhancer, models.face, audio, out, same_plan, progress, observe)
     frames = read_video(out)  # what a user gets: the encoded video
     drawn = apply_transform(invert_transform(load_target(folder).window.transform),
                             np.concatenate(rendered["landmarks"]))  # window px -> frame px
