@@ -43,13 +43,14 @@ SOURCES = ("predicted", "reference", "still", "predicted:render")
 def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path,
                   mouth_match_radius: int | None = None) -> dict[str, Any]:
     """The video of `speech` by person `name` from `source`, and what its mouth follows."""
-    from talkface.face3d.coeffs import EXPRESSION, MOTION_ANGLES, MOTION_EXPRESSION, motion_from_coeffs
+    from talkface.background.animation import load_target, mouth_openings
+    from talkface.face3d.coeffs import MOTION_ANGLES, motion_from_coeffs
     from talkface.face3d.model import load_morphable_model
     from talkface.media import read_audio, read_video
     from talkface.pipelines.infer import InferConfig, generate
     from talkface.pipelines.person_folder import load_person_book
     from talkface.recon.dlib_landmarks import DlibLandmarks
-    from talkface.recon.frontal_mouth import frontal_mouth_opening, frontal_opening
+    from talkface.recon.frontal_mouth import frontal_mouth_opening
     from talkface.speech.recognition import viseme_track
 
     pose, _, stage = source.partition(":")
@@ -58,14 +59,12 @@ def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path,
         config = replace(config, mouth_match_radius=mouth_match_radius)
     result = generate(name, speech, out, config, progress=False)
     model = load_morphable_model(load_person_book(people, name).record["morphable_model"])
-    clip = torch.from_numpy(np.load(people / name / "coeffs.npy"))  # [M, 257] the clip's own reconstruction
-    drawn = clip[:1].repeat(result.frames, 1)
-    drawn[:, EXPRESSION] = torch.from_numpy(result.motion[:, MOTION_EXPRESSION])
+    target = load_target(people / name)
+    clip, drawn = mouth_openings(target, result.motion, model)  # as infer's mouth matching reads them
     gaps = {"video": frontal_mouth_opening(DlibLandmarks().detect(list(read_video(out))), model),
-            "drawn": frontal_opening(drawn, model),
-            "background": frontal_opening(clip[torch.from_numpy(result.background_indices)], model),
+            "drawn": drawn, "background": clip[result.background_indices],
             "phones": viseme_track(read_audio(speech), result.frames)[:, 0]}
-    matched = motion_from_coeffs(clip.numpy())[result.background_indices, MOTION_ANGLES]  # the frames' own poses
+    matched = motion_from_coeffs(target.coeffs)[result.background_indices, MOTION_ANGLES]  # the frames' own poses
     pose_error = float(np.degrees(np.abs(matched - result.motion[:, MOTION_ANGLES]).mean()))
     return {**weights(gaps), "distinct_backgrounds": int(len(np.unique(result.background_indices))),
             "pose_error_deg": round(pose_error, 2), "mouth_match_radius": config.mouth_match_radius,

@@ -41,9 +41,9 @@ def mouth_matched_path(planned: np.ndarray, clip_mouth: np.ndarray, drawn_mouth:
     for t in range(1, len(planned)):
         step = np.abs(frames[t][:, None] - frames[t - 1][None, :])  # [K now, K before]
         allowed = step == 0 if planned[t] == planned[t - 1] else step <= 1
-        if not np.isfinite(np.where(allowed, cost[None, :], np.inf)).any():
-            allowed[:] = True  # the plan itself jumps here: so may the path
         reach = np.where(allowed, cost[None, :], np.inf)
+        if not np.isfinite(reach).any():  # the plan itself jumps here: so may the path
+            reach = np.broadcast_to(cost, reach.shape)
         back[t] = reach.argmin(axis=1)
         cost = reach[np.arange(len(offsets)), back[t]] + mismatch[t]
     path = np.empty(len(planned), np.int64)
