@@ -19,6 +19,9 @@ Rows, on the CUDA device at the paper's sizes:
                      (dlib's shape predictor is too large to carry to a GPU machine), so the mouth LMD
                      here is of the drawn landmarks; bench_heldout.py --rescore re-scores the kept videos
                      with dlib where it is installed.
+--gan-set KEY=VALUE changes the person's GAN fine-tuning in person_finetune and real_heldout (e.g.
+train.batch_size=8 lr=3e-4); --person-gan-epochs runs that many GAN epochs in person_finetune (60: no
+projection); --video-frames makes end_to_end's video that long (its clip stays `frames`).
 Without CUDA (or with --tiny) every row runs at tiny sizes as a smoke test of the same code, and the
 rows that need CUDA (rnet_batch64, bf16) say "skipped". Writes benchmarks/results/gpu_check_<cuda|cpu>.json
 with the machine named, after every row (a run stopped by a time limit keeps the rows it finished).
@@ -78,10 +81,11 @@ def rnet_row(cuda: bool) -> dict[str, Any]:
 PIPELINE_STAGES = {"render": "render", "gan_bf16": "gan", "end_to_end": "end_to_end"}  # row -> `talkface bench` stage
 
 
-def pipeline_rows(sizes: dict[str, Any], device: str, names: list[str]) -> dict[str, Any]:
+def pipeline_rows(sizes: dict[str, Any], device: str, names: list[str], video_frames: int | None) -> dict[str, Any]:
     """The rows `names` of render, gan_bf16 and end_to_end from `talkface bench`'s stages."""
     config = BenchConfig(frames=sizes["frames"], window_size=sizes["window_size"], frame_size=sizes["frame_size"],
-                         device=device, stages=tuple(PIPELINE_STAGES[name] for name in names))
+                         video_frames=video_frames, device=device,
+                         stages=tuple(PIPELINE_STAGES[name] for name in names))
     stages = run_bench(config, say=lambda line: print(f"  {line}"))["stages"]
     rasterizer = resolve_backend("auto", torch.device(device))  # what `rasterizer: auto` ran
     rows = {name: {**stages[PIPELINE_STAGES[name]]} for name in names}
@@ -92,7 +96,7 @@ def pipeline_rows(sizes: dict[str, Any], device: str, names: list[str]) -> dict[
     return rows
 
 
-def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]:
+def person_row(root: Path, sizes: dict[str, Any], device: str, gan_set: list[str]) -> dict[str, Any]:
     """A whole person (preprocess, motion fine-tune, GAN fine-tune) on a synthetic clip, timed per stage."""
     from talkface.gan.train import finetune as gan_finetune
     from talkface.motion.train import finetune as motion_finetune
@@ -110,6 +114,7 @@ def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]
         "preprocess.landmarks.backend=file", f"preprocess.landmarks.file={clip / 'truth' / 'landmarks.npy'}",
         f"preprocess.device={device}", f"motion.train.device={device}", f"gan.train.device={device}",
         f"motion.epochs={sizes['motion_epochs']}", f"gan.epochs={sizes['gan_epochs']}",
+        *(f"gan.{override}" for override in gan_set),
     ]
     if sizes["small_nets"]:
         overrides += ["motion.epoch_sequences=16", "motion.train.batch_size=4", "motion.network.channels=[8,16,32,32,32]",
@@ -123,18 +128,18 @@ def person_row(root: Path, sizes: dict[str, Any], device: str) -> dict[str, Any]
     gan_projected = gan_s * PAPER_GAN_EPOCHS / sizes["gan_epochs"]
     return {"frames": sizes["person_frames"], "window_size": sizes["window_size"],
             "refine_steps": sizes["refine_steps"], "motion_epochs": sizes["motion_epochs"],
-            "gan_epochs_run": sizes["gan_epochs"], "seconds": {"preprocess": preprocess_s, "motion": motion_s,
+            "gan_epochs_run": sizes["gan_epochs"], "gan_set": gan_set, "seconds": {"preprocess": preprocess_s, "motion": motion_s,
                                                               "gan": gan_s},
             "gan_seconds_projected_60_epochs": round(gan_projected, 1),
             "total_seconds_projected": round(preprocess_s + motion_s + gan_projected, 1)}
 
 
 def real_heldout_row(out: Path, clip: Path, landmarks: Path, motion_general: Path, gan_epochs: int,
-                     tiny: bool) -> dict[str, Any]:
+                     tiny: bool, gan_set: list[str]) -> dict[str, Any]:
     """`talkface heldout` on a real clip (configs/heldout.yaml, the paper's sizes unless tiny), the GAN from scratch."""
     overrides = ["person.preprocess.landmarks.backend=file", f"person.preprocess.landmarks.file={landmarks}",
                  f"person.motion.pretrained={motion_general}", "person.gan.pretrained=null",
-                 f"person.gan.epochs={gan_epochs}"]
+                 f"person.gan.epochs={gan_epochs}", *(f"person.gan.{override}" for override in gan_set)]
     if tiny:
         overrides += ["person.preprocess.window_size=64", "person.preprocess.refine.steps=2", "person.motion.epochs=1",
                       *(f"person.{override}" for override in SMALL_GAN)]
@@ -163,10 +168,13 @@ def gan_epochs_within(budget_s: float, person: dict[str, Any] | None) -> int:
 
 def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
-    sizes = SIZES["tiny" if args.tiny or not cuda else "paper"]
+    tiny = args.tiny or not cuda
+    sizes = dict(SIZES["tiny" if tiny else "paper"])
+    if args.person_gan_epochs is not None:
+        sizes["gan_epochs"] = args.person_gan_epochs
     device = "cuda" if cuda else "cpu"
     result: dict[str, Any] = {"device": torch.cuda.get_device_name() if cuda else "cpu",
-                              "sizes": "tiny" if sizes is SIZES["tiny"] else "paper", "rows": {}}
+                              "sizes": "tiny" if tiny else "paper", "rows": {}}
     rows = result["rows"]
     start = time.perf_counter()
 
@@ -185,16 +193,16 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         record(["rnet_batch64"], lambda: {"rnet_batch64": rnet_row(cuda)})
     pipeline = [name for name in args.rows if name in PIPELINE_STAGES]
     if pipeline:
-        record(pipeline, lambda: pipeline_rows(sizes, device, pipeline))
+        record(pipeline, lambda: pipeline_rows(sizes, device, pipeline, args.video_frames))
     if "person_finetune" in args.rows:
         with tempfile.TemporaryDirectory(prefix="talkface-gpu-check-") as tmp:
-            record(["person_finetune"], lambda: {"person_finetune": person_row(Path(tmp), sizes, device)})
+            record(["person_finetune"], lambda: {"person_finetune": person_row(Path(tmp), sizes, device, args.gan_set)})
     if args.real_clip is not None:
-        epochs = args.gan_epochs or (1 if sizes is SIZES["tiny"] else
+        epochs = args.gan_epochs or (1 if tiny else
                                      gan_epochs_within(args.gan_budget_s, rows.get("person_finetune")))
         with tempfile.TemporaryDirectory(prefix="talkface-gpu-check-heldout-") as tmp:
             record(["real_heldout"], lambda: {"real_heldout": real_heldout_row(
-                Path(tmp), args.real_clip, args.real_landmarks, args.motion_general, epochs, sizes is SIZES["tiny"])})
+                Path(tmp), args.real_clip, args.real_landmarks, args.motion_general, epochs, tiny, args.gan_set)})
             if args.keep is not None and HeldoutPaths(Path(tmp)).results.is_file():
                 keep_heldout(Path(tmp), args.keep)
     return result
@@ -217,6 +225,11 @@ def main() -> None:
     parser.add_argument("--gan-budget-s", type=float, default=120.0,
                         help="real_heldout's GAN epochs: as many of 60 as fit this at person_finetune's pace")
     parser.add_argument("--gan-epochs", type=int, default=None, help="real_heldout's GAN epochs (overrides the budget)")
+    parser.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override of the person's GAN fine-tuning (gan_finetune.yaml keys; repeatable)")
+    parser.add_argument("--person-gan-epochs", type=int, default=None,
+                        help="person_finetune's GAN epochs (default 2 at paper size, projected to 60)")
+    parser.add_argument("--video-frames", type=int, default=None, help="end_to_end's video length in frames")
     parser.add_argument("--keep", type=Path, default=None, help="real_heldout's report, scores and videos as a tar")
     args = parser.parse_args()
     if args.real_clip is not None and args.real_landmarks is None:

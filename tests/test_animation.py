@@ -160,6 +160,7 @@ def test_reassigned_faces_land_on_the_real_frames_face(person, target, model, pl
 def test_composite_is_the_background_outside_the_mask_and_windows_are_t_t1_t2(chunks, target, plan):
     chunk = chunks[0]
     inside = fill_mask_holes(chunk.alpha > 0)  # [T, 1, S, S]
+    assert torch.equal(chunk.filled, inside)  # the chunk carries the mask it was composited through
     outside = (~inside).expand_as(chunk.composited)
     assert torch.equal(chunk.composited[outside], chunk.background[outside])
     assert not torch.equal(chunk.composited[inside.expand_as(chunk.composited)],

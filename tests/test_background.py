@@ -338,7 +338,8 @@ def test_output_frames_paste_in_order_while_the_next_chunk_is_made(tmp_path, mon
         faces = torch.rand(len(indices), 3, 16, 16, generator=torch.Generator().manual_seed(start))
         masks = alpha.expand(len(indices), -1, -1, -1)
         chunks.append(AnimationChunk(start=start, indices=np.array(indices), coeffs=None, render=None, alpha=masks,
-                                     landmarks=None, background=None, composited=faces, gan_input=None))
+                                     filled=fill_mask_holes(masks), landmarks=None, background=None,
+                                     composited=faces, gan_input=None))
         region = paste_region(fill_mask_holes(masks).float())
         expected += [paste_back(face, frames[i], (4, 6, 30), r[0]) for face, i, r in zip(faces, indices, region)]
     made = []

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from talkface.background.composite import N_WINDOW, composite, gan_input_windows
+from talkface.background.composite import N_WINDOW, composite, fill_mask_holes, gan_input_windows
 from talkface.background.keyframes import Mode, apply_pose_mode, plan_background
 from talkface.background.mouth_match import mouth_matched_path
 from talkface.errors import ConfigError, TalkfaceError
@@ -193,6 +193,7 @@ class AnimationChunk:
     coeffs: Tensor  # [B, 257] rendered (aligned-crop camera of its background frame)
     render: Tensor  # [B, 3, S, S] the face alone, black where empty
     alpha: Tensor  # [B, 1, S, S] render coverage {0, 1} (before hole filling)
+    filled: Tensor  # bool [B, 1, S, S] the coverage with its holes filled: where the render is drawn
     landmarks: Tensor  # [B, 68, 2] rendered landmarks, window px
     background: Tensor  # [B, 3, S, S] the background frames' window crops
     composited: Tensor  # [B, 3, S, S] render over background (docs/method.md, compositing)
@@ -223,12 +224,13 @@ def animate(
         with torch.no_grad():
             rendered = render(coeffs, model, backend=backend, image_map=target.crop_to_window(indices), size=size)
             background = _backgrounds(target, indices, device)
-            composited = composite(rendered.image, rendered.mask, background)
+            filled = fill_mask_holes(rendered.mask > 0)
+            composited = composite(rendered.image, rendered.mask, background, filled=filled)
             stacked = torch.cat([history, composited])
             windows = gan_input_windows(stacked)[len(history):]  # [B, 9, S, S]
         history = stacked[-(N_WINDOW - 1):]
-        yield AnimationChunk(start, indices, coeffs, rendered.image, rendered.mask, rendered.landmarks, background,
-                             composited, windows)
+        yield AnimationChunk(start, indices, coeffs, rendered.image, rendered.mask, filled, rendered.landmarks,
+                             background, composited, windows)
 
 
 def _backgrounds(target: Target, indices: np.ndarray, device: torch.device) -> Tensor:

@@ -60,12 +60,14 @@ def composite(
     background: Tensor,
     offset: tuple[int, int] | Tensor = (0, 0),
     close_radius: int = CLOSE_RADIUS,
+    filled: Tensor | None = None,
 ) -> Tensor:
     """Render [B, 3, H, W] with alpha [B, 1, H, W], moved by the crop offset, over background [B, 3, H, W].
 
     `offset` (dx, dy) moves the render right by dx and down by dy (see shift_images). Inside the
     hole-filled mask the render is blended by its alpha, filled pixels counting as opaque; every
-    pixel outside it is exactly the background's. All in [0, 1].
+    pixel outside it is exactly the background's. All in [0, 1]. `filled`: that mask (bool
+    [B, 1, H, W], fill_mask_holes of the moved alpha) when the caller has it already.
     """
     if render.shape != background.shape or alpha.shape != (render.shape[0], 1, *render.shape[2:]):
         shapes = [list(x.shape) for x in (render, alpha, background)]
@@ -73,7 +75,7 @@ def composite(
     moved = shift_images(torch.cat([render, alpha], dim=1), offset)
     render, alpha = moved[:, :3], moved[:, 3:]
     covered = alpha > 0
-    inside = fill_mask_holes(covered, close_radius)
+    inside = fill_mask_holes(covered, close_radius) if filled is None else filled
     weight = torch.where(covered, alpha, torch.ones_like(alpha))  # filled pixels are opaque
     return torch.where(inside, weight * render + (1 - weight) * background, background)
 

@@ -167,7 +167,6 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from talkface.background.composite import fill_mask_holes
     from talkface.background.paste import paste_back
     from talkface.media import to_uint8_frame
     from talkface.workspace import Workspace
@@ -188,7 +187,7 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
             if frames is None:
                 yield from (to_uint8_frame(face) for face in faces)
                 continue
-            regions = paste_region(fill_mask_holes(chunk.alpha).float().cpu())  # [B, 1, S, S]
+            regions = paste_region(chunk.filled.float()).cpu()  # [B, 1, S, S], grown where the chunk lies
             started = [pool.submit(paste, face, region, index)
                        for face, region, index in zip(faces, regions, chunk.indices)]
             yield from (future.result() for future in pasting)
