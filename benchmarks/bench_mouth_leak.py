@@ -35,6 +35,7 @@ TUNE_FRACTION = 0.75  # configs/heldout.yaml train_fraction
 def generated_mouths(workspace: Path, gan: str | None) -> dict[str, np.ndarray]:
     """Inner-lip gaps [H] of the held-out frames: detected in the generated video, drawn, real, background's real."""
     from talkface.background.animation import animate, load_target, plan_animation
+    from talkface.background.color_match import match_colors
     from talkface.background.paste import paste_back
     from talkface.face3d.coeffs import motion_from_coeffs
     from talkface.face3d.model import load_morphable_model
@@ -65,6 +66,7 @@ def generated_mouths(workspace: Path, gan: str | None) -> dict[str, np.ndarray]:
     for chunk in animate(target, plan, load_morphable_model("synthetic"), chunk_frames=32):
         faces = (enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited).float().cpu()
         regions = paste_region(chunk.filled.float()).cpu()
+        faces = match_colors(faces, chunk.background.cpu(), regions >= 0.5)
         out += [paste_back(f, np.asarray(frames[i]), (w.x0, w.y0, w.size), r[0])
                 for f, r, i in zip(faces, regions, chunk.indices)]
         drawn.append(chunk.landmarks.cpu().numpy())

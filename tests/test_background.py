@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from talkface.background.color_match import match_colors
 from talkface.background.composite import composite, gan_input_windows, shift_images
 from talkface.background.keyframes import (
     MIN_TRAIN_FRAMES,
@@ -273,7 +274,7 @@ def test_paste_back_touches_only_the_face_region(method):
     target = smooth_image(size, size, 1)
     target[20:44, 20:44] = (200, 40, 60)  # a distinctive face
     mask = disk_mask(size, 0.4)
-    out = paste_back(target, frame, (x0, y0, size), mask, method=method, color_match=False)
+    out = paste_back(target, frame, (x0, y0, size), mask, method=method)
     assert out.dtype == np.uint8 and out.shape == frame.shape
     yy, xx = np.mgrid[0:120, 0:160] + 0.5
     outside = np.hypot(yy - (y0 + size / 2), xx - (x0 + size / 2)) > 0.4 * size + 1
@@ -306,9 +307,12 @@ def test_color_matching_reduces_the_seam(method):
     yy, xx = np.mgrid[0:160, 0:160] + 0.5
     r = np.hypot(yy - (y0 + size / 2), xx - (x0 + size / 2))
     seam = (r <= 0.42 * size) & (r > 0.42 * size - 8)
+    under = frame[y0 : y0 + size, x0 : x0 + size]
+    as_tensor = lambda image: torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    matched = match_colors(as_tensor(face), as_tensor(under), torch.from_numpy(mask >= 0.5)[None, None])[0]
     errors = []
-    for color_match in (False, True):
-        out = paste_back(face, frame, (x0, y0, size), mask, method=method, color_match=color_match)
+    for candidate in (face, matched):
+        out = paste_back(candidate, frame, (x0, y0, size), mask, method=method)
         errors.append(np.abs(out[seam].astype(int) - frame[seam]).mean())
     print(f"{method}: mean |out - frame| at the seam {errors[0]:.2f} -> {errors[1]:.2f} with colour matching")
     if method == "feather":
@@ -335,13 +339,14 @@ def test_output_frames_paste_in_order_while_the_next_chunk_is_made(tmp_path, mon
     alpha = torch.from_numpy(((yy - 8) ** 2 + (xx - 8) ** 2 < 30).astype(np.float32))[None, None]
     chunks, expected = [], []
     for start, indices in ((0, [6, 2, 2]), (3, [0, 5]), (5, [1, 3, 4])):  # background frames in any order
-        faces = torch.rand(len(indices), 3, 16, 16, generator=torch.Generator().manual_seed(start))
+        faces, backgrounds = torch.rand(2, len(indices), 3, 16, 16, generator=torch.Generator().manual_seed(start))
         masks = alpha.expand(len(indices), -1, -1, -1)
         chunks.append(AnimationChunk(start=start, indices=np.array(indices), coeffs=None, render=None, alpha=masks,
-                                     filled=fill_mask_holes(masks), landmarks=None, background=None,
+                                     filled=fill_mask_holes(masks), landmarks=None, background=backgrounds,
                                      composited=faces, gan_input=None))
         region = paste_region(fill_mask_holes(masks).float())
-        expected += [paste_back(face, frames[i], (4, 6, 30), r[0]) for face, i, r in zip(faces, indices, region)]
+        matched = match_colors(faces, backgrounds, region >= 0.5)  # colour-matched a chunk at a time
+        expected += [paste_back(face, frames[i], (4, 6, 30), r[0]) for face, i, r in zip(matched, indices, region)]
     made = []
     observed = list(_output_frames(iter(chunks), None, tmp_path, window, InferConfig(output="full"),
                                    lambda chunk, faces: made.append(chunk.start)))

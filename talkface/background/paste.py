@@ -2,8 +2,9 @@
 
 docs/method.md, "Compositing and paste-back": the original resized the GAN output to the crop
 window and used cv2.seamlessClone over the whole window. Here only the face region moves: the face
-is colour-matched to the frame under it and blended through a feathered mask ("feather") or
-Poisson-cloned inside the mask ("poisson"). Every pixel outside the region is the frame's own.
+(colour-matched to the frame under it beforehand, background/color_match.py) is blended through a
+feathered mask ("feather") or Poisson-cloned inside the mask ("poisson"). Every pixel outside the
+region is the frame's own.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from talkface.errors import ConfigError
 
 METHODS = ("feather", "poisson")
 FEATHER = 0.06  # ramp width as a fraction of the window side: ~15 px for a 256 px window
-# Colour matching scales the face's Lab contrast by at most this factor either way: a nearly flat
-# region (a tiny or clipped window) must not blow up the face's contrast.
-MAX_GAIN = 2.0
 
 
 def paste_back(
@@ -30,7 +28,6 @@ def paste_back(
     window: tuple[int, int, int],
     mask: torch.Tensor | np.ndarray,
     method: Literal["feather", "poisson"] = "feather",
-    color_match: bool = True,
     feather: float = FEATHER,
 ) -> np.ndarray:
     """Put `face` (float [3, S, S] in [0, 1] or uint8 [S, S, 3], RGB) into `frame` (uint8 [H, W, 3]).
@@ -58,8 +55,6 @@ def paste_back(
     under = frame[fy0:fy1, fx0:fx1]
     if not region.any():
         return out
-    if color_match:
-        face = match_colors(face, under.astype(np.float32) / 255, region)
     face_u8 = np.clip(np.rint(face * 255), 0, 255).astype(np.uint8)
     if method == "feather":
         blended, region = _feather(face_u8, under, region, feather * size)
@@ -67,20 +62,6 @@ def paste_back(
         blended, region = _poisson(face_u8, under, region)
     out[fy0:fy1, fx0:fx1] = np.where(region[..., None], blended, under)
     return out
-
-
-def match_colors(face: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Shift and scale `face` [h, w, 3] in Lab so its mean/std inside `region` match `target`'s.
-
-    Both RGB float32 in [0, 1]; the target is the frame under the face, the same person in the same
-    light, so matching statistics removes the GAN's colour drift without touching the content.
-    """
-    face_lab = cv2.cvtColor(face.astype(np.float32), cv2.COLOR_RGB2LAB)
-    target_lab = cv2.cvtColor(target.astype(np.float32), cv2.COLOR_RGB2LAB)
-    f, t = face_lab[region], target_lab[region]  # [n, 3]
-    gain = np.clip(t.std(axis=0) / np.maximum(f.std(axis=0), 1e-6), 1 / MAX_GAIN, MAX_GAIN)
-    matched = (face_lab - f.mean(axis=0)) * gain + t.mean(axis=0)
-    return np.clip(cv2.cvtColor(matched.astype(np.float32), cv2.COLOR_LAB2RGB), 0, 1)
 
 
 def _feather(face: np.ndarray, under: np.ndarray, region: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

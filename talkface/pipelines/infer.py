@@ -161,12 +161,14 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
                    observe: Callable[[AnimationChunk, torch.Tensor], None] | None) -> Iterator[np.ndarray]:
     """uint8 [H, W, 3] output frames, at most two chunks of images alive at a time.
 
-    Paste-back (colour matching, feathering: numpy and OpenCV, which release the GIL) runs on a
-    thread per torch thread while the next chunk renders and enhances, so the frames' CPU work
-    overlaps the GPU's instead of following it (benchmarks/README.md, "CUDA": it bounded end to end).
+    Colour matching runs on the chunk's device; paste-back (resizing, feathering: numpy and OpenCV,
+    which release the GIL) runs on a thread per torch thread while the next chunk renders and
+    enhances, so the frames' CPU work overlaps the GPU's instead of following it
+    (benchmarks/README.md, "CUDA": it bounded end to end).
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from talkface.background.color_match import match_colors
     from talkface.background.paste import paste_back
     from talkface.media import to_uint8_frame
     from talkface.workspace import Workspace
@@ -181,15 +183,16 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
     with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
         for chunk in chunks:
             faces = enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited  # [B,3,S,S]
-            faces = faces.float().cpu()
+            faces = faces.float()
             if observe is not None:
-                observe(chunk, faces)
+                observe(chunk, faces.cpu())
             if frames is None:
-                yield from (to_uint8_frame(face) for face in faces)
+                yield from (to_uint8_frame(face) for face in faces.cpu())
                 continue
-            regions = paste_region(chunk.filled.float()).cpu()  # [B, 1, S, S], grown where the chunk lies
+            regions = paste_region(chunk.filled.float())  # [B, 1, S, S], grown where the chunk lies
+            faces = match_colors(faces, chunk.background, regions >= 0.5).cpu()  # on the GPU when there is one
             started = [pool.submit(paste, face, region, index)
-                       for face, region, index in zip(faces, regions, chunk.indices)]
+                       for face, region, index in zip(faces, regions.cpu(), chunk.indices)]
             yield from (future.result() for future in pasting)
             pasting = started
         yield from (future.result() for future in pasting)
