@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from talkface.background.composite import N_WINDOW
 from talkface.errors import TalkfaceError
+from talkface.gan.mouth_swap import LowerFaces, swap_lower_face
 from talkface.workspace import Workspace
 
 MIN_CLIP_FRAMES = 2  # an item's identity frame is another frame of its clip's range
@@ -38,6 +39,7 @@ class PairClip:
     reals: np.ndarray
     frames: range  # the frames this clip contributes
     source: Path | None = None
+    lower_faces: LowerFaces | None = None  # what GanPairs' mouth swaps need (gan/mouth_swap.py)
 
     def __post_init__(self) -> None:
         if self.renders.shape != self.reals.shape or self.renders.ndim != 4 or self.renders.shape[-1] != 3:
@@ -76,12 +78,20 @@ def render_window(renders: np.ndarray, t: int) -> torch.Tensor:
 
 
 class GanPairs(Dataset):
-    """Items (see the module docstring) over the frame ranges of many clips."""
+    """Items (see the module docstring) over the frame ranges of many clips.
 
-    def __init__(self, clips: Sequence[PairClip]):
+    `swap_mouths`: the fraction of items whose lower face, in the render window and in the real
+    frame alike, comes from another frame of nearly the same head pose (gan/mouth_swap.py); it
+    needs clips with `lower_faces`.
+    """
+
+    def __init__(self, clips: Sequence[PairClip], swap_mouths: float = 0.0):
         if not clips:
             raise TalkfaceError("no clips to train the GAN on")
+        if not 0 <= swap_mouths <= 1 or (swap_mouths and any(c.lower_faces is None for c in clips)):
+            raise ValueError(f"swap_mouths must be in [0, 1] and needs every clip's lower faces, got {swap_mouths}")
         self.clips = list(clips)
+        self.swap_mouths = swap_mouths
         self.items = [(c, t) for c, clip in enumerate(self.clips) for t in clip.frames]
 
     def __len__(self) -> int:
@@ -94,8 +104,18 @@ class GanPairs(Dataset):
         # a different frame of the range: draw among the others (seeded per item by the trainer)
         pick = int(np.random.randint(others))
         identity = clip.frames[pick + (pick >= clip.frames.index(t))]
-        return {
-            "window": render_window(clip.renders, t),
-            "real": to_float(clip.reals[t]),
-            "identity_frame": to_float(clip.reals[identity]),
-        }
+        if self.swap_mouths and np.random.random() < self.swap_mouths:
+            window, real = _swapped(clip, t, int(np.random.choice(clip.lower_faces.partners[t])))
+        else:
+            window, real = render_window(clip.renders, t), to_float(clip.reals[t])
+        return {"window": window, "real": real, "identity_frame": to_float(clip.reals[identity])}
+
+
+def _swapped(clip: PairClip, t: int, donor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame t's render window [9, S, S] and real frame [3, S, S] with the donor frame's lower face."""
+    faces, size = clip.lower_faces, clip.reals.shape[1]
+    mask, offset = faces.mask(t, donor, size), faces.offset(t, donor)
+    renders = [swap_lower_face(clip.renders[max(t - k, 0)], clip.renders[max(donor - k, 0)], mask, offset)
+               for k in range(N_WINDOW)]
+    real = swap_lower_face(clip.reals[t], clip.reals[donor], mask, offset)
+    return to_float(np.stack(renders)).flatten(0, 1), to_float(real)

@@ -24,8 +24,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -33,6 +34,7 @@ from torch import nn
 from talkface.errors import TalkfaceError
 from talkface.gan.data import MIN_CLIP_FRAMES, GanPairs, PairClip, load_pair_clip
 from talkface.gan.generator import from_gan, to_gan
+from talkface.gan.mouth_swap import LowerFaces, lower_faces
 from talkface.gan.losses import (
     LAMBDA_L1, LAMBDA_MASK_FINETUNE, LAMBDA_MASK_GENERAL, LAMBDA_MASK_TV, discriminator_loss, generator_loss,
 )
@@ -47,6 +49,9 @@ from talkface.train.data import held_out_split
 from talkface.train.rng import seed_everything
 from talkface.train.task import StepContext, Task
 from talkface.train.trainer import Trainer
+
+if TYPE_CHECKING:
+    from talkface.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +146,9 @@ class GanFinetuneConfig:
     # "Memory-augmented GAN"), as the motion stage's epoch_sequences does.
     epoch_frames: int = PAPER_TRAIN_FRAMES
     lr: float = 1e-4
+    # The fraction of training items whose lower face comes from another frame of nearly the same pose
+    # (gan/mouth_swap.py): the GAN must read the mouth from the render, not recall it from the frame.
+    swap_mouths: float = 1.0
     model: GanModelConfig = field(default_factory=GanModelConfig)  # only without a pretrained checkpoint
     loss: GanLossConfig = field(default_factory=lambda: GanLossConfig(lambda_mask=LAMBDA_MASK_FINETUNE))
     train: TrainConfig = field(default_factory=_finetune_defaults)
@@ -257,7 +265,9 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     window_size = clip.renders.shape[1]
     networks = _initial_networks(config, window_size)
     task = GanTask(networks, config.lr, config.loss, GanValidation([val_clip]), config.train.seed)
-    dataset = GanPairs([clip])
+    if config.swap_mouths:
+        clip = dataclasses.replace(clip, lower_faces=_lower_faces(ws, clip.frames))
+    dataset = GanPairs([clip], config.swap_mouths)
     train = with_epochs(config.train, config.epochs, max(len(dataset), config.epoch_frames), "training frames")
     run_dir = Path(config.run_dir) if config.run_dir is not None else ws.root / "gan_finetune"
     full = dataclasses.replace(config, train=train)
@@ -266,6 +276,14 @@ def finetune(workspace: str | Path, config: GanFinetuneConfig, resume: bool = Fa
     log.info("GAN fine-tuning took %.1f s", time.perf_counter() - start)
     scores = _final_scores(final, GanValidation([val_clip]), task.device)
     return final, scores
+
+
+def _lower_faces(ws: Workspace, frames: range) -> LowerFaces:
+    """The workspace's lower faces (landmarks in the window, partners of nearly the same pose)."""
+    from talkface.recon.window import read_window
+
+    return lower_faces(ws.load_array("landmarks.npy").astype(np.float64), read_window(ws.root).transform,
+                       ws.load_array("coeffs.npy"), frames)
 
 
 def _final_scores(checkpoint: Path, validation: GanValidation, device: torch.device) -> dict[str, float]:
