@@ -71,10 +71,14 @@ def to_float(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(images)).movedim(-1, -3).float() / 255.0  # a copy: memory maps are read-only
 
 
+def window_frames(t: int) -> list[int]:
+    """Frames t, t-1, t-2 of the GAN's input window, repeating frame 0 before the clip starts."""
+    return [max(t - k, 0) for k in range(N_WINDOW)]
+
+
 def render_window(renders: np.ndarray, t: int) -> torch.Tensor:
-    """[9, S, S]: renders t, t-1, t-2 in [0, 1], repeating frame 0 before the clip starts."""
-    index = [max(t - k, 0) for k in range(N_WINDOW)]
-    return to_float(renders[index]).flatten(0, 1)
+    """[9, S, S]: renders of window_frames(t) in [0, 1]."""
+    return to_float(renders[window_frames(t)]).flatten(0, 1)
 
 
 class GanPairs(Dataset):
@@ -115,7 +119,7 @@ def _swapped(clip: PairClip, t: int, donor: int) -> tuple[torch.Tensor, torch.Te
     """Frame t's render window [9, S, S] and real frame [3, S, S] with the donor frame's lower face."""
     faces, size = clip.lower_faces, clip.reals.shape[1]
     mask, offset = faces.mask(t, donor, size), faces.offset(t, donor)
-    renders = [swap_lower_face(clip.renders[max(t - k, 0)], clip.renders[max(donor - k, 0)], mask, offset)
-               for k in range(N_WINDOW)]
+    renders = [swap_lower_face(clip.renders[base], clip.renders[other], mask, offset)
+               for base, other in zip(window_frames(t), window_frames(donor))]
     real = swap_lower_face(clip.reals[t], clip.reals[donor], mask, offset)
     return to_float(np.stack(renders)).flatten(0, 1), to_float(real)
