@@ -140,9 +140,10 @@ class FinetuneConfig:
     # Beyond the paper: after training, fit the person's viseme mouth (calibration.py
     # person_viseme_mouth: the phones a recogniser trained on real speech hears, mapped onto the
     # person's expression) and blend it into the predicted expression with the weight among these
-    # that predicts the validation tail best (0: the network alone); empty: off. On 5-8 s real clips
-    # the network fits its own frames but not the next seconds (docs/method.md, "Viseme mouth").
-    viseme_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    # that predicts the validation tail best (1: the viseme mouth alone); empty: off. On 5-8 s real
+    # clips the network fits its own frames but not the next seconds, and weights below 1/2 lost on
+    # the held-out frames of every real clip (docs/method.md, "Viseme mouth").
+    viseme_weights: tuple[float, ...] = (0.5, 0.75, 1.0)
     # Beyond the paper: before the first step, shift the pretrained net's output so its mean over the
     # training frames is the person's mean motion (`recentre_on_person`). A general model is off by
     # a per-person offset (on real clips its expression MSE was 0.17-0.19 against the person's own
