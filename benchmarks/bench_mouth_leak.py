@@ -35,13 +35,11 @@ TUNE_FRACTION = 0.75  # configs/heldout.yaml train_fraction
 def generated_mouths(workspace: Path, gan: str | None) -> dict[str, np.ndarray]:
     """Inner-lip gaps [H] of the held-out frames: detected in the generated video, drawn, real, background's real."""
     from talkface.background.animation import animate, load_target, plan_animation
-    from talkface.background.color_match import match_colors
-    from talkface.background.paste import paste_back
     from talkface.face3d.coeffs import motion_from_coeffs
     from talkface.face3d.model import load_morphable_model
     from talkface.metrics import mouth_opening
     from talkface.pipelines.heldout import detect_generated
-    from talkface.pipelines.infer import paste_region
+    from talkface.pipelines.infer import output_frames
     from talkface.recon.alignment import apply_transform, invert_transform
     from talkface.recon.landmarks import make_landmark_backend
     from talkface.workspace import Workspace
@@ -62,15 +60,11 @@ def generated_mouths(workspace: Path, gan: str | None) -> dict[str, np.ndarray]:
 
         enhancer = load_enhancer(gan, device="cpu", batch_size=16)
         enhancer.reset()
-    w, out, drawn = target.window, [], []
-    for chunk in animate(target, plan, load_morphable_model("synthetic"), chunk_frames=32):
-        faces = (enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited).float().cpu()
-        regions = paste_region(chunk.filled.float()).cpu()
-        faces = match_colors(faces, chunk.background.cpu(), regions >= 0.5)
-        out += [paste_back(f, np.asarray(frames[i]), (w.x0, w.y0, w.size), r[0])
-                for f, r, i in zip(faces, regions, chunk.indices)]
-        drawn.append(chunk.landmarks.cpu().numpy())
-    drawn_marks = apply_transform(invert_transform(w.transform), np.concatenate(drawn))
+    drawn = []  # each chunk's drawn landmarks, as inference pastes it back
+    chunks = animate(target, plan, load_morphable_model("synthetic"), chunk_frames=32)
+    out = list(output_frames(chunks, enhancer, frames, target.window,
+                             observe=lambda chunk, faces: drawn.append(chunk.landmarks.cpu().numpy())))
+    drawn_marks = apply_transform(invert_transform(target.window.transform), np.concatenate(drawn))
     found, _ = detect_generated(make_landmark_backend("dlib", device="cpu"), np.stack(out), drawn_marks)
     return {"detected": mouth_opening(found), "drawn": mouth_opening(drawn_marks), "real": mouth_opening(real[n:]),
             "background": mouth_opening(real[plan.indices]), "distinct_backgrounds": len(set(plan.indices.tolist()))}

@@ -321,19 +321,16 @@ def test_color_matching_reduces_the_seam(method):
         assert max(errors) < 1.0
 
 
-def test_output_frames_paste_in_order_while_the_next_chunk_is_made(tmp_path, monkeypatch):
+def test_output_frames_paste_in_order_while_the_next_chunk_is_made():
     """Threaded, one-chunk-ahead paste-back gives exactly the frames of pasting one by one, in order."""
     from types import SimpleNamespace
 
     from talkface.background.animation import AnimationChunk
     from talkface.background.composite import fill_mask_holes
-    from talkface.pipelines.infer import InferConfig, _output_frames, paste_region
-    from talkface.workspace import Workspace
+    from talkface.pipelines.infer import output_frames, paste_region
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (7, 48, 40, 3), dtype=np.uint8)
-    Workspace(tmp_path).save_array("frames.npy", frames)
-    monkeypatch.setattr(Workspace, "require", lambda self, step: None)  # frames.npy alone, no preprocess record
     window = SimpleNamespace(x0=4, y0=6, size=30)
     yy, xx = np.mgrid[:16, :16]
     alpha = torch.from_numpy(((yy - 8) ** 2 + (xx - 8) ** 2 < 30).astype(np.float32))[None, None]
@@ -348,8 +345,8 @@ def test_output_frames_paste_in_order_while_the_next_chunk_is_made(tmp_path, mon
         matched = match_colors(faces, backgrounds, region >= 0.5)  # colour-matched a chunk at a time
         expected += [paste_back(face, frames[i], (4, 6, 30), r[0]) for face, i, r in zip(matched, indices, region)]
     made = []
-    observed = list(_output_frames(iter(chunks), None, tmp_path, window, InferConfig(output="full"),
-                                   lambda chunk, faces: made.append(chunk.start)))
+    observed = list(output_frames(iter(chunks), None, frames, window,
+                                  observe=lambda chunk, faces: made.append(chunk.start)))
     assert made == [0, 3, 5] and len(observed) == 8
     for got, want in zip(observed, expected):
         assert np.array_equal(got, want)

@@ -121,6 +121,7 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
     """The video of a given motion [T, 70] (predicted, or a baseline's): background matching, render, GAN, mp4."""
     from talkface.background.animation import animate, load_target, plan_animation
     from talkface.background.single_image import plan_single_image
+    from talkface.workspace import Workspace
 
     start = time.perf_counter()
     target = load_target(folder)
@@ -130,7 +131,8 @@ def render_video(folder: Path, motion: np.ndarray, enhancer, model: torch.nn.Mod
         plan = plan_animation(target, motion, mode=config.background, silent=_silent_frames(audio, len(motion)),
                               mouth_match=(model, config.mouth_match_radius))
     chunks = animate(target, plan, model, chunk_frames=config.chunk_frames, backend=config.rasterizer)
-    frames = _output_frames(chunks, enhancer, folder, target.window, config, observe)
+    backgrounds = Workspace(folder).load_array("frames.npy", mmap=True) if config.output == "full" else None
+    frames = output_frames(chunks, enhancer, backgrounds, target.window, config.paste, observe)
     written = write_frames(out, frames, audio, total=len(motion), progress=progress)
     return InferResult(Path(out), written, {"video": time.perf_counter() - start}, motion, plan.indices)
 
@@ -157,9 +159,13 @@ def predict_person_motion(folder: Path, net: torch.nn.Module, audio: np.ndarray,
                           expression_scale=config.expression_scale, seed=config.seed)
 
 
-def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, window, config: InferConfig,
-                   observe: Callable[[AnimationChunk, torch.Tensor], None] | None) -> Iterator[np.ndarray]:
-    """uint8 [H, W, 3] output frames, at most two chunks of images alive at a time.
+def output_frames(chunks: Iterator[AnimationChunk], enhancer, frames: np.ndarray | None, window,
+                  paste: str = "feather",
+                  observe: Callable[[AnimationChunk, torch.Tensor], None] | None = None) -> Iterator[np.ndarray]:
+    """uint8 output frames, at most two chunks of images alive at a time: each chunk's faces (the GAN's,
+    or the composited render without an `enhancer`) pasted into the clip's `frames` [N, H, W, 3] under
+    `window`, or the faces [S, S, 3] themselves when `frames` is None. `observe(chunk, faces)` sees each
+    chunk's faces before paste-back.
 
     Colour matching runs on the chunk's device; paste-back (resizing, feathering: numpy and OpenCV,
     which release the GIL) runs on a thread per torch thread while the next chunk renders and
@@ -171,27 +177,25 @@ def _output_frames(chunks: Iterator[AnimationChunk], enhancer, folder: Path, win
     from talkface.background.color_match import match_colors
     from talkface.background.paste import paste_back
     from talkface.media import to_uint8_frame
-    from talkface.workspace import Workspace
 
-    frames = Workspace(folder).load_array("frames.npy", mmap=True) if config.output == "full" else None
-
-    def paste(face: torch.Tensor, region: torch.Tensor, index: int) -> np.ndarray:
+    def pasted(face: torch.Tensor, region: torch.Tensor, index: int) -> np.ndarray:
         return paste_back(face, np.asarray(frames[index]), (window.x0, window.y0, window.size), region[0],
-                          method=config.paste)
+                          method=paste)
 
     pasting: list[Future] = []  # the previous chunk's frames, in order
     with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
         for chunk in chunks:
             faces = enhancer.enhance(chunk.gan_input)[0] if enhancer is not None else chunk.composited  # [B,3,S,S]
             faces = faces.float()
+            host = faces.cpu() if observe is not None or frames is None else None  # one copy off the device
             if observe is not None:
-                observe(chunk, faces.cpu())
+                observe(chunk, host)
             if frames is None:
-                yield from (to_uint8_frame(face) for face in faces.cpu())
+                yield from (to_uint8_frame(face) for face in host)
                 continue
             regions = paste_region(chunk.filled.float())  # [B, 1, S, S], grown where the chunk lies
             faces = match_colors(faces, chunk.background, regions >= 0.5).cpu()  # on the GPU when there is one
-            started = [pool.submit(paste, face, region, index)
+            started = [pool.submit(pasted, face, region, index)
                        for face, region, index in zip(faces, regions.cpu(), chunk.indices)]
             yield from (future.result() for future in pasting)
             pasting = started
