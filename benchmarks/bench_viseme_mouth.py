@@ -44,13 +44,14 @@ from talkface.metrics import mouth_opening
 from talkface.motion import calibration
 from talkface.motion.data import PersonClip, load_person, person_phones, person_split, person_viseme_track
 from talkface.motion.model import load_motion_model
+from talkface.motion.train import FinetuneConfig
 from talkface.speech.recognition import RECOGNISERS
 from talkface.train.checkpoint import checkpoint_or_latest
 
 REPO = Path(__file__).resolve().parent.parent
 RESULT = Path(__file__).parent / "results" / "viseme_mouth_cpu.json"
 RIDGES = (0.0, 0.01, 0.1)
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # configs/motion_finetune.yaml viseme_weights
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # every blend scored; fine-tuning picks among its viseme_weights only
 
 
 def with_expression(person: PersonClip, expression: np.ndarray) -> np.ndarray:
@@ -127,7 +128,7 @@ def blends(person: PersonClip, fitted: dict[str, np.ndarray], heard: dict[str, n
     as_heard = viseme_expression(fitted[recogniser], expression, train, heard=heard[recogniser])
     val_mse = {w: float(np.square((1 - w) * network[val] + w * as_fitted[val] - expression[val]).mean())
                for w in WEIGHTS}
-    picked = min(val_mse, key=val_mse.__getitem__)
+    picked = min(FinetuneConfig().viseme_weights, key=val_mse.__getitem__)
     result: dict[str, Any] = {"recogniser": recogniser,
                               "recogniser_cross_validated_mse": {k: round(e, 5) for k, e in cross_validated.items()},
                               "validation_mse": {f"{w:g}": round(e, 5) for w, e in val_mse.items()},
