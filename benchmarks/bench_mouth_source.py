@@ -14,7 +14,8 @@ and set against
   output frame), read the same way;
 - phones: the jaw of the phones heard in the speech (bench_real_loop's moves-with-speech check).
 Beside them, "pose_error_deg": the mean |angle| between the background frames' own head poses
-and the predicted ones (what choosing frames for their mouths, infer's mouth_match_radius, costs).
+and the predicted ones, and how much each moves ("head_std_deg", "head_speed_deg": what choosing
+frames for their mouths, infer's mouth_match_radius, costs).
 A least-squares fit of the standardised video gap on the standardised drawn and background gaps
 gives each one's weight ("beta_"). Videos go under --work; updates
 benchmarks/results/mouth_source_cpu.json after each video.
@@ -67,8 +68,21 @@ def mouth_sources(people: Path, name: str, speech: Path, source: str, out: Path,
     matched = motion_from_coeffs(target.coeffs)[result.background_indices, MOTION_ANGLES]  # the frames' own poses
     pose_error = float(np.degrees(np.abs(matched - result.motion[:, MOTION_ANGLES]).mean()))
     return {**weights(gaps), "distinct_backgrounds": int(len(np.unique(result.background_indices))),
-            "pose_error_deg": round(pose_error, 2), "mouth_match_radius": config.mouth_match_radius,
+            "pose_error_deg": round(pose_error, 2), **head_motion(matched, result.motion[:, MOTION_ANGLES]),
+            "mouth_match_radius": config.mouth_match_radius,
             "frames": result.frames, "frames_without_face": int(np.isnan(gaps["video"]).sum())}
+
+
+def head_motion(shown: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """How much the head moves: the std over time and the mean frame-to-frame change of the pose angles
+    [T, 3] shown (the background frames' own) and predicted, in degrees, averaged over the three angles."""
+    def moves(angles: np.ndarray) -> tuple[float, float]:
+        degrees = np.degrees(angles)
+        return round(float(degrees.std(0).mean()), 3), round(float(np.abs(np.diff(degrees, axis=0)).mean()), 3)
+
+    (std, speed), (predicted_std, predicted_speed) = moves(shown), moves(predicted)
+    return {"head_std_deg": std, "head_speed_deg": speed,
+            "predicted_head_std_deg": predicted_std, "predicted_head_speed_deg": predicted_speed}
 
 
 def weights(gaps: dict[str, np.ndarray]) -> dict[str, float]:
