@@ -75,7 +75,9 @@ def smooth_track(track: np.ndarray, window: int = 5, order: int = 2) -> np.ndarr
     window = min(window, len(track) - (len(track) + 1) % 2)  # the longest odd window that fits
     if window <= order:
         return track.copy()
-    return savgol_filter(track, window, order, axis=0, mode="interp").astype(np.float32)
+    # In float64: scipy 1.17 filters a float32 input in float32, whose least-squares fit then moves
+    # a still track at ~200 px by a few ulps (1.5e-4 px) instead of leaving it exactly in place.
+    return savgol_filter(track.astype(np.float64), window, order, axis=0, mode="interp").astype(np.float32)
 
 
 def clean_track(track: np.ndarray, max_gap: int = 5, smooth_window: int = 5, smooth_order: int = 2) -> np.ndarray:
