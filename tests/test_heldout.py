@@ -206,6 +206,55 @@ def test_a_clip_without_audio_is_a_one_line_error(tmp_path, capsys):
     assert error.count("\n") == 0 and "silent.mp4" in error
 
 
+def fake_run(lmd: dict[str, float], gain: float) -> dict:
+    """A run's figures as run_heldout returns them, with its checks computed as it computes them."""
+    from talkface.pipelines.heldout import checks
+
+    figures = {"audio_driven": {name: {"lmd": value, "lmd_224": 2 * value, "mouth_open_r": 0.1}
+                                for name, value in lmd.items()},
+               "reconstruction": {"psnr_gain_db": gain}}
+    return {**figures, "checks": checks(figures)}
+
+
+def test_the_seed_summary_spreads_every_figure_and_checks_each_run_and_the_means():
+    from talkface.pipelines.heldout import seed_summary
+
+    runs = {0: fake_run({"finetuned": 1.0, "mean_expression": 1.2, "general": 1.5, "still": 3.0,
+                         "own_expression": 0.8}, 3.5),
+            4: fake_run({"finetuned": 1.6, "mean_expression": 1.5, "general": 1.7, "still": 3.0,
+                         "own_expression": 1.4}, 2.9)}
+    summary = seed_summary(runs)
+    assert summary["seeds"] == [0, 4] and summary["passing_seeds"] == [0]
+    finetuned = summary["audio_driven"]["finetuned"]
+    assert finetuned["lmd"] == pytest.approx({"mean": 1.3, "min": 1.0, "max": 1.6})
+    assert finetuned["lmd_224"] == pytest.approx({"mean": 2.6, "min": 2.0, "max": 3.2})
+    assert summary["audio_driven"]["own_expression"]["lmd"]["mean"] == pytest.approx(1.1)
+    assert summary["gan_psnr_gain_db"] == pytest.approx({"mean": 3.2, "min": 2.9, "max": 3.5})
+    assert summary["checks_per_seed"]["4"]["mouth lmd: fine-tuned < mean_expression"] is False
+    # The means: 1.3 < 1.35 (mean mouth) < 1.6 (general) < 3.0 (still); 3.2 dB over the render.
+    assert all(summary["checks_of_the_means"].values()) and len(summary["checks_of_the_means"]) == 4
+
+
+def test_heldout_seeds_fine_tunes_each_seed_in_its_own_folder_and_writes_the_summary(tmp_path, monkeypatch, capsys):
+    import talkface.pipelines.heldout as heldout
+
+    calls = []
+
+    def run(clip, out, config, progress=True, say=print):
+        calls.append((Path(out).name, config.person.motion.train.seed, config.person.gan.train.seed))
+        return fake_run({"finetuned": 1.0, "mean_expression": 1.2, "general": 1.5, "still": 3.0,
+                         "own_expression": 0.8}, 3.5)
+
+    monkeypatch.setattr(heldout, "run_heldout", run)
+    out = tmp_path / "eval"
+    assert cli(["heldout", str(tmp_path / "clip.mp4"), "--out", str(out), "--seeds", "3", "5"]) == 0
+    assert calls == [("seed_3", 3, 3), ("seed_5", 5, 5)]
+    summary = json.loads((out / "seeds.json").read_text())
+    assert summary["seeds"] == [3, 5] and summary["passing_seeds"] == [3, 5]
+    printed = capsys.readouterr().out
+    assert "finetuned" in printed and "every check passes on seeds [3, 5] of [3, 5]" in printed
+
+
 def test_the_shipped_configs_load_and_the_cpu_one_keeps_the_split_and_takes_the_cpu_person():
     from talkface.config import load_config
     from talkface.pipelines.heldout import HeldoutConfig
