@@ -39,6 +39,7 @@ import torch
 from bench_lipsync_coeffs import CLIPS, TUNE_FRACTION, VAL_FRACTION, curve, whole_clip
 from bench_motion_real import REAL, Scorer, reconstruct
 from talkface.benchmarking import machine_info, write_result
+from talkface.config import load_config
 from talkface.face3d.coeffs import MOTION_EXPRESSION
 from talkface.metrics import mouth_opening
 from talkface.motion import calibration
@@ -52,6 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULT = Path(__file__).parent / "results" / "viseme_mouth_cpu.json"
 RIDGES = (0.0, 0.01, 0.1)
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # every blend scored; fine-tuning picks among its viseme_weights only
+SHIPPED_WEIGHTS = load_config(FinetuneConfig, REPO / "configs" / "motion_finetune.yaml").viseme_weights
 
 
 def with_expression(person: PersonClip, expression: np.ndarray) -> np.ndarray:
@@ -128,7 +130,7 @@ def blends(person: PersonClip, fitted: dict[str, np.ndarray], heard: dict[str, n
     as_heard = viseme_expression(fitted[recogniser], expression, train, heard=heard[recogniser])
     val_mse = {w: float(np.square((1 - w) * network[val] + w * as_fitted[val] - expression[val]).mean())
                for w in WEIGHTS}
-    picked = min(FinetuneConfig().viseme_weights, key=val_mse.__getitem__)
+    picked = min(SHIPPED_WEIGHTS, key=val_mse.__getitem__)
     result: dict[str, Any] = {"recogniser": recogniser,
                               "recogniser_cross_validated_mse": {k: round(e, 5) for k, e in cross_validated.items()},
                               "validation_mse": {f"{w:g}": round(e, 5) for w, e in val_mse.items()},
